@@ -1,0 +1,17 @@
+//! The Waterfall vocabulary shared by every room of the workspace: what comes in (the
+//! canonical [`Event`]), what the engine derives ([`Transition`]), and the instant and
+//! calendar types ([`Timestamp`], [`Period`]) everything is measured in.
+//!
+//! No I/O, no lifecycle logic: just the types, their wire forms, and the JSON Lines parser
+//! (which reports each bad line with its number and reason and never panics).
+
+pub mod event;
+mod time;
+mod transition;
+
+pub use event::{
+    parse_line, parse_lines, Attrs, Event, EventBody, LineError, OpportunityContact,
+    OpportunityKind, OpportunityState, ParseOutcome, Subject,
+};
+pub use time::{Period, Timestamp, MICROS_PER_DAY};
+pub use transition::{Field, Level, Order, Transition};

@@ -1,0 +1,69 @@
+//! Transitions: the changes of stage and status the engine derives, each with its cause.
+
+use crate::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// Whose indicator changed: a person's or an account's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// A person (lead or contact).
+    Person,
+    /// An account (company).
+    Account,
+}
+
+/// Which indicator changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Field {
+    /// The lifecycle stage (where in the buyer journey).
+    Stage,
+    /// The lead status (the salesperson's working state).
+    Status,
+}
+
+impl Field {
+    /// The name used in storage and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Stage => "stage",
+            Field::Status => "status",
+        }
+    }
+}
+
+/// The total order of everything that happens: by instant, then by the ingestion sequence of
+/// the causing event, then by position among the changes that one event caused.
+///
+/// Timers that fire at an instant order after every event at that instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Order {
+    /// When.
+    pub at: Timestamp,
+    /// Ingestion sequence of the causing event (`u64::MAX` for timers).
+    pub seq: u64,
+    /// Position among the changes caused by one event or timer.
+    pub sub: u32,
+}
+
+/// One derived change of a stage or status, with its cause.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    /// A person or an account.
+    pub level: Level,
+    /// The person's or account's id.
+    pub subject: String,
+    /// Stage or status.
+    pub field: Field,
+    /// When and in which order it happened.
+    pub order: Order,
+    /// The value before (`None` when the subject was just created).
+    pub from: Option<String>,
+    /// The value after.
+    pub to: String,
+    /// The id of the event that caused it (`None` for a timer).
+    pub event: Option<String>,
+    /// The model rule that fired, or a built-in cause (`created`, `explicit`, `coupling:…`).
+    pub rule: String,
+}
