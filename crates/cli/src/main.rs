@@ -1,14 +1,65 @@
-//! The `waterfall` command.
+//! `waterfall`: the command line of the Waterfall lead-lifecycle engine.
+//!
+//! Parses arguments, reads files, shows progress and prints results; every decision about
+//! stages, statuses and numbers belongs to the library crates.
 
-use clap::Parser;
+mod cmd;
+mod error;
+mod input;
 
-/// Waterfall: the lead lifecycle as code.
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Waterfall: your lead lifecycle as code.
+///
+/// Define stages, statuses, scores and SLAs in a model file; feed it the raw events your CRM
+/// and marketing automation export; get every stage and status change with its cause, and
+/// waterfall reports whose numbers mean one thing.
 #[derive(Parser)]
-#[command(version)]
-struct Cli {}
+#[command(
+    name = "waterfall",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _ = Cli::parse();
-    let m = waterfall_model::Model::demand_waterfall();
-    println!("{} stages", m.stages.len());
+#[derive(Subcommand)]
+enum Command {
+    /// Load events (JSON Lines files, or - for standard input) into a database.
+    Ingest(cmd::ingest::IngestArgs),
+    /// Rebuild every stage and status from the event log (after changing the model).
+    Replay(cmd::ingest::ReplayArgs),
+    /// Show a person's or an account's stage, status and timeline.
+    #[command(subcommand)]
+    Show(cmd::show::ShowCommand),
+    /// Explain in plain words why a person is where they are.
+    #[command(subcommand)]
+    Why(cmd::show::WhyCommand),
+}
+
+/// Options shared by commands that open a database.
+#[derive(clap::Args, Clone, Debug)]
+pub struct DbArgs {
+    /// The database file (created if missing).
+    #[arg(long, default_value = "waterfall.db", env = "WATERFALL_DB")]
+    pub db: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Ingest(a) => cmd::ingest::run(a),
+        Command::Replay(a) => cmd::ingest::replay(a),
+        Command::Show(c) => cmd::show::show(c),
+        Command::Why(c) => cmd::show::why(c),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => e.report(),
+    }
 }

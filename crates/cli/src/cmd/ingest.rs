@@ -1,0 +1,166 @@
+//! `waterfall ingest` and `waterfall replay`.
+
+use crate::error::{CliError, CliResult};
+use crate::input::{load_model, parse_parallel, read_input, spinner, Rejected};
+use crate::DbArgs;
+use std::time::Instant;
+use waterfall_core::{LineError, Timestamp};
+use waterfall_store::{IngestOptions, Store};
+
+/// Arguments of `waterfall ingest`.
+#[derive(clap::Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The lifecycle model (a TOML file, or `demand-waterfall` / `history-only`). Default: the
+    /// model the database was built with, or `demand-waterfall` for a new database.
+    #[arg(long)]
+    model: Option<String>,
+    /// All or nothing: if any line is rejected, store nothing.
+    #[arg(long)]
+    strict: bool,
+    /// Event files in JSON Lines (`-` reads standard input).
+    #[arg(required = true)]
+    files: Vec<String>,
+}
+
+/// Arguments of `waterfall replay`.
+#[derive(clap::Args)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Re-derive under this model instead of the stored one (it becomes the database's model).
+    #[arg(long)]
+    model: Option<String>,
+}
+
+/// Opens the database and picks the model: the one asked for must match the stored one.
+pub fn open_with_model(
+    db: &DbArgs,
+    model: Option<&str>,
+) -> CliResult<(Store, waterfall_model::Model)> {
+    let store = Store::open(&db.db)?;
+    let stored = store.stored_model()?;
+    let model = match (model, stored) {
+        (Some(spec), Some(stored)) => {
+            let m = load_model(spec)?;
+            if m.source != stored.source {
+                return Err(CliError::user(format!(
+                    "{} was built with model {:?}, not {spec}",
+                    db.db.display(),
+                    stored.name
+                ))
+                .hint(format!(
+                    "to switch models, run `waterfall replay --db {} --model {spec}`",
+                    db.db.display()
+                ))
+                .hint("to preview the change first, run `waterfall diff`"));
+            }
+            m
+        }
+        (Some(spec), None) => load_model(spec)?,
+        (None, Some(stored)) => stored,
+        (None, None) => waterfall_model::Model::demand_waterfall(),
+    };
+    Ok((store, model))
+}
+
+/// Runs `waterfall ingest`.
+pub fn run(args: IngestArgs) -> CliResult {
+    let (mut store, model) = open_with_model(&args.db, args.model.as_deref())?;
+    let started = Instant::now();
+    let mut events = Vec::new();
+    let mut rejected: Vec<Rejected> = Vec::new();
+    for file in &args.files {
+        let pb = spinner(&format!("reading {file}"));
+        let text = read_input(file)?;
+        pb.set_message(format!("parsing {file}"));
+        let (parsed, errors) = parse_parallel(&text);
+        rejected.extend(errors.into_iter().map(|error| Rejected {
+            file: file.clone(),
+            error,
+        }));
+        for (line, ev) in parsed {
+            match waterfall_engine::validate(&model, &ev) {
+                Ok(()) => events.push(ev),
+                Err(reason) => rejected.push(Rejected {
+                    file: file.clone(),
+                    error: LineError { line, reason },
+                }),
+            }
+        }
+        pb.finish_and_clear();
+    }
+    for r in rejected.iter().take(50) {
+        eprintln!("{}:{}: {}", r.file, r.error.line, r.error.reason);
+    }
+    if rejected.len() > 50 {
+        eprintln!("… and {} more rejected lines", rejected.len() - 50);
+    }
+    if args.strict && !rejected.is_empty() {
+        return Err(CliError::user(format!(
+            "{} lines rejected; nothing stored (--strict)",
+            rejected.len()
+        )));
+    }
+    let pb = spinner(&format!("storing and deriving {} events", events.len()));
+    let summary = store.ingest(
+        &model,
+        &events,
+        IngestOptions {
+            horizon: Timestamp::now(),
+        },
+    )?;
+    pb.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "ingested {} events into {} ({} new, {} already stored, {} rejected) in {:.1}s ({:.0} events/s); \
+         re-derived {} partitions, {} transitions; model {:?}",
+        summary.received,
+        args.db.db.display(),
+        summary.stored,
+        summary.duplicates,
+        rejected.len(),
+        secs,
+        summary.received as f64 / secs.max(1e-9),
+        summary.partitions,
+        summary.transitions,
+        model.name
+    );
+    if !rejected.is_empty() {
+        return Err(CliError::user(format!(
+            "{} lines rejected (the good lines were stored)",
+            rejected.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Runs `waterfall replay`.
+pub fn replay(args: ReplayArgs) -> CliResult {
+    let mut store = Store::open(&args.db.db)?;
+    let model = match args.model.as_deref() {
+        Some(spec) => load_model(spec)?,
+        None => store.stored_model()?.ok_or_else(|| {
+            CliError::user(format!("{} has no events yet", args.db.db.display()))
+                .hint("load some with `waterfall ingest`")
+        })?,
+    };
+    let started = Instant::now();
+    let pb = spinner("replaying the event log");
+    let summary = store.replay(
+        &model,
+        IngestOptions {
+            horizon: Timestamp::now(),
+        },
+    )?;
+    pb.finish_and_clear();
+    println!(
+        "replayed {} partitions under model {:?} in {:.1}s: {} transitions",
+        summary.partitions,
+        model.name,
+        started.elapsed().as_secs_f64(),
+        summary.transitions
+    );
+    Ok(())
+}

@@ -1,0 +1,398 @@
+//! `waterfall show` and `waterfall why`: one person's or account's truth, with causes.
+
+use crate::error::{CliError, CliResult};
+use crate::DbArgs;
+use waterfall_core::{Event, EventBody, Field, Level, Subject, Timestamp, Transition};
+use waterfall_engine::{derive, DeriveOptions};
+use waterfall_store::{PersonRow, Store};
+
+/// `waterfall show …`
+#[derive(clap::Subcommand)]
+pub enum ShowCommand {
+    /// A person: stage, status, account and the full timeline of changes with causes.
+    Person(SubjectArgs),
+    /// An account: type, opportunities, people and their stages.
+    Account(SubjectArgs),
+}
+
+/// `waterfall why …`
+#[derive(clap::Subcommand)]
+pub enum WhyCommand {
+    /// Why a person is in their stage and status: the rules and events that put them there.
+    Person(SubjectArgs),
+}
+
+/// Arguments naming one person or account.
+#[derive(clap::Args)]
+pub struct SubjectArgs {
+    /// The person's or account's id.
+    id: String,
+    /// Show the state as it was at this instant (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    as_of: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+    #[command(flatten)]
+    db: DbArgs,
+}
+
+/// How to print.
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// For tools.
+    Json,
+}
+
+/// A person's state and timeline at an instant.
+struct PersonView {
+    person: PersonRow,
+    timeline: Vec<Transition>,
+}
+
+fn open(db: &DbArgs) -> CliResult<Store> {
+    if !db.db.exists() {
+        return Err(
+            CliError::user(format!("no database at {}", db.db.display()))
+                .hint("create one with `waterfall ingest` or `waterfall demo`"),
+        );
+    }
+    Ok(Store::open(&db.db)?)
+}
+
+fn parse_instant(s: &str) -> CliResult<Timestamp> {
+    Timestamp::parse_flexible(s).map_err(|e| CliError::user(format!("--as-of: {e}")))
+}
+
+fn person_view(store: &Store, id: &str, as_of: Option<Timestamp>) -> CliResult<PersonView> {
+    let current = store
+        .person(id)?
+        .ok_or_else(|| CliError::user(format!("no person {id:?} in this database")))?;
+    let Some(t) = as_of else {
+        let timeline = store
+            .transitions_of(id)?
+            .into_iter()
+            .filter(|t| t.level == Level::Person)
+            .collect();
+        return Ok(PersonView {
+            person: current,
+            timeline,
+        });
+    };
+    // As of an instant: re-derive the person's partition from the events up to then.
+    let model = store
+        .stored_model()?
+        .ok_or_else(|| CliError::internal("database has people but no model"))?;
+    let events = store.partition_events(&current.partition, t)?;
+    let derived = derive(&model, &events, DeriveOptions { horizon: t });
+    let state = derived
+        .people
+        .into_iter()
+        .find(|p| p.id == id)
+        .ok_or_else(|| CliError::user(format!("person {id:?} did not exist yet at {t}")))?;
+    let timeline = derived
+        .transitions
+        .into_iter()
+        .filter(|x| x.level == Level::Person && x.subject == id)
+        .collect();
+    Ok(PersonView {
+        person: PersonRow {
+            id: state.id,
+            partition: current.partition,
+            account: state.account,
+            attrs: state.attrs,
+            stage: state.stage,
+            status: state.status,
+            created_at: state.created_at,
+            last_activity: state.last_activity,
+            merged_into: state.merged_into,
+        },
+        timeline,
+    })
+}
+
+fn attr<'a>(p: &'a PersonRow, k: &str) -> Option<&'a str> {
+    p.attrs.get(k).and_then(|v| v.as_str())
+}
+
+fn day(t: Timestamp) -> String {
+    t.to_datetime().format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// Describes an event in a few plain words.
+pub fn describe(e: &Event) -> String {
+    match &e.body {
+        EventBody::Account { account, .. } => format!("account {account} updated"),
+        EventBody::Person {
+            person, account, ..
+        } => match account {
+            Some(a) => format!("person {person} recorded at account {a}"),
+            None => format!("person {person} recorded"),
+        },
+        EventBody::Activity { subject, kind, .. } => match subject {
+            Subject::Person(p) => format!("{p} did {kind}"),
+            Subject::Account(a) => format!("account {a} showed {kind}"),
+        },
+        EventBody::Opportunity {
+            opportunity,
+            kind,
+            state,
+            ..
+        } => format!(
+            "opportunity {opportunity}{} is {}",
+            kind.map(|k| format!(" ({})", k.as_str()))
+                .unwrap_or_default(),
+            state.as_str()
+        ),
+        EventBody::Status {
+            status, by, reason, ..
+        } => format!(
+            "status set to {status}{}{}",
+            by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default(),
+            reason
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ),
+        EventBody::Stage {
+            stage, by, reason, ..
+        } => format!(
+            "stage set to {stage}{}{}",
+            by.as_ref().map(|b| format!(" by {b}")).unwrap_or_default(),
+            reason
+                .as_ref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ),
+        EventBody::Merge { person, into } => format!("{person} merged into {into}"),
+        EventBody::Erase { .. } => "erasure requested".to_string(),
+    }
+}
+
+fn cause(store: &Store, t: &Transition) -> CliResult<String> {
+    let rule = match t.rule.as_str() {
+        "created" => "the person was created".to_string(),
+        "explicit" => "set explicitly".to_string(),
+        r => format!("rule `{r}`"),
+    };
+    Ok(match &t.event {
+        Some(id) => match store.event(id)?.and_then(|r| r.event) {
+            Some(e) => format!("{rule}, on event {id} ({} at {})", describe(&e), day(e.at)),
+            None => format!("{rule}, on event {id} (erased)"),
+        },
+        None => format!("{rule} (a timer due at {})", day(t.order.at)),
+    })
+}
+
+/// Runs `waterfall show`.
+pub fn show(cmd: ShowCommand) -> CliResult {
+    match cmd {
+        ShowCommand::Person(a) => show_person(a),
+        ShowCommand::Account(a) => show_account(a),
+    }
+}
+
+fn show_person(a: SubjectArgs) -> CliResult {
+    let store = open(&a.db)?;
+    let as_of = a.as_of.as_deref().map(parse_instant).transpose()?;
+    let v = person_view(&store, &a.id, as_of)?;
+    if a.format == Format::Json {
+        let json =
+            serde_json::json!({ "person": v.person, "timeline": v.timeline, "as_of": as_of });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).expect("serialisable")
+        );
+        return Ok(());
+    }
+    let p = &v.person;
+    if let Some(into) = &p.merged_into {
+        println!("{} was merged into {into}: its history is part of {into}'s (`waterfall show person {into}`)", p.id);
+        return Ok(());
+    }
+    let label: Vec<&str> = ["email", "title", "source"]
+        .iter()
+        .filter_map(|k| attr(p, k))
+        .collect();
+    println!(
+        "person {}{}",
+        p.id,
+        if label.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", label.join(", "))
+        }
+    );
+    if let Some(t) = as_of {
+        println!("  as of     {t}");
+    }
+    println!("  account   {}", p.account.as_deref().unwrap_or("(none)"));
+    let since = |field: Field| {
+        v.timeline
+            .iter()
+            .rev()
+            .find(|t| t.field == field)
+            .map(|t| day(t.order.at))
+            .unwrap_or_default()
+    };
+    println!("  stage     {}  (since {})", p.stage, since(Field::Stage));
+    if let Some(s) = &p.status {
+        println!("  status    {s}  (since {})", since(Field::Status));
+    }
+    println!("  created   {}", day(p.created_at));
+    if let Some(t) = p.last_activity {
+        println!("  last activity {}", day(t));
+    }
+    println!("timeline ({} changes):", v.timeline.len());
+    for t in &v.timeline {
+        println!(
+            "  {}  {:<6} {:>14} → {:<14} {}",
+            day(t.order.at),
+            t.field.as_str(),
+            t.from.as_deref().unwrap_or("—"),
+            t.to,
+            cause(&store, t)?
+        );
+    }
+    Ok(())
+}
+
+fn show_account(a: SubjectArgs) -> CliResult {
+    let store = open(&a.db)?;
+    let (attrs, account_type, opportunities, _) = store
+        .account(&a.id)?
+        .ok_or_else(|| CliError::user(format!("no account {:?} in this database", a.id)))?;
+    let people = store.people_of_account(&a.id)?;
+    let as_of = a.as_of.as_deref().map(parse_instant).transpose()?;
+    let mut rows = Vec::new();
+    for p in people.iter().filter(|p| p.merged_into.is_none()) {
+        rows.push(person_view(&store, &p.id, as_of)?.person);
+    }
+    if a.format == Format::Json {
+        let json = serde_json::json!({"account": a.id, "attrs": attrs, "type": account_type,
+            "opportunities": opportunities, "people": rows, "as_of": as_of});
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json).expect("serialisable")
+        );
+        return Ok(());
+    }
+    let name = attrs.get("name").and_then(|v| v.as_str()).unwrap_or("");
+    println!("account {} {name}", a.id);
+    println!(
+        "  type      {}",
+        account_type.as_deref().unwrap_or("(unknown)")
+    );
+    for k in ["domain", "industry", "region", "employees", "owner"] {
+        if let Some(v) = attrs.get(k) {
+            println!(
+                "  {k:<9} {}",
+                v.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| v.to_string())
+            );
+        }
+    }
+    if let Some(opps) = opportunities.as_array() {
+        println!("opportunities ({}):", opps.len());
+        for o in opps {
+            println!(
+                "  {} {} {} amount {} contacts {}",
+                o["id"].as_str().unwrap_or(""),
+                o["kind"].as_str().unwrap_or(""),
+                o["state"].as_str().unwrap_or(""),
+                o["amount"],
+                o["contacts"].as_array().map(|c| c.len()).unwrap_or(0)
+            );
+        }
+    }
+    println!("people ({}):", rows.len());
+    for p in &rows {
+        println!(
+            "  {:<16} {:<12} {:<18} {}",
+            p.id,
+            p.stage,
+            p.status.as_deref().unwrap_or(""),
+            attr(p, "title").unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// Runs `waterfall why`.
+pub fn why(cmd: WhyCommand) -> CliResult {
+    let WhyCommand::Person(a) = cmd;
+    let store = open(&a.db)?;
+    let as_of = a.as_of.as_deref().map(parse_instant).transpose()?;
+    let v = person_view(&store, &a.id, as_of)?;
+    let p = &v.person;
+    if let Some(into) = &p.merged_into {
+        println!(
+            "{} is the same human as {into} (merged): everything it did counts for {into}.",
+            p.id
+        );
+        return Ok(());
+    }
+    let stages: Vec<&Transition> = v
+        .timeline
+        .iter()
+        .filter(|t| t.field == Field::Stage)
+        .collect();
+    let statuses: Vec<&Transition> = v
+        .timeline
+        .iter()
+        .filter(|t| t.field == Field::Status)
+        .collect();
+    match stages.last() {
+        Some(t) => println!(
+            "{} is in stage {} since {} because of {}.",
+            p.id,
+            p.stage,
+            day(t.order.at),
+            cause(&store, t)?
+        ),
+        None => println!("{} is in stage {}.", p.id, p.stage),
+    }
+    if let (Some(s), Some(t)) = (&p.status, statuses.last()) {
+        println!(
+            "Their status is {s} since {} because of {}.",
+            day(t.order.at),
+            cause(&store, t)?
+        );
+    }
+    if stages.len() > 1 {
+        println!("How they got there:");
+        for t in &stages {
+            println!(
+                "  {} {} → {}: {}",
+                day(t.order.at),
+                t.from.as_deref().unwrap_or("(new)"),
+                t.to,
+                cause(&store, t)?
+            );
+        }
+    }
+    let rejected = store.rejections(&p.partition)?;
+    let mine: Vec<_> = rejected
+        .iter()
+        .filter(|(id, _, _)| {
+            store
+                .event(id)
+                .ok()
+                .flatten()
+                .and_then(|r| r.event)
+                .and_then(|e| e.body.person().map(str::to_string))
+                .as_deref()
+                == Some(p.id.as_str())
+        })
+        .collect();
+    if !mine.is_empty() {
+        println!("Events that changed nothing:");
+        for (id, at, reason) in mine {
+            println!("  {} event {id}: {reason}", day(*at));
+        }
+    }
+    Ok(())
+}

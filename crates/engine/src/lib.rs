@@ -1,0 +1,17 @@
+//! The Waterfall engine: a pure function from (lifecycle model, events) to the history of
+//! every person's and account's stage and status, each change with its cause.
+//!
+//! No I/O, no clock, no SQL: the caller hands in events sorted by [`Order`](waterfall_core::Order)
+//! (instant, then ingestion sequence) and a horizon up to which timers fire. The same input
+//! always gives the same output, which is what makes replay, late events and model diffs
+//! exact.
+//!
+//! The unit of derivation is a *partition*: the events of one account and its people (or of
+//! one person without an account). Partitions are independent, so the caller may derive them
+//! in parallel and re-derive only the ones a batch of late events touched.
+
+mod derive;
+mod state;
+
+pub use derive::{derive, derive_all, validate, DeriveOptions, Derived, Rejection, SequencedEvent};
+pub use state::{AccountState, OpportunityInfo, PersonState};

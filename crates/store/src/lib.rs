@@ -1,0 +1,102 @@
+//! Durable storage for Waterfall: the immutable event log, and the transitions and state the
+//! engine derived from it. SQLite (WAL, one transaction per batch) is the embedded default.
+//!
+//! The store never decides a stage or status itself: it keeps events grouped by *partition*
+//! (an account and its people, or a person without an account), hands each touched partition
+//! to the pure engine, and replaces that partition's derived rows with the result, all inside
+//! the batch's transaction. A crash therefore never leaves a half-applied batch, and an
+//! acknowledged batch survives `kill -9`.
+
+mod ingest;
+mod query;
+mod schema;
+
+pub use ingest::{IngestOptions, IngestSummary};
+pub use query::{AccountRow, EventRow, HistoryRows, PersonRow};
+
+use rusqlite::{Connection, OptionalExtension};
+use std::path::Path;
+use waterfall_model::Model;
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or written.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The database was made by a newer Waterfall.
+    #[error("database schema version {found} is newer than this Waterfall understands ({supported}); upgrade Waterfall")]
+    TooNew {
+        /// The version in the file.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// A stored row could not be decoded (the file was changed outside Waterfall).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The stored model could not be loaded.
+    #[error("the database's stored model does not load: {0}")]
+    Model(String),
+}
+
+/// A Waterfall database.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// Opens a private in-memory database (tests and impact analysis).
+    pub fn open_in_memory() -> Result<Store, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Store, StoreError> {
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        // WAL keeps readers off the writer's back; FULL makes an acknowledged commit durable.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.pragma_update(None, "cache_size", -262_144)?; // 256 MiB
+        let mut store = Store { conn };
+        schema::migrate(&mut store.conn)?;
+        Ok(store)
+    }
+
+    /// The text of the model the database was built with, if any events were ingested.
+    pub fn model_source(&self) -> Result<Option<String>, StoreError> {
+        self.meta("model_source")
+    }
+
+    /// The model the database was built with, loaded; `None` for a new database.
+    pub fn stored_model(&self) -> Result<Option<Model>, StoreError> {
+        match self.model_source()? {
+            None => Ok(None),
+            Some(src) => Model::from_toml(&src)
+                .map(Some)
+                .map_err(|e| StoreError::Model(e.to_string())),
+        }
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn set_meta(tx: &rusqlite::Transaction<'_>, key: &str, value: &str) -> Result<(), StoreError> {
+        tx.execute(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        Ok(())
+    }
+}

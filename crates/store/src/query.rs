@@ -1,0 +1,291 @@
+//! Reading what is stored: people, accounts, timelines, and the rows reports are built from.
+
+use crate::{Store, StoreError};
+use rusqlite::{params, OptionalExtension, Row};
+use serde::Serialize;
+use waterfall_core::{Attrs, Event, Field, Level, Order, Timestamp, Transition};
+use waterfall_engine::SequencedEvent;
+
+/// A person as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PersonRow {
+    /// The person's id.
+    pub id: String,
+    /// The partition holding their events.
+    pub partition: String,
+    /// The account they belong to.
+    pub account: Option<String>,
+    /// Attributes.
+    pub attrs: Attrs,
+    /// Current stage (empty for a merged-away person).
+    pub stage: String,
+    /// Current status.
+    pub status: Option<String>,
+    /// When they were created.
+    pub created_at: Timestamp,
+    /// When they last did something.
+    pub last_activity: Option<Timestamp>,
+    /// The survivor they were merged into.
+    pub merged_into: Option<String>,
+}
+
+/// An account as stored.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AccountRow {
+    /// The account's id.
+    pub id: String,
+    /// Attributes.
+    pub attrs: Attrs,
+    /// Prospect, customer or partner.
+    pub account_type: Option<String>,
+    /// Its opportunities with their buying groups, as JSON.
+    pub opportunities: serde_json::Value,
+    /// The partition holding its events.
+    pub partition: String,
+}
+
+/// A stored event with its ingestion sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventRow {
+    /// Ingestion sequence.
+    pub seq: u64,
+    /// The partition it lives in.
+    pub partition: String,
+    /// The event (`None` if erased).
+    pub event: Option<Event>,
+}
+
+/// What reports read: people and their transitions.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryRows {
+    /// Every person, merged-away ones included.
+    pub people: Vec<PersonRow>,
+    /// Every transition, sorted by subject then order.
+    pub transitions: Vec<Transition>,
+}
+
+fn attrs_of(text: &str) -> Result<Attrs, StoreError> {
+    match serde_json::from_str(text) {
+        Ok(serde_json::Value::Object(m)) => Ok(m),
+        _ => Err(StoreError::Corrupt(format!(
+            "attributes are not a JSON object: {text:.60}"
+        ))),
+    }
+}
+
+fn person_row(r: &Row<'_>) -> rusqlite::Result<(PersonRow, String)> {
+    Ok((
+        PersonRow {
+            id: r.get(0)?,
+            partition: r.get(1)?,
+            account: r.get(2)?,
+            attrs: Attrs::new(),
+            stage: r.get(4)?,
+            status: r.get(5)?,
+            created_at: Timestamp(r.get(6)?),
+            last_activity: r.get::<_, Option<i64>>(7)?.map(Timestamp),
+            merged_into: r.get(8)?,
+        },
+        r.get(3)?,
+    ))
+}
+
+const PERSON_COLUMNS: &str =
+    "id, partition, account, attrs, stage, status, created_at, last_activity, merged_into";
+
+fn transition_row(r: &Row<'_>) -> rusqlite::Result<Transition> {
+    Ok(Transition {
+        level: if r.get::<_, i64>(0)? == 1 {
+            Level::Account
+        } else {
+            Level::Person
+        },
+        subject: r.get(1)?,
+        field: if r.get::<_, i64>(2)? == 1 {
+            Field::Status
+        } else {
+            Field::Stage
+        },
+        order: Order {
+            at: Timestamp(r.get(3)?),
+            seq: r.get::<_, i64>(4)? as u64,
+            sub: r.get::<_, i64>(5)? as u32,
+        },
+        from: r.get(6)?,
+        to: r.get(7)?,
+        event: r.get(8)?,
+        rule: r.get(9)?,
+    })
+}
+
+const TRANSITION_COLUMNS: &str =
+    "level, subject, field, at, seq, sub, from_value, to_value, event_id, rule";
+
+impl Store {
+    /// One person, by id.
+    pub fn person(&self, id: &str) -> Result<Option<PersonRow>, StoreError> {
+        let row = self
+            .conn
+            .query_row(
+                &format!("SELECT {PERSON_COLUMNS} FROM people WHERE id = ?1"),
+                [id],
+                person_row,
+            )
+            .optional()?;
+        row.map(|(mut p, attrs)| {
+            p.attrs = attrs_of(&attrs)?;
+            Ok(p)
+        })
+        .transpose()
+    }
+
+    /// The people of an account.
+    pub fn people_of_account(&self, account: &str) -> Result<Vec<PersonRow>, StoreError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {PERSON_COLUMNS} FROM people WHERE account = ?1 ORDER BY id"
+        ))?;
+        let rows = st.query_map([account], person_row)?;
+        rows.map(|r| {
+            let (mut p, attrs) = r?;
+            p.attrs = attrs_of(&attrs)?;
+            Ok(p)
+        })
+        .collect()
+    }
+
+    /// One account, by id.
+    pub fn account(&self, id: &str) -> Result<Option<AccountRow>, StoreError> {
+        let row: Option<(String, Option<String>, String, String)> = self
+            .conn
+            .query_row(
+                "SELECT attrs, account_type, opportunities, partition FROM accounts WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        row.map(|(a, t, o, p)| {
+            let opps = serde_json::from_str(&o).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok(AccountRow {
+                id: id.to_string(),
+                attrs: attrs_of(&a)?,
+                account_type: t,
+                opportunities: opps,
+                partition: p,
+            })
+        })
+        .transpose()
+    }
+
+    /// The transitions of one person or account, in order.
+    pub fn transitions_of(&self, subject: &str) -> Result<Vec<Transition>, StoreError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {TRANSITION_COLUMNS} FROM transitions WHERE subject = ?1 ORDER BY at, seq, sub"
+        ))?;
+        let rows = st.query_map([subject], transition_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One stored event by id.
+    pub fn event(&self, id: &str) -> Result<Option<EventRow>, StoreError> {
+        let row: Option<(i64, String, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT seq, partition, body FROM events WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        row.map(|(seq, partition, body)| {
+            let event = body
+                .map(|b| {
+                    waterfall_core::parse_line(&b)
+                        .map_err(|e| StoreError::Corrupt(format!("event {id}: {e}")))
+                })
+                .transpose()?;
+            Ok(EventRow {
+                seq: seq as u64,
+                partition,
+                event,
+            })
+        })
+        .transpose()
+    }
+
+    /// The events of one partition in derivation order, up to and including `until`.
+    pub fn partition_events(
+        &self,
+        partition: &str,
+        until: Timestamp,
+    ) -> Result<Vec<SequencedEvent>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT seq, body FROM events WHERE partition = ?1 AND at <= ?2 AND body IS NOT NULL ORDER BY at, seq",
+        )?;
+        let rows = st.query_map(params![partition, until.0], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        rows.map(|r| {
+            let (seq, body) = r?;
+            let event = waterfall_core::parse_line(&body)
+                .map_err(|e| StoreError::Corrupt(format!("event #{seq}: {e}")))?;
+            Ok(SequencedEvent {
+                seq: seq as u64,
+                event,
+            })
+        })
+        .collect()
+    }
+
+    /// Rejections recorded for a partition: (event id, at, reason).
+    pub fn rejections(
+        &self,
+        partition: &str,
+    ) -> Result<Vec<(String, Timestamp, String)>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT event_id, at, reason FROM rejections WHERE partition = ?1 ORDER BY at",
+        )?;
+        let rows = st.query_map([partition], |r| {
+            Ok((r.get(0)?, Timestamp(r.get(1)?), r.get(2)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Everything reports read: all people and all transitions.
+    pub fn history(&self) -> Result<HistoryRows, StoreError> {
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT {PERSON_COLUMNS} FROM people"))?;
+        let people = st
+            .query_map([], person_row)?
+            .map(|r| {
+                let (mut p, attrs) = r?;
+                p.attrs = attrs_of(&attrs)?;
+                Ok(p)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT {TRANSITION_COLUMNS} FROM transitions"))?;
+        let mut transitions: Vec<Transition> = st
+            .query_map([], transition_row)?
+            .collect::<Result<_, _>>()?;
+        transitions
+            .sort_by(|a, b| (a.level, &a.subject, a.order).cmp(&(b.level, &b.subject, b.order)));
+        Ok(HistoryRows {
+            people,
+            transitions,
+        })
+    }
+
+    /// Counts of what is stored: (events, people, accounts, transitions).
+    pub fn counts(&self) -> Result<(u64, u64, u64, u64), StoreError> {
+        let c = |sql: &str| -> Result<u64, StoreError> {
+            Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
+        };
+        Ok((
+            c("SELECT COUNT(*) FROM events WHERE body IS NOT NULL")?,
+            c("SELECT COUNT(*) FROM people WHERE merged_into IS NULL")?,
+            c("SELECT COUNT(*) FROM accounts")?,
+            c("SELECT COUNT(*) FROM transitions")?,
+        ))
+    }
+}

@@ -1,0 +1,95 @@
+//! The SQLite schema and its migrations (the version lives in `PRAGMA user_version`).
+
+use crate::StoreError;
+use rusqlite::Connection;
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const V1: &str = r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+
+-- The immutable event log. `body` is the canonical JSON of the event; an erased event keeps
+-- only its id (so re-ingesting it stays a no-op) and loses everything identifying.
+CREATE TABLE events (
+    seq       INTEGER PRIMARY KEY,
+    id        TEXT NOT NULL,
+    at        INTEGER NOT NULL,
+    partition TEXT NOT NULL,
+    person    TEXT,
+    body      TEXT
+);
+CREATE UNIQUE INDEX events_id ON events(id);
+CREATE INDEX events_partition ON events(partition);
+CREATE INDEX events_person ON events(person) WHERE person IS NOT NULL;
+
+-- Where each person's and opportunity's events live.
+CREATE TABLE person_partition (person TEXT PRIMARY KEY, partition TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE opportunity_partition (opportunity TEXT PRIMARY KEY, partition TEXT NOT NULL) WITHOUT ROWID;
+
+-- Derived: replaced per partition whenever a partition is re-derived.
+CREATE TABLE transitions (
+    partition TEXT NOT NULL,
+    level     INTEGER NOT NULL,  -- 0 person, 1 account
+    subject   TEXT NOT NULL,
+    field     INTEGER NOT NULL,  -- 0 stage, 1 status
+    at        INTEGER NOT NULL,
+    seq       INTEGER NOT NULL,
+    sub       INTEGER NOT NULL,
+    from_value TEXT,
+    to_value  TEXT NOT NULL,
+    event_id  TEXT,
+    rule      TEXT NOT NULL
+);
+CREATE INDEX transitions_partition ON transitions(partition);
+CREATE INDEX transitions_subject ON transitions(subject, at, seq, sub);
+
+CREATE TABLE people (
+    id            TEXT PRIMARY KEY,
+    partition     TEXT NOT NULL,
+    account       TEXT,
+    attrs         TEXT NOT NULL,
+    stage         TEXT NOT NULL,
+    status        TEXT,
+    created_at    INTEGER NOT NULL,
+    last_activity INTEGER,
+    merged_into   TEXT
+) WITHOUT ROWID;
+CREATE INDEX people_partition ON people(partition);
+
+CREATE TABLE accounts (
+    id            TEXT PRIMARY KEY,
+    partition     TEXT NOT NULL,
+    attrs         TEXT NOT NULL,
+    account_type  TEXT,
+    opportunities TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX accounts_partition ON accounts(partition);
+
+CREATE TABLE rejections (
+    partition TEXT NOT NULL,
+    event_id  TEXT NOT NULL,
+    at        INTEGER NOT NULL,
+    reason    TEXT NOT NULL
+);
+CREATE INDEX rejections_partition ON rejections(partition);
+"#;
+
+/// Brings a database to [`SCHEMA_VERSION`], one migration per version, each in a transaction.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    let migrations: [&str; 1] = [V1];
+    for (i, sql) in migrations.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
