@@ -261,9 +261,11 @@ fn show_person(a: SubjectArgs) -> CliResult {
 
 fn show_account(a: SubjectArgs) -> CliResult {
     let store = open(&a.db)?;
-    let (attrs, account_type, opportunities, _) = store
+    let account = store
         .account(&a.id)?
         .ok_or_else(|| CliError::user(format!("no account {:?} in this database", a.id)))?;
+    let (attrs, account_type, opportunities) =
+        (account.attrs, account.account_type, account.opportunities);
     let people = store.people_of_account(&a.id)?;
     let as_of = a.as_of.as_deref().map(parse_instant).transpose()?;
     let mut rows = Vec::new();
