@@ -1,0 +1,284 @@
+//! The event-sourcing invariants, proven on random event logs: arrival order, batching and
+//! replay never change the derived history; re-ingesting changes nothing.
+
+use proptest::prelude::*;
+use waterfall_core::{Event, EventBody, Subject, Timestamp, Transition};
+use waterfall_model::Model;
+use waterfall_store::{IngestOptions, Store};
+
+const HORIZON: IngestOptions = IngestOptions {
+    horizon: Timestamp(4_000_000_000_000_000),
+};
+const STAGES: [&str; 6] = ["MQL", "SAL", "SQL", "MRL", "SRL", "Customer"];
+const STATUSES: [&str; 4] = ["Open", "Working", "Qualified", "Recycled"];
+
+/// One generated action: (person index, action kind, choice); instants are made distinct
+/// per person so that no tie depends on ingestion order.
+fn events_strategy() -> impl Strategy<Value = Vec<Event>> {
+    prop::collection::vec((0usize..8, 0u8..6, 0usize..6, 1i64..500), 1..60).prop_map(|actions| {
+        let mut out = Vec::new();
+        let mut clock = [0i64; 8];
+        for (i, (p, kind, choice, gap)) in actions.into_iter().enumerate() {
+            clock[p] += gap * 3600;
+            let at = Timestamp((1_735_689_600 + clock[p] * 8 + p as i64) * 1_000_000);
+            let person = format!("p{p}");
+            let body = match kind {
+                0 => EventBody::Person {
+                    person,
+                    account: Some(format!("a{}", p % 3)),
+                    attrs: serde_json::json!({"source": (["webinar", "organic"][choice % 2])})
+                        .as_object()
+                        .cloned()
+                        .unwrap(),
+                },
+                1 | 2 => EventBody::Stage {
+                    person,
+                    stage: STAGES[choice].into(),
+                    by: None,
+                    reason: None,
+                },
+                3 => EventBody::Status {
+                    person,
+                    status: STATUSES[choice % 4].into(),
+                    by: None,
+                    reason: None,
+                },
+                4 => EventBody::Activity {
+                    subject: Subject::Person(person),
+                    kind: "web_visit".into(),
+                    attrs: Default::default(),
+                },
+                _ => EventBody::Account {
+                    account: format!("a{}", p % 3),
+                    attrs: Default::default(),
+                },
+            };
+            out.push(Event {
+                id: format!("e{i}"),
+                at,
+                body,
+            });
+        }
+        out
+    })
+}
+
+/// The derived history without ingestion sequence numbers (which depend on arrival order).
+fn history(
+    store: &Store,
+) -> (
+    Vec<String>,
+    Vec<(String, i64, u32, String, Option<String>, String, String)>,
+) {
+    let h = store.history().unwrap();
+    let mut people: Vec<String> = h
+        .people
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {:?} {} {:?} {:?} {}",
+                p.id, p.account, p.stage, p.status, p.merged_into, p.created_at
+            )
+        })
+        .collect();
+    people.sort();
+    let mut ts: Vec<_> = h
+        .transitions
+        .iter()
+        .map(|t: &Transition| {
+            (
+                t.subject.clone(),
+                t.order.at.0,
+                t.order.sub,
+                t.field.as_str().to_string(),
+                t.from.clone(),
+                t.to.clone(),
+                t.rule.clone(),
+            )
+        })
+        .collect();
+    ts.sort();
+    (people, ts)
+}
+
+fn ingest_all(model: &Model, batches: &[&[Event]]) -> Store {
+    let mut s = Store::open_in_memory().unwrap();
+    for b in batches {
+        s.ingest(model, b, HORIZON).unwrap();
+    }
+    s
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    #[test]
+    fn shuffled_arrival_equals_sorted_arrival(events in events_strategy(), seed in any::<u64>()) {
+        let model = Model::history_only();
+        let mut sorted = events.clone();
+        sorted.sort_by_key(|e| e.at);
+        let mut shuffled = events.clone();
+        // A deterministic shuffle from the seed.
+        let mut x = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            shuffled.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        let a = ingest_all(&model, &[&sorted]);
+        let b = ingest_all(&model, &[&shuffled]);
+        prop_assert_eq!(history(&a), history(&b));
+    }
+
+    #[test]
+    fn chunks_equal_one_batch_and_replay_equals_incremental(events in events_strategy(), cuts in prop::collection::vec(0usize..60, 0..5)) {
+        let model = Model::history_only();
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(events.len())).collect();
+        cuts.sort();
+        let mut batches: Vec<&[Event]> = Vec::new();
+        let mut start = 0;
+        for c in cuts.into_iter().chain([events.len()]) {
+            batches.push(&events[start..c]);
+            start = c;
+        }
+        let once = ingest_all(&model, &[&events]);
+        let mut chunked = ingest_all(&model, &batches);
+        prop_assert_eq!(history(&once), history(&chunked));
+        chunked.replay(&model, HORIZON).unwrap();
+        prop_assert_eq!(history(&once), history(&chunked));
+    }
+
+    #[test]
+    fn reingesting_changes_nothing(events in events_strategy()) {
+        let model = Model::history_only();
+        let mut s = ingest_all(&model, &[&events]);
+        let before = history(&s);
+        let again = s.ingest(&model, &events, HORIZON).unwrap();
+        prop_assert_eq!(again.stored, 0);
+        prop_assert_eq!(again.duplicates, events.len());
+        prop_assert_eq!(before, history(&s));
+    }
+}
+
+fn ev(id: &str, at: &str, line: &str) -> Event {
+    let json = format!(r#"{{"id":"{id}","at":"{at}",{line}}}"#);
+    waterfall_core::parse_line(&json).unwrap()
+}
+
+#[test]
+fn merge_reattributes_history_to_the_survivor() {
+    let model = Model::history_only();
+    let events = vec![
+        ev(
+            "1",
+            "2025-01-01T00:00:00Z",
+            r#""type":"person","person":"a","account":"x""#,
+        ),
+        ev(
+            "2",
+            "2025-01-02T00:00:00Z",
+            r#""type":"person","person":"b","attrs":{"email":"B@x.com"}"#,
+        ),
+        ev(
+            "3",
+            "2025-01-03T00:00:00Z",
+            r#""type":"stage","person":"b","stage":"MQL""#,
+        ),
+        ev(
+            "4",
+            "2025-02-01T00:00:00Z",
+            r#""type":"merge","person":"b","into":"a""#,
+        ),
+    ];
+    let s = ingest_all(&model, &[&events]);
+    let a = s.person("a").unwrap().unwrap();
+    assert_eq!(a.stage, "MQL");
+    assert_eq!(a.attrs["email"], "B@x.com");
+    let b = s.person("b").unwrap().unwrap();
+    assert_eq!(b.merged_into.as_deref(), Some("a"));
+    assert!(s.transitions_of("b").unwrap().is_empty());
+    // Only one entry into MAL: the survivor's creation.
+    let mal = s
+        .transitions_of("a")
+        .unwrap()
+        .iter()
+        .filter(|t| t.to == "MAL")
+        .count();
+    assert_eq!(mal, 1);
+}
+
+#[test]
+fn erase_leaves_nothing_identifying() {
+    let model = Model::history_only();
+    let events = vec![
+        ev(
+            "1",
+            "2025-01-01T00:00:00Z",
+            r#""type":"person","person":"jo","account":"x","attrs":{"email":"jo@x.com"}"#,
+        ),
+        ev(
+            "2",
+            "2025-01-03T00:00:00Z",
+            r#""type":"stage","person":"jo","stage":"MQL""#,
+        ),
+        ev(
+            "3",
+            "2025-01-04T00:00:00Z",
+            r#""type":"person","person":"al","account":"x""#,
+        ),
+    ];
+    let mut s = ingest_all(&model, &[&events]);
+    s.ingest(
+        &model,
+        &[ev(
+            "4",
+            "2025-03-01T00:00:00Z",
+            r#""type":"erase","person":"jo""#,
+        )],
+        HORIZON,
+    )
+    .unwrap();
+    assert!(s.person("jo").unwrap().is_none());
+    assert!(s.transitions_of("jo").unwrap().is_empty());
+    for id in ["1", "2", "4"] {
+        assert_eq!(
+            s.event(id).unwrap().unwrap().event,
+            None,
+            "event {id} still has a body"
+        );
+    }
+    assert!(s.person("al").unwrap().is_some());
+    let h = s.history().unwrap();
+    let dump = format!("{:?}", h);
+    assert!(
+        !dump.contains("jo@x.com") && !dump.contains("\"jo\""),
+        "{dump}"
+    );
+    // Re-ingesting the erased events is a no-op: the ids are remembered.
+    let again = s.ingest(&model, &events, HORIZON).unwrap();
+    assert_eq!(again.stored, 0);
+    assert!(s.person("jo").unwrap().is_none());
+}
+
+#[test]
+fn late_event_moves_a_person_into_their_account() {
+    let model = Model::history_only();
+    let early = vec![ev(
+        "1",
+        "2025-01-05T00:00:00Z",
+        r#""type":"stage","person":"p","stage":"MQL""#,
+    )];
+    let late = vec![ev(
+        "0",
+        "2025-01-01T00:00:00Z",
+        r#""type":"person","person":"p","account":"acme""#,
+    )];
+    let s = ingest_all(&model, &[&early, &late]);
+    let p = s.person("p").unwrap().unwrap();
+    assert_eq!(p.account.as_deref(), Some("acme"));
+    assert_eq!(p.partition, "acme");
+    assert_eq!(
+        p.created_at,
+        Timestamp::parse("2025-01-01T00:00:00Z").unwrap()
+    );
+    assert_eq!(s.transitions_of("p").unwrap().len(), 3);
+}
