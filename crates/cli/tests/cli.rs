@@ -1,0 +1,172 @@
+//! End-to-end tests of the `waterfall` binary: real processes, real SQLite files.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_waterfall"))
+}
+
+fn shared() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+}
+
+/// Generates events with the shared generator into `dir`.
+fn generate(dir: &Path, accounts: u32, seed: u32) -> PathBuf {
+    let path = dir.join(format!("events-{accounts}-{seed}.jsonl"));
+    let out = Command::new("python3")
+        .arg(shared().join("bench/gen_events.py"))
+        .args([
+            "--accounts",
+            &accounts.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .output()
+        .expect("python3 runs the shared generator");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The generator numbers ids from e1 in every file: make them unique per file.
+    let text = String::from_utf8(out.stdout)
+        .unwrap()
+        .replace(r#""id":"e"#, &format!(r#""id":"s{seed}-"#));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("waterfall runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn count(db: &Path, what: &str) -> u64 {
+    // `show`-free check straight on the file: how many events are stored.
+    let conn_out = Command::new("python3")
+        .args(["-c", &format!("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); print(c.execute('{what}').fetchone()[0])"), db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        conn_out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&conn_out.stderr)
+    );
+    String::from_utf8_lossy(&conn_out.stdout)
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn bad_lines_are_reported_with_their_location_and_good_lines_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mixed.jsonl");
+    std::fs::write(
+        &file,
+        r#"{"id":"1","at":"2025-01-01T00:00:00Z","type":"person","person":"p1"}
+{"id":"2","at":"2025-01-02T00:00:00Z","type":"stage","person":"p1","stage":"Lead"}
+not json
+{"id":"4","at":"yesterday","type":"person","person":"p2"}
+{"id":"5","at":"2025-01-03T00:00:00Z","type":"stage","person":"p1","stage":"MQL"}
+"#,
+    )
+    .unwrap();
+    let db = dir.path().join("w.db");
+    let strict = run(bin()
+        .args(["ingest", "--strict", "--model", "history-only", "--db"])
+        .arg(&db)
+        .arg(&file));
+    assert_eq!(strict.status.code(), Some(1), "{}", text(&strict));
+    assert!(!db.exists() || count(&db, "SELECT COUNT(*) FROM events") == 0);
+
+    let o = run(bin()
+        .args(["ingest", "--model", "history-only", "--db"])
+        .arg(&db)
+        .arg(&file));
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(t.contains("mixed.jsonl:2: unknown stage \"Lead\""), "{t}");
+    assert!(t.contains("mixed.jsonl:3: invalid JSON"), "{t}");
+    assert!(t.contains("mixed.jsonl:4: bad timestamp"), "{t}");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM events"), 2);
+    let show = run(bin().args(["show", "person", "p1", "--db"]).arg(&db));
+    assert!(text(&show).contains("stage     MQL"), "{}", text(&show));
+}
+
+#[test]
+fn an_acknowledged_ingest_survives_kill_9_and_a_killed_one_leaves_nothing_half_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = generate(dir.path(), 30, 1);
+    let second = generate(dir.path(), 1500, 2);
+    let db = dir.path().join("w.db");
+    let o = run(bin()
+        .args(["ingest", "--model", "history-only", "--db"])
+        .arg(&db)
+        .arg(&first));
+    assert!(o.status.success(), "{}", text(&o));
+    let acknowledged = count(&db, "SELECT COUNT(*) FROM events");
+    let transitions = count(&db, "SELECT COUNT(*) FROM transitions");
+    assert!(acknowledged > 1000);
+    let total_second = std::fs::read_to_string(&second).unwrap().lines().count() as u64;
+    for delay_ms in [50u64, 300, 900, 2000] {
+        let mut child = bin()
+            .args(["ingest", "--db"])
+            .arg(&db)
+            .arg(&second)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let finished = child.try_wait().unwrap().is_some();
+        child.kill().ok(); // SIGKILL
+        child.wait().unwrap();
+        let events = count(&db, "SELECT COUNT(*) FROM events");
+        // All or nothing: the acknowledged batch is intact, the killed one fully in or fully out.
+        assert!(
+            events == acknowledged || events == acknowledged + total_second,
+            "after kill at {delay_ms}ms: {events} events (acknowledged {acknowledged}, batch {total_second}, finished {finished})"
+        );
+        if events == acknowledged {
+            assert_eq!(count(&db, "SELECT COUNT(*) FROM transitions"), transitions);
+        }
+    }
+    let o = run(bin().args(["ingest", "--db"]).arg(&db).arg(&second));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM events"),
+        acknowledged + total_second
+    );
+}
+
+#[test]
+fn a_database_remembers_its_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = generate(dir.path(), 5, 3);
+    let db = dir.path().join("w.db");
+    assert!(run(bin()
+        .args(["ingest", "--model", "history-only", "--db"])
+        .arg(&db)
+        .arg(&f))
+    .status
+    .success());
+    let o = run(bin()
+        .args(["ingest", "--model", "demand-waterfall", "--db"])
+        .arg(&db)
+        .arg(&f));
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).contains("waterfall replay"), "{}", text(&o));
+    let o = run(bin().args(["ingest", "--db"]).arg(&db).arg(&f));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("0 new"), "{}", text(&o));
+}
