@@ -1,0 +1,292 @@
+//! The in-memory history every report reads: interned stage, status and person names, and
+//! each subject's entries sorted by the total order of changes.
+
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use waterfall_core::{Field, Level, Transition};
+
+/// What reports need to know about a person besides their transitions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PersonInfo {
+    /// The person's id, as in events and transitions.
+    pub id: String,
+    /// The account the person belongs to, if any.
+    pub account: Option<String>,
+    /// The person's attributes (what `--by ATTR` groups on).
+    pub attrs: Map<String, Value>,
+    /// False for people erased or merged away: point-in-time reports do not count them.
+    pub visible: bool,
+}
+
+/// One entry into a stage or status value, in compact form.
+///
+/// `subject` is a dense person (or account) index, `value` a dense stage or status index,
+/// `rule` a dense index of the rule name that caused it (see [`History::rule_name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    /// Instant, microseconds since the Unix epoch (UTC).
+    pub at: i64,
+    /// Ingestion sequence of the causing event.
+    pub seq: u64,
+    /// Position among the changes of one event.
+    pub sub: u32,
+    /// Dense index of the person or account.
+    pub subject: u32,
+    /// Dense index of the stage or status entered.
+    pub value: u32,
+    /// Dense index of the rule that caused the change.
+    pub rule: u32,
+}
+
+/// Entries of one kind (e.g. person stages), sorted by subject then order, with an index of
+/// where each subject's entries start.
+#[derive(Debug, Clone, Default)]
+pub struct Track {
+    entries: Vec<Entry>,
+    starts: Vec<u32>,
+    min_at: i64,
+    max_at: i64,
+}
+
+impl Track {
+    fn build(mut entries: Vec<Entry>, subjects: usize) -> Track {
+        entries.sort_unstable_by_key(|e| (e.subject, e.at, e.seq, e.sub));
+        // Setting a value a subject already has is not an entry (imported history may say so).
+        entries.dedup_by(|later, earlier| {
+            later.subject == earlier.subject && later.value == earlier.value
+        });
+        let mut starts = Vec::with_capacity(subjects + 1);
+        let mut i = 0usize;
+        for s in 0..subjects {
+            starts.push(i as u32);
+            while i < entries.len() && entries[i].subject as usize == s {
+                i += 1;
+            }
+        }
+        starts.push(entries.len() as u32);
+        let min_at = entries.iter().map(|e| e.at).min().unwrap_or(0);
+        let max_at = entries.iter().map(|e| e.at).max().unwrap_or(0);
+        Track {
+            entries,
+            starts,
+            min_at,
+            max_at,
+        }
+    }
+
+    /// All entries, sorted by subject then order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The entries of one subject, in order.
+    pub fn of(&self, subject: u32) -> &[Entry] {
+        let s = subject as usize;
+        match (self.starts.get(s), self.starts.get(s + 1)) {
+            (Some(&a), Some(&b)) => &self.entries[a as usize..b as usize],
+            _ => &[],
+        }
+    }
+
+    /// The number of subjects this track is indexed over.
+    pub fn subjects(&self) -> usize {
+        self.starts.len().saturating_sub(1)
+    }
+
+    /// The earliest and latest instant of any entry (`None` when empty).
+    pub fn span(&self) -> Option<(i64, i64)> {
+        (!self.entries.is_empty()).then_some((self.min_at, self.max_at))
+    }
+}
+
+/// The entries of one subject with instant at or before `t` (all of them when `t` is `None`).
+pub(crate) fn until(entries: &[Entry], t: Option<i64>) -> &[Entry] {
+    match t {
+        None => entries,
+        Some(t) => &entries[..entries.partition_point(|e| e.at <= t)],
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Interner {
+    names: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl Interner {
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(name.to_owned());
+        self.index.insert(name.to_owned(), i);
+        i
+    }
+
+    fn get(&self, name: &str) -> Option<u32> {
+        self.index.get(name).copied()
+    }
+}
+
+/// Everything the reports read: the lifecycle's stage and status names, the people, and the
+/// derived transitions of people and accounts, interned and sorted once.
+///
+/// Reports are pure functions of a `History`: no I/O, and they never re-derive transitions.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    stages: Interner,
+    model_stages: usize,
+    statuses: Interner,
+    rules: Interner,
+    people: Vec<PersonInfo>,
+    accounts: Interner,
+    stage: Track,
+    status: Track,
+    account_stage: Track,
+    account_status: Track,
+}
+
+impl History {
+    /// Builds a history from the model's stage and status names (in model order), the people,
+    /// and the engine's transitions (in any order).
+    ///
+    /// Stages or statuses that transitions name but the model does not are appended after the
+    /// model's; transitions of people not listed are kept, as visible people without
+    /// attributes. A transition into the value the subject already has is dropped.
+    pub fn new(
+        stages: Vec<String>,
+        statuses: Vec<String>,
+        people: Vec<PersonInfo>,
+        transitions: impl IntoIterator<Item = Transition>,
+    ) -> History {
+        let mut h = History::default();
+        for s in &stages {
+            h.stages.intern(s);
+        }
+        h.model_stages = h.stages.names.len();
+        for s in &statuses {
+            h.statuses.intern(s);
+        }
+        let mut person_index: HashMap<String, u32> = HashMap::with_capacity(people.len());
+        for p in people {
+            if person_index.contains_key(&p.id) {
+                continue;
+            }
+            person_index.insert(p.id.clone(), h.people.len() as u32);
+            h.people.push(p);
+        }
+        let (mut stage, mut status, mut acc_stage, mut acc_status) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for t in transitions {
+            let rule = h.rules.intern(&t.rule);
+            let subject = match t.level {
+                Level::Person => match person_index.get(&t.subject) {
+                    Some(&i) => i,
+                    None => {
+                        let i = h.people.len() as u32;
+                        person_index.insert(t.subject.clone(), i);
+                        h.people.push(PersonInfo {
+                            id: t.subject.clone(),
+                            account: None,
+                            attrs: Map::new(),
+                            visible: true,
+                        });
+                        i
+                    }
+                },
+                Level::Account => h.accounts.intern(&t.subject),
+            };
+            let value = match t.field {
+                Field::Stage => h.stages.intern(&t.to),
+                Field::Status => h.statuses.intern(&t.to),
+            };
+            let e = Entry {
+                at: t.order.at.0,
+                seq: t.order.seq,
+                sub: t.order.sub,
+                subject,
+                value,
+                rule,
+            };
+            match (t.level, t.field) {
+                (Level::Person, Field::Stage) => stage.push(e),
+                (Level::Person, Field::Status) => status.push(e),
+                (Level::Account, Field::Stage) => acc_stage.push(e),
+                (Level::Account, Field::Status) => acc_status.push(e),
+            }
+        }
+        let n = h.people.len();
+        let a = h.accounts.names.len();
+        h.stage = Track::build(stage, n);
+        h.status = Track::build(status, n);
+        h.account_stage = Track::build(acc_stage, a);
+        h.account_status = Track::build(acc_status, a);
+        h
+    }
+
+    /// Stage names: the model's in model order, then those only transitions named.
+    pub fn stages(&self) -> &[String] {
+        &self.stages.names
+    }
+
+    /// How many of [`History::stages`] come from the model.
+    pub fn model_stage_count(&self) -> usize {
+        self.model_stages
+    }
+
+    /// The dense index of a stage name.
+    pub fn stage_id(&self, name: &str) -> Option<u32> {
+        self.stages.get(name)
+    }
+
+    /// Status names: the model's in model order, then those only transitions named.
+    pub fn statuses(&self) -> &[String] {
+        &self.statuses.names
+    }
+
+    /// The dense index of a status name.
+    pub fn status_id(&self, name: &str) -> Option<u32> {
+        self.statuses.get(name)
+    }
+
+    /// The people, indexed by their dense index (as in [`Entry::subject`]).
+    pub fn people(&self) -> &[PersonInfo] {
+        &self.people
+    }
+
+    /// Account ids, indexed by their dense index (as in account entries' `subject`).
+    pub fn accounts(&self) -> &[String] {
+        &self.accounts.names
+    }
+
+    /// Rule names, indexed by [`Entry::rule`].
+    pub fn rules(&self) -> &[String] {
+        &self.rules.names
+    }
+
+    /// The name of the rule with a dense index.
+    pub fn rule_name(&self, rule: u32) -> &str {
+        &self.rules.names[rule as usize]
+    }
+
+    /// Person stage entries (every one an entry in the sense of the reports contract).
+    pub fn stage_track(&self) -> &Track {
+        &self.stage
+    }
+
+    /// Person status entries.
+    pub fn status_track(&self) -> &Track {
+        &self.status
+    }
+
+    /// Account stage entries (for account-level waterfalls).
+    pub fn account_stage_track(&self) -> &Track {
+        &self.account_stage
+    }
+
+    /// Account status entries.
+    pub fn account_status_track(&self) -> &Track {
+        &self.account_status
+    }
+}

@@ -1,0 +1,45 @@
+//! Waterfall reports: pure functions from a [`History`] (the engine's derived transitions,
+//! interned and sorted once) to report values with a fixed meaning and a fixed JSON shape.
+//!
+//! The contract reports are [`flow`], [`cohort`] and [`snapshot`] (`docs/reports.md` of the
+//! shared contract); the project's own reports are documented in the repository's
+//! `docs/reports.md`. Every report implements [`Report`], which renders it as JSON, as a
+//! human table or as CSV.
+//!
+//! ```
+//! use waterfall_core::{Field, Level, Order, Period, Timestamp, Transition};
+//! use waterfall_report::{flow, FlowOptions, History, Report};
+//!
+//! let t = Transition {
+//!     level: Level::Person,
+//!     subject: "p1".into(),
+//!     field: Field::Stage,
+//!     order: Order { at: Timestamp::parse("2025-01-05T10:00:00Z").unwrap(), seq: 1, sub: 0 },
+//!     from: None,
+//!     to: "MQL".into(),
+//!     event: Some("e1".into()),
+//!     rule: "created".into(),
+//! };
+//! let history = History::new(vec!["MQL".into()], vec![], vec![], [t]);
+//! let report = flow(&history, &FlowOptions { period: Period::Month, ..Default::default() });
+//! assert_eq!(
+//!     report.to_json(),
+//!     r#"{"report":"flow","period":"month","rows":[{"period":"2025-01","stage":"MQL","entries":1,"people":1}]}"#
+//! );
+//! ```
+//!
+//! Invariant: no I/O, no clock, no environment: time comes from the options and the history.
+
+mod cohort;
+mod flow;
+mod history;
+pub mod render;
+mod snapshot;
+mod util;
+
+pub use cohort::{cohort, CohortOptions, CohortReport, CohortRow};
+pub use flow::{flow, FlowOptions, FlowReport, FlowRow};
+pub use history::{Entry, History, PersonInfo, Track};
+pub use render::{Report, Tabular};
+pub use snapshot::{snapshot, SnapshotOptions, SnapshotReport, SnapshotRow};
+pub use util::{quantile_cont, NamedMap};

@@ -1,0 +1,6 @@
+//! Report tests: hand-written cases for every contract rule, and randomized comparisons
+//! against a naive reimplementation.
+
+mod contract;
+mod naive;
+mod support;
