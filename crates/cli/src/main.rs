@@ -34,6 +34,9 @@ enum Command {
     Ingest(cmd::ingest::IngestArgs),
     /// Rebuild every stage and status from the event log (after changing the model).
     Replay(cmd::ingest::ReplayArgs),
+    /// Waterfall reports with fixed meanings: flow, cohort, snapshot.
+    #[command(subcommand)]
+    Report(cmd::report::ReportCommand),
     /// Show a person's or an account's stage, status and timeline.
     #[command(subcommand)]
     Show(cmd::show::ShowCommand),
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Ingest(a) => cmd::ingest::run(a),
         Command::Replay(a) => cmd::ingest::replay(a),
+        Command::Report(c) => cmd::report::run(c),
         Command::Show(c) => cmd::show::show(c),
         Command::Why(c) => cmd::show::why(c),
     };

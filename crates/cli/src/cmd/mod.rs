@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
 pub mod ingest;
+pub mod report;
 pub mod show;

@@ -1,0 +1,172 @@
+//! `waterfall report …`: waterfall reports with fixed meanings, as a table, JSON or CSV.
+
+use crate::error::{CliError, CliResult};
+use crate::DbArgs;
+use waterfall_core::{Period, Timestamp};
+use waterfall_report::{History, PersonInfo, Report};
+use waterfall_store::Store;
+
+/// `waterfall report …`
+#[derive(clap::Subcommand)]
+pub enum ReportCommand {
+    /// How many people entered each stage, per period (entries and distinct people).
+    Flow {
+        #[command(flatten)]
+        common: Common,
+        /// Calendar period (UTC).
+        #[arg(long, default_value = "month")]
+        period: Period,
+        /// Only entries at or after this instant (RFC 3339 or YYYY-MM-DD).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only entries before this instant.
+        #[arg(long)]
+        to: Option<String>,
+        /// Ignore everything after this instant.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Where each cohort went: attempts that entered --stage in a period, and how many reached
+    /// each later stage, with median days (every recycled attempt counts).
+    Cohort {
+        #[command(flatten)]
+        common: Common,
+        /// The cohort stage.
+        #[arg(long, default_value = "MQL")]
+        stage: String,
+        /// Calendar period (UTC).
+        #[arg(long, default_value = "month")]
+        period: Period,
+        /// Ignore everything after this instant.
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// Who is in which stage at an instant (default: now).
+    Snapshot {
+        #[command(flatten)]
+        common: Common,
+        /// The instant (RFC 3339 or YYYY-MM-DD).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+}
+
+/// Options every report takes.
+#[derive(clap::Args)]
+pub struct Common {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Split rows by this person attribute (e.g. `source`); people without it fall under null.
+    #[arg(long)]
+    by: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    format: OutputFormat,
+}
+
+/// How a report is printed.
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// An aligned table for people.
+    Table,
+    /// The contract JSON shape, for tools.
+    Json,
+    /// CSV, for spreadsheets.
+    Csv,
+}
+
+fn instant(flag: &str, v: Option<&str>) -> CliResult<Option<Timestamp>> {
+    v.map(|s| Timestamp::parse_flexible(s).map_err(|e| CliError::user(format!("{flag}: {e}"))))
+        .transpose()
+}
+
+/// Loads what reports read from a database: the model's names, people and transitions.
+pub fn load_history(db: &DbArgs) -> CliResult<History> {
+    if !db.db.exists() {
+        return Err(
+            CliError::user(format!("no database at {}", db.db.display()))
+                .hint("create one with `waterfall ingest` or `waterfall demo`"),
+        );
+    }
+    let store = Store::open(&db.db)?;
+    let model = store.stored_model()?;
+    let rows = store.history()?;
+    let (stages, statuses) = match &model {
+        Some(m) => (
+            m.stages.iter().map(|s| s.name.clone()).collect(),
+            m.statuses.iter().map(|s| s.name.clone()).collect(),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    let people = rows
+        .people
+        .into_iter()
+        .map(|p| PersonInfo {
+            visible: p.merged_into.is_none(),
+            id: p.id,
+            account: p.account,
+            attrs: p.attrs,
+        })
+        .collect();
+    Ok(History::new(stages, statuses, people, rows.transitions))
+}
+
+/// Prints a report in the chosen format.
+pub fn print(report: &dyn Report, format: OutputFormat) {
+    match format {
+        OutputFormat::Table => print!("{}", report.to_table()),
+        OutputFormat::Json => println!("{}", report.to_json()),
+        OutputFormat::Csv => print!("{}", report.to_csv()),
+    }
+}
+
+/// Runs `waterfall report`.
+pub fn run(cmd: ReportCommand) -> CliResult {
+    match cmd {
+        ReportCommand::Flow {
+            common,
+            period,
+            from,
+            to,
+            as_of,
+        } => {
+            let h = load_history(&common.db)?;
+            let opts = waterfall_report::FlowOptions {
+                period,
+                from: instant("--from", from.as_deref())?,
+                to: instant("--to", to.as_deref())?,
+                by: common.by,
+                as_of: instant("--as-of", as_of.as_deref())?,
+            };
+            print(&waterfall_report::flow(&h, &opts), common.format);
+        }
+        ReportCommand::Cohort {
+            common,
+            stage,
+            period,
+            as_of,
+        } => {
+            let h = load_history(&common.db)?;
+            if h.stage_id(&stage).is_none() {
+                return Err(CliError::user(format!("unknown stage {stage:?}"))
+                    .hint(format!("stages: {}", h.stages().join(", "))));
+            }
+            let opts = waterfall_report::CohortOptions {
+                stage,
+                period,
+                by: common.by,
+                as_of: instant("--as-of", as_of.as_deref())?,
+            };
+            print(&waterfall_report::cohort(&h, &opts), common.format);
+        }
+        ReportCommand::Snapshot { common, as_of } => {
+            let h = load_history(&common.db)?;
+            let opts = waterfall_report::SnapshotOptions {
+                as_of: instant("--as-of", as_of.as_deref())?.unwrap_or_else(Timestamp::now),
+                by: common.by,
+            };
+            print(&waterfall_report::snapshot(&h, &opts), common.format);
+        }
+    }
+    Ok(())
+}
