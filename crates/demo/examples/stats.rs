@@ -20,12 +20,15 @@ fn main() {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let mut opps: BTreeMap<String, (Option<OpportunityKind>, OpportunityState)> = BTreeMap::new();
     let mut order = 0usize;
+    let mut seen = std::collections::HashSet::new();
+    let mut by_time: Vec<&waterfall_core::Event> = events.iter().collect();
+    by_time.sort_by_key(|e| e.at);
     for w in events.windows(2) {
         if w[1].at < w[0].at {
             order += 1;
         }
     }
-    for e in &events {
+    for e in by_time {
         let key = match &e.body {
             EventBody::Activity { kind, subject, .. } => format!(
                 "activity {kind} {}",
@@ -36,6 +39,9 @@ fn main() {
             ),
             EventBody::Status { status, .. } => format!("status {status}"),
             EventBody::Stage { stage, .. } => format!("stage {stage}"),
+            EventBody::Person { person, .. } if !seen.insert(person.clone()) => {
+                "person update".into()
+            }
             EventBody::Person { account, attrs, .. } => {
                 let mail = attrs.get("email").and_then(|v| v.as_str()).unwrap_or("");
                 let free = ["gmail.com", "yahoo.com", "outlook.com", "hotmail.com"]

@@ -167,6 +167,8 @@ struct Sim {
     /// Simulated facts: (instant in seconds, body).
     out: Vec<(i64, EventBody)>,
     campaigns: Vec<i64>,
+    /// When purchased lists are loaded (every four weeks).
+    imports: Vec<i64>,
     names: HashSet<String>,
     n_people: usize,
     opps: usize,
@@ -184,12 +186,21 @@ pub(crate) fn run(o: &DemoOptions) -> Vec<Event> {
         .map(|k| first + k * 14 * DAY)
         .take_while(|&t| t < end)
         .collect();
+    let mut monday = day_floor(start) + 9 * HOUR;
+    while weekday(monday) != 0 {
+        monday += DAY;
+    }
+    let imports = (0..)
+        .map(|k| monday + k * 28 * DAY)
+        .take_while(|&t| t < end)
+        .collect();
     let mut sim = Sim {
         r: Rnd(Pcg64Mcg::seed_from_u64(o.seed)),
         start,
         end,
         out: Vec::with_capacity(o.accounts * 160),
         campaigns,
+        imports,
         names: HashSet::new(),
         n_people: 0,
         opps: 0,
@@ -251,7 +262,7 @@ impl Sim {
                     (format!("{a} {b}"), format!("{a}{b}"))
                 }
                 1 => {
-                    let b = self.r.pick(COMPANY_B).to_lowercase();
+                    let b = *self.r.pick(SUFFIXES);
                     (format!("{a}{b}"), format!("{a}{b}"))
                 }
                 _ => {
@@ -373,18 +384,28 @@ impl Sim {
             let last = *r.pick(LAST);
             let (title, seniority, dept, _) = TITLES[r.weighted(TITLES.iter().map(|t| t.3))];
             let source = SOURCES[r.weighted(SOURCES.iter().map(|s| s.1))].0;
+            let created = if source == "list_purchase" {
+                // Purchased lists are loaded in batches: one instant for the whole list.
+                let k = self.imports.partition_point(|&t| t < created);
+                self.imports.get(k).copied().unwrap_or(created)
+            } else {
+                created
+            };
+            let r = &mut self.r;
             let country = *r.pick(countries);
             let no_account = r.chance(0.05);
             let free = r.chance(if no_account { 0.3 } else { 0.01 });
-            let local = format!("{}.{}", first.to_lowercase(), last.to_lowercase());
-            let mut email = if free {
-                format!("{local}{}@{}", r.range(1, 99), r.pick(FREE_MAIL))
+            let mut local = format!("{}.{}", first.to_lowercase(), last.to_lowercase());
+            let host = if free {
+                local = format!("{local}{}", r.range(1, 99));
+                *r.pick(FREE_MAIL)
             } else {
-                format!("{local}@{domain}")
+                domain
             };
+            let mut email = format!("{local}@{host}");
             let mut k = 2;
             while !emails.insert(email.clone()) {
-                email = format!("{local}{k}@{domain}");
+                email = format!("{local}{k}@{host}");
                 k += 1;
             }
             let sdr = if r.chance(0.8) {
@@ -423,6 +444,39 @@ impl Sim {
                     attrs: at.clone(),
                 },
             );
+            self.origin(&id, created, source);
+            let r = &mut self.r;
+            if no_account && r.chance(0.25) {
+                // Someone in sales links the lead to its account by hand.
+                let at = created + r.range(DAY, 60 * DAY);
+                self.push(
+                    at,
+                    EventBody::Person {
+                        person: id.clone(),
+                        account: Some(acc.id.clone()),
+                        attrs: Attrs::new(),
+                    },
+                );
+            }
+            let r = &mut self.r;
+            if r.chance(0.03) {
+                // A new job title within the same department.
+                let at = created + r.range(90 * DAY, 600 * DAY);
+                let same: Vec<usize> = (0..TITLES.len())
+                    .filter(|&i| TITLES[i].2 == dept && TITLES[i].0 != title)
+                    .collect();
+                if !same.is_empty() {
+                    let (t, sen, _, _) = TITLES[*r.pick(&same)];
+                    self.push(
+                        at,
+                        EventBody::Person {
+                            person: id.clone(),
+                            account: None,
+                            attrs: attrs([("title", t.into()), ("seniority", sen.into())]),
+                        },
+                    );
+                }
+            }
             acc.people.push(Person {
                 id,
                 created,
@@ -451,7 +505,7 @@ impl Sim {
                 };
                 let dup_source = SOURCES[r.weighted(SOURCES.iter().map(|s| s.1))].0;
                 let dup_has_account = r.chance(0.7);
-                let merged = if r.chance(0.5) {
+                let merged = if r.chance(0.35) {
                     dup_created + r.range(7 * DAY, 120 * DAY)
                 } else {
                     NEVER
@@ -472,6 +526,7 @@ impl Sim {
                         attrs: at,
                     },
                 );
+                self.origin(&dup_id, dup_created, dup_source);
                 if merged != NEVER {
                     let into = acc.people.last().map(|p| p.id.clone()).unwrap_or_default();
                     self.push(
@@ -498,6 +553,26 @@ impl Sim {
                 });
             }
         }
+    }
+
+    /// The activity that created an inbound lead, right after its `person` event.
+    fn origin(&mut self, id: &str, created: i64, source: &str) {
+        let (kind, a) = match source {
+            "paid_search" | "organic" => {
+                ("form_fill", attrs([("form", (*self.r.pick(FORMS)).into())]))
+            }
+            "webinar" => (
+                "webinar_attended",
+                attrs([("topic", (*self.r.pick(TOPICS)).into())]),
+            ),
+            "content_syndication" => (
+                "content_download",
+                attrs([("asset", (*self.r.pick(ASSETS)).into())]),
+            ),
+            _ => return,
+        };
+        let at = created + self.r.range(1, 2 * MINUTE);
+        self.act_person(at, id, kind, a);
     }
 
     /// The company name as a person types it into a form.

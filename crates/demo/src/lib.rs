@@ -31,10 +31,14 @@
 //!   `expansion` for a customer) with a buying group of 1–4 people and their roles; it moves
 //!   through Discovery → Proposal → Negotiation and closes 1–4 months later. Won new business
 //!   makes the account a customer, schedules expansion episodes and a yearly renewal.
+//! - **People** arrive the way their source says: inbound leads with the activity that
+//!   created them (a form fill, a webinar, a download), purchased lists in four-weekly batches
+//!   sharing one instant; a few change title later.
 //! - **Data quality**: ~5% of people arrive without an account (with a `company` and an
-//!   email at the account's domain, a few with free-mail), ~2% arrive twice from another
-//!   source with a case or plus-address variant of their email, and about half of those
-//!   duplicates are merged later.
+//!   email at the account's domain, a few with free-mail; a quarter are linked to their
+//!   account by hand later), ~2% arrive twice from another source with a case or
+//!   plus-address variant of their email, and about a third of those duplicates are merged
+//!   later.
 //!
 //! Events come back in a loose export order (sorted by a jittered instant, a few very
 //! late), with ids `d1`, `d2`, … in that order.

@@ -88,6 +88,12 @@ pub(crate) const COMPANY_B: &[&str] = &[
     "Ventures",
 ];
 
+/// Endings of one-word company names (`Copperstack`, `Lumenly`).
+pub(crate) const SUFFIXES: &[&str] = &[
+    "stack", "ly", "hub", "base", "wise", "loop", "works", "grid", "scale", "point", "path",
+    "forge",
+];
+
 /// Legal suffixes people sometimes type after a company name.
 pub(crate) const LEGAL: &[&str] = &["Inc.", "Inc", "LLC", "Ltd", "GmbH", "Corp.", "Co."];
 

@@ -200,10 +200,15 @@ fn the_data_set_has_the_cases_reports_need() {
     let (mut people, mut no_account, mut free_mail, mut merges, mut customers) = (0, 0, 0, 0, 0);
     let mut kinds: HashSet<&str> = HashSet::new();
     let mut account_activity = 0;
+    let mut seen_people = HashSet::new();
     let mut status_count: HashMap<&str, usize> = HashMap::new();
     for e in by_time(&events) {
         match &e.body {
-            EventBody::Person { account, attrs, .. } => {
+            EventBody::Person {
+                person,
+                account,
+                attrs,
+            } if seen_people.insert(person.as_str()) => {
                 people += 1;
                 if account.is_none() {
                     no_account += 1;
@@ -294,4 +299,10 @@ fn some_statuses_are_set_late_or_on_weekends() {
 /// Monday = 0 … Sunday = 6, without a calendar crate.
 fn weekday(t: Timestamp) -> i64 {
     (t.0.div_euclid(86_400_000_000) + 3).rem_euclid(7)
+}
+
+#[test]
+fn the_default_size_is_a_few_hundred_thousand_events() {
+    let n = generate(&DemoOptions::default()).len();
+    assert!((200_000..400_000).contains(&n), "{n} events");
 }
