@@ -42,6 +42,18 @@
 //!
 //! Events come back in a loose export order (sorted by a jittered instant, a few very
 //! late), with ids `d1`, `d2`, … in that order.
+//!
+//! ```
+//! use waterfall_demo::{generate, write_jsonl, DemoOptions};
+//!
+//! let opts = DemoOptions { accounts: 20, ..DemoOptions::default() };
+//! let events = generate(&opts);
+//! assert!(events.iter().all(|e| e.at >= opts.start && e.at < opts.end()));
+//! let mut jsonl = Vec::new();
+//! write_jsonl(&events, &mut jsonl)?;
+//! assert_eq!(jsonl.iter().filter(|&&b| b == b'\n').count(), events.len());
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 mod gen;
 mod words;
@@ -60,6 +72,13 @@ pub struct DemoOptions {
     pub start: Timestamp,
     /// Length of the window in days; nothing happens after `start + days`.
     pub days: u32,
+}
+
+impl DemoOptions {
+    /// The first instant after the window (`start + days`): every event is before it.
+    pub fn end(&self) -> Timestamp {
+        self.start.plus_seconds(i64::from(self.days) * 86_400)
+    }
 }
 
 impl Default for DemoOptions {

@@ -55,7 +55,7 @@ fn ids_are_unique_and_numbered_in_export_order() {
 fn export_order_is_loose_but_close_to_time_order() {
     let o = opts(200, 3);
     let events = generate(&o);
-    let end = o.start.plus_seconds(i64::from(o.days) * 86_400);
+    let end = o.end();
     assert!(events.iter().all(|e| e.at >= o.start && e.at < end));
     let inversions = events.windows(2).filter(|w| w[1].at < w[0].at).count();
     assert!(
@@ -305,4 +305,20 @@ fn weekday(t: Timestamp) -> i64 {
 fn the_default_size_is_a_few_hundred_thousand_events() {
     let n = generate(&DemoOptions::default()).len();
     assert!((200_000..400_000).contains(&n), "{n} events");
+}
+
+#[test]
+fn tiny_and_empty_worlds_do_not_panic() {
+    for (accounts, days) in [(0, 730), (1, 0), (5, 1), (20, 30), (30, 3000)] {
+        let o = DemoOptions {
+            accounts,
+            days,
+            ..DemoOptions::default()
+        };
+        let events = generate(&o);
+        assert!(events.iter().all(|e| e.at >= o.start && e.at < o.end()));
+        if accounts == 0 || days == 0 {
+            assert!(events.is_empty());
+        }
+    }
 }
