@@ -8,9 +8,11 @@
 //! recycling, SQOs and customers from behaviour. The only `stage` events are rare explicit
 //! sales rejections (`SRL`) and disqualifications (`Disqualified`).
 //!
-//! Same [`DemoOptions`], same events, same bytes, on every platform: all randomness comes
-//! from one seeded PCG stream (`rand_pcg`), and the few floating-point transforms only use
-//! `ln`, `sqrt` and `powf` on values rounded right after.
+//! Same [`DemoOptions`], same events, same bytes: all randomness comes from one seeded,
+//! portable PCG stream (`rand_pcg`), and no hash-map order reaches the output. The few
+//! floating-point transforms (`ln`, `exp`, `powf` for log-normal sizes and waits) are
+//! rounded or compared right after, so a last-bit difference between platforms' maths
+//! libraries could change the output only in a vanishingly rare case.
 //!
 //! # The latent model
 //! - **Accounts** get firmographics (industry, log-normal employee count, revenue, region)
