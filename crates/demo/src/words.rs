@@ -1,0 +1,345 @@
+//! Word lists the generator draws names, titles and labels from.
+
+/// First halves of company names.
+pub(crate) const COMPANY_A: &[&str] = &[
+    "Blue",
+    "North",
+    "Silver",
+    "Bright",
+    "Iron",
+    "Granite",
+    "Summit",
+    "Harbor",
+    "Cedar",
+    "Apex",
+    "Vertex",
+    "Pioneer",
+    "Evergreen",
+    "Atlas",
+    "Beacon",
+    "Crescent",
+    "Falcon",
+    "Horizon",
+    "Keystone",
+    "Lumen",
+    "Meridian",
+    "Nimbus",
+    "Orchid",
+    "Quantum",
+    "Redwood",
+    "Sterling",
+    "Tidal",
+    "Union",
+    "Vantage",
+    "Willow",
+    "Zenith",
+    "Copper",
+    "Delta",
+    "Ember",
+    "Frontier",
+    "Golden",
+    "Helix",
+    "Indigo",
+    "Juniper",
+    "Kestrel",
+    "Lakeside",
+    "Maple",
+    "Nova",
+    "Oak",
+    "Prairie",
+    "Ridge",
+    "Sable",
+    "True",
+    "Vista",
+    "Wren",
+];
+
+/// Second halves of company names.
+pub(crate) const COMPANY_B: &[&str] = &[
+    "Systems",
+    "Labs",
+    "Networks",
+    "Analytics",
+    "Health",
+    "Logistics",
+    "Partners",
+    "Works",
+    "Dynamics",
+    "Solutions",
+    "Capital",
+    "Foods",
+    "Energy",
+    "Media",
+    "Robotics",
+    "Software",
+    "Bio",
+    "Cloud",
+    "Data",
+    "Freight",
+    "Industries",
+    "Learning",
+    "Markets",
+    "Metrics",
+    "Payments",
+    "Retail",
+    "Security",
+    "Signal",
+    "Supply",
+    "Ventures",
+];
+
+/// Endings of one-word company names (`Copperstack`, `Lumenly`).
+pub(crate) const SUFFIXES: &[&str] = &[
+    "stack", "ly", "hub", "base", "wise", "loop", "works", "grid", "scale", "point", "path",
+    "forge",
+];
+
+/// Legal suffixes people sometimes type after a company name.
+pub(crate) const LEGAL: &[&str] = &["Inc.", "Inc", "LLC", "Ltd", "GmbH", "Corp.", "Co."];
+
+/// Industries, with a fit weight (0–3) used for the ICP tier.
+pub(crate) const INDUSTRIES: &[(&str, u32)] = &[
+    ("Software", 3),
+    ("Financial Services", 3),
+    ("Healthcare", 2),
+    ("Manufacturing", 2),
+    ("Retail", 1),
+    ("Logistics", 2),
+    ("Media", 1),
+    ("Education", 0),
+    ("Energy", 1),
+    ("Government", 0),
+];
+
+/// Regions with their countries.
+pub(crate) const REGIONS: &[(&str, &[&str])] = &[
+    ("NA", &["US", "US", "US", "CA"]),
+    ("EMEA", &["GB", "DE", "FR", "NL", "SE", "ES", "IE"]),
+    ("APAC", &["AU", "JP", "SG", "IN", "NZ"]),
+    ("LATAM", &["BR", "MX", "AR", "CL", "CO"]),
+];
+
+/// Relative weights of the regions.
+pub(crate) const REGION_WEIGHTS: &[u32] = &[50, 28, 14, 8];
+
+/// First names.
+pub(crate) const FIRST: &[&str] = &[
+    "James",
+    "Mary",
+    "Robert",
+    "Patricia",
+    "John",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "David",
+    "Elizabeth",
+    "William",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Carlos",
+    "Karen",
+    "Daniel",
+    "Lisa",
+    "Matthew",
+    "Nancy",
+    "Anthony",
+    "Sandra",
+    "Mark",
+    "Ashley",
+    "Paul",
+    "Emily",
+    "Steven",
+    "Kimberly",
+    "Andrew",
+    "Donna",
+    "Priya",
+    "Michelle",
+    "Kevin",
+    "Carol",
+    "Brian",
+    "Amanda",
+    "Wei",
+    "Melissa",
+    "Ahmed",
+    "Deborah",
+    "Lukas",
+    "Stephanie",
+    "Hiroshi",
+    "Rebecca",
+    "Mateo",
+    "Laura",
+    "Olivia",
+    "Noah",
+    "Sofia",
+    "Liam",
+    "Aisha",
+    "Ethan",
+    "Chloe",
+    "Arjun",
+    "Ingrid",
+    "Diego",
+];
+
+/// Last names.
+pub(crate) const LAST: &[&str] = &[
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Nguyen",
+    "Hill",
+    "Flores",
+    "Green",
+    "Adams",
+    "Nelson",
+    "Baker",
+    "Hall",
+    "Rivera",
+    "Campbell",
+    "Mitchell",
+    "Carter",
+    "Roberts",
+    "Schmidt",
+    "Muller",
+    "Tanaka",
+    "Sato",
+    "Patel",
+    "Sharma",
+    "Kowalski",
+    "Novak",
+    "Silva",
+    "Costa",
+];
+
+/// Titles with their seniority, department and relative frequency.
+pub(crate) const TITLES: &[(&str, &str, &str, u32)] = &[
+    ("CEO", "c_level", "executive", 2),
+    ("CFO", "c_level", "finance", 2),
+    ("CTO", "c_level", "engineering", 2),
+    ("CMO", "c_level", "marketing", 2),
+    ("CRO", "c_level", "sales", 1),
+    ("VP Marketing", "vp", "marketing", 4),
+    ("VP Sales", "vp", "sales", 4),
+    ("VP Engineering", "vp", "engineering", 3),
+    ("VP Finance", "vp", "finance", 2),
+    ("Director of Demand Generation", "director", "marketing", 5),
+    ("Director of Sales Operations", "director", "sales", 4),
+    ("Director of IT", "director", "it", 4),
+    ("Head of Growth", "director", "marketing", 3),
+    ("Head of Revenue Operations", "director", "operations", 3),
+    ("Marketing Operations Manager", "manager", "marketing", 7),
+    ("Marketing Manager", "manager", "marketing", 8),
+    ("Sales Manager", "manager", "sales", 6),
+    ("IT Manager", "manager", "it", 6),
+    ("Procurement Manager", "manager", "procurement", 3),
+    ("Finance Manager", "manager", "finance", 3),
+    ("Engineering Manager", "manager", "engineering", 5),
+    ("Revenue Operations Analyst", "individual", "operations", 6),
+    ("Marketing Specialist", "individual", "marketing", 8),
+    ("Sales Development Representative", "individual", "sales", 6),
+    ("Software Engineer", "individual", "engineering", 8),
+    ("Data Analyst", "individual", "operations", 5),
+    ("Systems Administrator", "individual", "it", 4),
+    ("Financial Analyst", "individual", "finance", 3),
+];
+
+/// Lead sources with relative frequency.
+pub(crate) const SOURCES: &[(&str, u32)] = &[
+    ("webinar", 12),
+    ("paid_search", 15),
+    ("organic", 18),
+    ("list_purchase", 14),
+    ("event", 10),
+    ("referral", 6),
+    ("outbound", 15),
+    ("content_syndication", 10),
+];
+
+/// Free-mail domains.
+pub(crate) const FREE_MAIL: &[&str] = &["gmail.com", "yahoo.com", "outlook.com", "hotmail.com"];
+
+/// Top-level domains for company domains.
+pub(crate) const TLDS: &[&str] = &["com", "com", "com", "io", "co", "net"];
+
+/// Pages of the vendor's web site.
+pub(crate) const PAGES: &[&str] = &[
+    "/",
+    "/product",
+    "/pricing",
+    "/customers",
+    "/blog/lead-stage-vs-status",
+    "/blog/mql-is-dead",
+    "/integrations/salesforce",
+    "/docs",
+    "/security",
+    "/about",
+];
+
+/// Gated content assets.
+pub(crate) const ASSETS: &[&str] = &[
+    "waterfall-benchmark-report",
+    "buyer-journey-ebook",
+    "revops-maturity-checklist",
+    "lead-scoring-playbook",
+    "abm-guide",
+];
+
+/// Intent topics.
+pub(crate) const TOPICS: &[&str] = &[
+    "lead management",
+    "marketing attribution",
+    "revenue operations",
+    "account based marketing",
+    "crm data quality",
+];
+
+/// Forms on the web site.
+pub(crate) const FORMS: &[&str] = &["contact-us", "newsletter", "pricing-inquiry", "trial"];
+
+/// Reasons sales gives for a disqualification.
+pub(crate) const DQ_REASONS: &[&str] = &[
+    "no budget",
+    "competitor",
+    "student",
+    "wrong persona",
+    "already a customer of a competitor",
+];
