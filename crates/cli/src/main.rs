@@ -30,6 +30,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Generate a realistic B2B dataset, run it through the default model, print the headlines.
+    Demo(cmd::demo::DemoArgs),
     /// Load events (JSON Lines files, or - for standard input) into a database.
     Ingest(cmd::ingest::IngestArgs),
     /// Rebuild every stage and status from the event log (after changing the model).
@@ -56,6 +58,7 @@ pub struct DbArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(a) => cmd::demo::run(a),
         Command::Ingest(a) => cmd::ingest::run(a),
         Command::Replay(a) => cmd::ingest::replay(a),
         Command::Report(c) => cmd::report::run(c),
