@@ -63,6 +63,9 @@ fn events_strategy() -> impl Strategy<Value = Vec<Event>> {
     })
 }
 
+/// A transition without its ingestion sequence: (subject, at, sub, field, from, to, rule).
+type Change = (String, i64, u32, String, Option<String>, String, String);
+
 /// The derived history without ingestion sequence numbers (which depend on arrival order).
 fn history(
     store: &Store,
