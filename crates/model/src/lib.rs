@@ -1,24 +1,71 @@
 //! The lifecycle model: the file where a team writes down what its stages and statuses mean
-//! and how they move. This crate parses it, checks it, and compiles it into a [`Model`] the
-//! engine can run. It does no I/O beyond what its caller hands it.
+//! and how they move. This crate parses it, checks it the way a compiler checks code, and
+//! compiles it into a [`Model`] the engine can run.
 //!
-//! (Foundation version: stages and statuses only; the checker and rules come next.)
+//! The flow is *parse, then validate into richer types*: the TOML text is read into raw serde
+//! structs (which also generate the JSON Schema, see [`json_schema`]), then [`load`] resolves
+//! every name, compiles every CEL condition once, type-checks the fields it uses, proves the
+//! stage graph and the status/stage coupling consistent, and returns either a [`Model`] or
+//! every problem it found as [`Diagnostics`] (file, line, column, snippet, hint).
+//!
+//! ```
+//! let model = waterfall_model::load("demand-waterfall.toml", waterfall_model::DEMAND_WATERFALL_TOML)
+//!     .expect("the shipped model is valid");
+//! let mal = model.stage_id("MAL").unwrap();
+//! let mql = model.stage_id("MQL").unwrap();
+//! assert!(model.allows(mal, mql));
+//! ```
+//!
+//! Invariant: this crate does no I/O, reads no environment and no clock; callers hand it text
+//! and instants.
 
-use serde::Deserialize;
+mod calendar;
+mod compile;
+mod diag;
+mod expr;
+mod graph;
+mod raw;
+
+use std::ops::Range;
+
+pub use calendar::{Calendar, Duration, TimeUnit};
+pub use diag::{Diagnostic, Diagnostics, RenderOptions, Severity};
+pub use expr::{AccountAggregates, Condition, EvalContext, EvalError, FieldType};
+pub use waterfall_core::{OpportunityKind, Timestamp};
 
 /// Index of a stage in [`Model::stages`].
 pub type StageId = u16;
 /// Index of a status in [`Model::statuses`].
 pub type StatusId = u16;
+/// Index of an account stage in [`Model::account_stages`].
+pub type AccountStageId = u16;
+/// Index of a journey in [`Model::journeys`].
+pub type JourneyId = u16;
+/// A byte range in the model file's text.
+pub type Span = Range<usize>;
 
 /// The shipped default model: the demand waterfall with scoring and automation.
 pub const DEMAND_WATERFALL_TOML: &str = include_str!("../../../models/demand-waterfall.toml");
 /// The shipped model without automation, for honest reports over imported history.
 pub const HISTORY_ONLY_TOML: &str = include_str!("../../../models/history-only.toml");
 
+/// Parses, checks and compiles a model file.
+///
+/// `name` is the file's path as the user should see it in messages. Returns every problem
+/// found (not just the first) when the model has at least one error; warnings alone do not
+/// stop loading (they are kept in [`Model::warnings`]). Never panics, whatever the bytes.
+pub fn load(name: &str, text: &str) -> Result<Model, Diagnostics> {
+    compile::compile(name, text)
+}
+
+/// The JSON Schema of the model file format, generated from the same serde types the loader
+/// reads (for editor completion; `waterfall schema`).
+pub fn json_schema() -> String {
+    raw::json_schema()
+}
+
 /// Who owns a stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owner {
     /// Marketing works people in this stage.
     Marketing,
@@ -27,8 +74,7 @@ pub enum Owner {
 }
 
 /// What kind of stage it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StageKind {
     /// A stage on the main path.
     Active,
@@ -38,51 +84,377 @@ pub enum StageKind {
     Terminal,
 }
 
-/// One lifecycle stage.
-#[derive(Debug, Clone, Deserialize)]
+/// One lifecycle stage of a person.
+#[derive(Debug, Clone)]
 pub struct Stage {
     /// Its name (`MQL`).
     pub name: String,
     /// What it means, for humans.
-    #[serde(default)]
     pub definition: String,
     /// Who works people in it.
     pub owner: Option<Owner>,
     /// Active, recycle or terminal.
     pub kind: StageKind,
+    /// Where it is declared in the model file.
+    pub span: Span,
+}
+
+/// Who may set a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Setter {
+    /// Rules and opportunity outcomes of the model.
+    Automation,
+    /// A salesperson, through a `status` event.
+    Sales,
 }
 
 /// One lead status.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Status {
     /// Its name (`Working`).
     pub name: String,
     /// What it means, for humans.
-    #[serde(default)]
     pub definition: String,
+    /// Who may set it (empty in the file means both).
+    pub set_by: Vec<Setter>,
+    /// Where it is declared in the model file.
+    pub span: Span,
 }
 
-#[derive(Deserialize)]
-struct RawModel {
-    model: RawHeader,
-    #[serde(default)]
-    stage: Vec<Stage>,
-    #[serde(default)]
-    status: Vec<Status>,
+/// Which kind of event a [`Rule`] reacts to; the index key of [`Model::rules_for`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TriggerKind {
+    /// A person is seen for the first time.
+    PersonCreated,
+    /// A person (or their account) did something.
+    Activity,
+    /// A status was set (by an event or by a rule).
+    StatusSet,
+    /// A stage was entered (by an event or by a rule).
+    StageEntered,
+    /// An opportunity with the person in its buying group was created, won or lost.
+    Opportunity,
+    /// A score crossed a threshold.
+    ScoreCrossed,
+    /// A timer ran out.
+    Timer,
 }
 
-#[derive(Deserialize)]
-struct RawHeader {
-    name: String,
-    initial_stage: String,
-    initial_status: Option<String>,
+impl TriggerKind {
+    /// All trigger kinds, in index order.
+    pub const ALL: [TriggerKind; 7] = [
+        Self::PersonCreated,
+        Self::Activity,
+        Self::StatusSet,
+        Self::StageEntered,
+        Self::Opportunity,
+        Self::ScoreCrossed,
+        Self::Timer,
+    ];
+
+    /// The name used in model files (`on = "activity"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PersonCreated => "person_created",
+            Self::Activity => "activity",
+            Self::StatusSet => "status",
+            Self::StageEntered => "stage",
+            Self::Opportunity => "opportunity",
+            Self::ScoreCrossed => "score",
+            Self::Timer => "timer",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Which moment of an opportunity's life a rule or an outcome is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OppTrigger {
+    /// The opportunity was created (first seen open).
+    Created,
+    /// It was closed won.
+    Won,
+    /// It was closed lost.
+    Lost,
+}
+
+impl OppTrigger {
+    /// All three, in file order.
+    pub const ALL: [OppTrigger; 3] = [Self::Created, Self::Won, Self::Lost];
+
+    /// The name used in model files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Won => "won",
+            Self::Lost => "lost",
+        }
+    }
+}
+
+/// A score of a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScoreRef {
+    /// Fit (ICP) score.
+    Fit,
+    /// Engagement score (decays).
+    Engagement,
+}
+
+/// What a timer measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimerKind {
+    /// Time since the person entered the stage (or got the status) named by the trigger.
+    InStage,
+    /// Time since the person's last activity, while in the stage/status named by the trigger.
+    NoActivity,
+}
+
+/// What a rule reacts to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trigger {
+    /// A person is seen for the first time.
+    PersonCreated,
+    /// An activity of one of these kinds (empty: any kind).
+    Activity {
+        /// Activity kinds (`demo_request`), as in events.
+        kinds: Vec<String>,
+    },
+    /// One of these statuses was set (empty: any status).
+    StatusSet(Vec<StatusId>),
+    /// One of these stages was entered (empty: any stage).
+    StageEntered(Vec<StageId>),
+    /// An opportunity of one of these kinds (empty: any kind) reached `state`.
+    Opportunity {
+        /// Opportunity kinds.
+        kinds: Vec<OpportunityKind>,
+        /// Created, won or lost.
+        state: OppTrigger,
+    },
+    /// A score crossed a threshold.
+    ScoreCrossed {
+        /// Which score.
+        score: ScoreRef,
+        /// The threshold.
+        threshold: f64,
+        /// `true`: from below to at-or-above; `false`: from at-or-above to below.
+        upward: bool,
+    },
+    /// A timer ran out. The engine schedules it when the person enters `in_stage` (or gets
+    /// `in_status`), and for [`TimerKind::NoActivity`] re-arms it on every activity; it is
+    /// cancelled when the person leaves that stage/status. Business units use
+    /// [`Model::add_business_time`].
+    Timer {
+        /// The stage the person must still be in (any, if `None`).
+        in_stage: Option<StageId>,
+        /// The status the person must still have (any, if `None`).
+        in_status: Option<StatusId>,
+        /// How long.
+        after: Duration,
+        /// What is measured.
+        kind: TimerKind,
+    },
+}
+
+impl Trigger {
+    /// The index key of this trigger.
+    pub fn kind(&self) -> TriggerKind {
+        match self {
+            Self::PersonCreated => TriggerKind::PersonCreated,
+            Self::Activity { .. } => TriggerKind::Activity,
+            Self::StatusSet(_) => TriggerKind::StatusSet,
+            Self::StageEntered(_) => TriggerKind::StageEntered,
+            Self::Opportunity { .. } => TriggerKind::Opportunity,
+            Self::ScoreCrossed { .. } => TriggerKind::ScoreCrossed,
+            Self::Timer { .. } => TriggerKind::Timer,
+        }
+    }
+}
+
+/// What a rule does when it fires.
+///
+/// Semantics the engine implements: if `only_from` is not empty and the person's current
+/// stage is not in it, the rule does nothing. `set_status` is applied after `set_stage`, so
+/// an explicit status wins over the status the entered stage couples to.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Action {
+    /// Move the person to this stage.
+    pub set_stage: Option<StageId>,
+    /// Set this status.
+    pub set_status: Option<StatusId>,
+    /// Guard: fire only when the person's current stage is one of these (empty: any).
+    pub only_from: Vec<StageId>,
+}
+
+/// One automation rule: on `trigger`, if `condition` holds, do `action`.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Its name, unique in the model (shown as the cause of a transition).
+    pub name: String,
+    /// What it is for, for humans.
+    pub description: String,
+    /// Higher fires first; among rules of equal priority on overlapping triggers, the checker
+    /// proves the outcomes agree.
+    pub priority: i32,
+    /// What it reacts to.
+    pub trigger: Trigger,
+    /// An optional CEL condition, compiled and checked.
+    pub condition: Option<Condition>,
+    /// What it does.
+    pub action: Action,
+    /// The journeys it belongs to (empty: all).
+    pub journeys: Vec<JourneyId>,
+    /// Where it is declared.
+    pub span: Span,
+}
+
+/// The status/stage coupling, in both directions; the checker proves the two maps agree.
+///
+/// Loop protection is the engine's: apply each direction at most once per change.
+#[derive(Debug, Clone, Default)]
+pub struct Coupling {
+    /// Indexed by [`StatusId`]: setting this status moves the person to this stage.
+    pub status_to_stage: Vec<Option<StageId>>,
+    /// Indexed by [`StageId`]: entering this stage sets this status (unless the same action
+    /// sets a status explicitly).
+    pub stage_to_status: Vec<Option<StatusId>>,
+}
+
+/// One fit-score rule: when the condition holds, add the points.
+#[derive(Debug, Clone)]
+pub struct FitRule {
+    /// A name for explanations.
+    pub name: String,
+    /// Over person and account attributes.
+    pub condition: Condition,
+    /// Points added (may be negative).
+    pub points: f64,
+}
+
+/// How scores are computed.
+#[derive(Debug, Clone, Default)]
+pub struct Scoring {
+    /// Person fit rules (summed).
+    pub fit: Vec<FitRule>,
+    /// Account fit rules (summed), over account attributes.
+    pub account_fit: Vec<FitRule>,
+    /// Engagement points per activity kind.
+    pub engagement_points: Vec<(String, f64)>,
+    /// Points for an activity kind not listed.
+    pub default_points: f64,
+    /// Engagement decays by half every this many days (`None`: no decay).
+    pub half_life_days: Option<f64>,
+    /// Named thresholds (`mql_fit`), available in CEL as `thresholds.<name>`.
+    pub thresholds: Vec<(String, f64)>,
+}
+
+impl Scoring {
+    /// The engagement points one activity of this kind is worth when it happens.
+    pub fn points_for(&self, kind: &str) -> f64 {
+        self.engagement_points
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map_or(self.default_points, |(_, p)| *p)
+    }
+
+    /// An engagement score `value` measured `days` ago, decayed to now.
+    pub fn decay(&self, value: f64, days: f64) -> f64 {
+        match self.half_life_days {
+            Some(h) if h > 0.0 && days > 0.0 => value * 0.5f64.powf(days / h),
+            _ => value,
+        }
+    }
+
+    /// A named threshold.
+    pub fn threshold(&self, name: &str) -> Option<f64> {
+        self.thresholds
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| *v)
+    }
+}
+
+/// What an opportunity event does to the people of its buying group.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Outcome {
+    /// Move them to this stage.
+    pub stage: Option<StageId>,
+    /// Set this status.
+    pub status: Option<StatusId>,
+    /// Set the account's type (`customer`), kept apart from any stage.
+    pub account_type: Option<String>,
+}
+
+/// The outcomes of one opportunity kind; `None` means "not stated" (only allowed for
+/// `created` and `won`; the checker requires `lost`).
+#[derive(Debug, Clone, Default)]
+pub struct KindOutcomes {
+    /// When created.
+    pub created: Option<Outcome>,
+    /// When won.
+    pub won: Option<Outcome>,
+    /// When lost (always stated in a checked model; may be empty = no change).
+    pub lost: Option<Outcome>,
+}
+
+/// One stage of an account's journey.
+#[derive(Debug, Clone)]
+pub struct AccountStage {
+    /// Its name (`MQA`).
+    pub name: String,
+    /// What it means, for humans.
+    pub definition: String,
+    /// Active, recycle or terminal.
+    pub kind: StageKind,
+    /// Stages that may follow it.
+    pub next: Vec<AccountStageId>,
+    /// Where it is declared.
+    pub span: Span,
+}
+
+/// A rollup rule: when the condition over account attributes and aggregates holds, the
+/// account moves to `set_stage`.
+#[derive(Debug, Clone)]
+pub struct AccountRule {
+    /// Its name.
+    pub name: String,
+    /// Higher is tried first; the first that holds wins.
+    pub priority: i32,
+    /// Over `account.*` (attributes and aggregates).
+    pub condition: Condition,
+    /// The stage to move to.
+    pub set_stage: AccountStageId,
+    /// Guard: only from these stages (empty: any).
+    pub only_from: Vec<AccountStageId>,
+    /// Where it is declared.
+    pub span: Span,
+}
+
+/// A journey: a separate waterfall run per selling motion or product line, chosen by a rule.
+#[derive(Debug, Clone)]
+pub struct Journey {
+    /// Its name (`new_business`).
+    pub name: String,
+    /// What it is, for humans.
+    pub definition: String,
+    /// When it applies (`None`: the default journey). Journeys are tried in file order.
+    pub condition: Option<Condition>,
 }
 
 /// A checked, compiled lifecycle model.
+///
+/// Every name is resolved to an id, every condition is compiled, and the checks of
+/// `docs/model.md` hold. Rules are indexed by [`TriggerKind`] so the engine only looks at
+/// the rules an event can fire ([`Model::rules_for`]).
 #[derive(Debug, Clone)]
 pub struct Model {
     /// The model's name.
     pub name: String,
+    /// What the model is for, for humans.
+    pub description: String,
     /// The stages, indexed by [`StageId`].
     pub stages: Vec<Stage>,
     /// The stage a new person enters.
@@ -93,52 +465,63 @@ pub struct Model {
     pub initial_status: Option<StatusId>,
     /// The model file's text, as loaded (kept so a database remembers its model).
     pub source: String,
+    /// Whether any stage may follow any other (imported history is what happened).
+    pub any_to_any: bool,
+    /// The automation rules, in file order.
+    pub rules: Vec<Rule>,
+    /// Status/stage coupling.
+    pub coupling: Coupling,
+    /// Fit and engagement scoring.
+    pub scoring: Scoring,
+    /// Per [`OpportunityKind`] (index = position in [`OpportunityKind::ALL`]).
+    pub outcomes: [KindOutcomes; 3],
+    /// The business calendar for SLA timers.
+    pub calendar: Calendar,
+    /// Declared attribute types: person, account, activity.
+    pub fields: Fields,
+    /// Account stages (empty: no account journey).
+    pub account_stages: Vec<AccountStage>,
+    /// The stage a new account enters.
+    pub initial_account_stage: Option<AccountStageId>,
+    /// Account rollup rules, highest priority first.
+    pub account_rules: Vec<AccountRule>,
+    /// Journeys (empty: one implicit journey).
+    pub journeys: Vec<Journey>,
+    /// Warnings found while checking (the model is usable).
+    pub warnings: Vec<Diagnostic>,
+    /// `allowed[from * n + to]`.
+    allowed: Vec<bool>,
+    /// Rule ids per [`TriggerKind`], highest priority first, then file order.
+    by_trigger: [Vec<u32>; 7],
 }
 
-/// Why a model could not be loaded.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct ModelError(pub String);
+/// Declared attribute names and types, so conditions can be checked.
+#[derive(Debug, Clone, Default)]
+pub struct Fields {
+    /// `person.<name>`.
+    pub person: Vec<(String, FieldType)>,
+    /// `account.<name>`.
+    pub account: Vec<(String, FieldType)>,
+    /// `activity.<name>`.
+    pub activity: Vec<(String, FieldType)>,
+}
 
 impl Model {
-    /// Parses and checks a model from its TOML text.
-    pub fn from_toml(text: &str) -> Result<Model, ModelError> {
-        let raw: RawModel = toml::from_str(text).map_err(|e| ModelError(e.to_string()))?;
-        let find = |name: &str| raw.stage.iter().position(|s| s.name == name);
-        let initial_stage = find(&raw.model.initial_stage).ok_or_else(|| {
-            ModelError(format!(
-                "unknown initial stage {:?}",
-                raw.model.initial_stage
-            ))
-        })? as StageId;
-        let initial_status = match &raw.model.initial_status {
-            None => None,
-            Some(s) => Some(
-                raw.status
-                    .iter()
-                    .position(|x| &x.name == s)
-                    .ok_or_else(|| ModelError(format!("unknown initial status {s:?}")))?
-                    as StatusId,
-            ),
-        };
-        Ok(Model {
-            name: raw.model.name,
-            stages: raw.stage,
-            initial_stage,
-            statuses: raw.status,
-            initial_status,
-            source: text.to_string(),
-        })
+    /// Parses and checks a model from its TOML text (the file name in messages is `model.toml`).
+    pub fn from_toml(text: &str) -> Result<Model, Diagnostics> {
+        load("model.toml", text)
     }
 
     /// The shipped default model (`models/demand-waterfall.toml`).
     pub fn demand_waterfall() -> Model {
-        Model::from_toml(DEMAND_WATERFALL_TOML).expect("the shipped default model is valid")
+        load("models/demand-waterfall.toml", DEMAND_WATERFALL_TOML)
+            .expect("the shipped default model is valid")
     }
 
     /// The shipped history-only model (`models/history-only.toml`).
     pub fn history_only() -> Model {
-        Model::from_toml(HISTORY_ONLY_TOML).expect("the shipped history-only model is valid")
+        load("models/history-only.toml", HISTORY_ONLY_TOML)
+            .expect("the shipped history-only model is valid")
     }
 
     /// The id of the stage with this name.
@@ -155,5 +538,73 @@ impl Model {
             .iter()
             .position(|s| s.name == name)
             .map(|i| i as StatusId)
+    }
+
+    /// The id of the account stage with this name.
+    pub fn account_stage_id(&self, name: &str) -> Option<AccountStageId> {
+        self.account_stages
+            .iter()
+            .position(|s| s.name == name)
+            .map(|i| i as AccountStageId)
+    }
+
+    /// Whether a person may move from stage `from` to stage `to` (always true with
+    /// [`Model::any_to_any`]; out-of-range ids are never allowed).
+    pub fn allows(&self, from: StageId, to: StageId) -> bool {
+        let n = self.stages.len();
+        let (f, t) = (from as usize, to as usize);
+        if f >= n || t >= n {
+            return false;
+        }
+        self.any_to_any || self.allowed[f * n + t]
+    }
+
+    /// The stages that may follow `from`.
+    pub fn successors(&self, from: StageId) -> impl Iterator<Item = StageId> + '_ {
+        (0..self.stages.len() as StageId).filter(move |&to| self.allows(from, to))
+    }
+
+    /// The rules reacting to this kind of trigger, highest priority first, then file order.
+    pub fn rules_for(&self, kind: TriggerKind) -> impl Iterator<Item = &Rule> + '_ {
+        self.by_trigger[kind.index()]
+            .iter()
+            .map(move |&i| &self.rules[i as usize])
+    }
+
+    /// What an opportunity of `kind` reaching `state` does to its buying group.
+    pub fn outcome(&self, kind: OpportunityKind, state: OppTrigger) -> Option<&Outcome> {
+        let k = &self.outcomes[kind as usize];
+        match state {
+            OppTrigger::Created => k.created.as_ref(),
+            OppTrigger::Won => k.won.as_ref(),
+            OppTrigger::Lost => k.lost.as_ref(),
+        }
+    }
+
+    /// `start` plus an amount of (business) time, by the model's calendar.
+    pub fn add_business_time(&self, start: Timestamp, amount: u32, unit: TimeUnit) -> Timestamp {
+        self.calendar.add(start, amount, unit)
+    }
+
+    /// The journey a person or opportunity belongs to: the first whose condition holds, else
+    /// the first without a condition; `None` when the model declares no journeys.
+    pub fn journey_for(&self, ctx: &EvalContext<'_>) -> Option<JourneyId> {
+        let hit = self.journeys.iter().position(|j| {
+            j.condition
+                .as_ref()
+                .is_some_and(|c| c.eval(ctx).unwrap_or(false))
+        });
+        hit.or_else(|| self.journeys.iter().position(|j| j.condition.is_none()))
+            .map(|i| i as JourneyId)
+    }
+
+    /// The stage graph as a Mermaid flowchart.
+    pub fn to_mermaid(&self) -> String {
+        graph::mermaid(self)
+    }
+
+    /// The stage graph as Graphviz DOT.
+    pub fn to_dot(&self) -> String {
+        graph::dot(self)
     }
 }
