@@ -420,7 +420,7 @@ fn status_and_account_transitions_do_not_count_as_stage_entries() {
         vec![],
         vec![
             stage("p1", "2025-01-02T00:00:00Z", 1, "MQL"),
-            status("p1", "2025-01-02T00:00:00Z", 1, "Open"),
+            status_to("p1", "2025-01-02T00:00:00Z", 1, "Open"),
             transition(
                 waterfall_core::Level::Account,
                 waterfall_core::Field::Stage,
