@@ -315,3 +315,19 @@ proptest! {
         prop_assert_eq!(got, naive_snapshot(&w, &o));
     }
 }
+
+proptest! {
+    #[test]
+    fn quantiles_match_sorting_and_interpolating(
+        mut v in prop::collection::vec(0u32..1000, 1..50), q in 0.0f64..=1.0,
+    ) {
+        let mut values: Vec<f64> = v.iter().map(|&x| x as f64 / 7.0).collect();
+        v.sort();
+        let sorted: Vec<f64> = v.iter().map(|&x| x as f64 / 7.0).collect();
+        let pos = (sorted.len() - 1) as f64 * q;
+        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+        let expected = sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64);
+        let got = quantile_cont(&mut values, q).unwrap();
+        prop_assert!((got - expected).abs() < 1e-9, "{} vs {}", got, expected);
+    }
+}
