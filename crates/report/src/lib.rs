@@ -42,14 +42,14 @@ mod status;
 mod util;
 mod velocity;
 
-pub use cohort::{cohort, CohortOptions, CohortReport, CohortRow};
+pub use cohort::{account_cohort, cohort, CohortOptions, CohortReport, CohortRow};
 pub use conversion::{conversion, ConversionOptions, ConversionReport, ConversionRow};
-pub use flow::{flow, FlowOptions, FlowReport, FlowRow};
-pub use history::{Entry, History, PersonInfo, Track};
+pub use flow::{account_flow, flow, FlowOptions, FlowReport, FlowRow};
+pub use history::{AccountInfo, Entry, History, PersonInfo, Track};
 pub use recycling::{recycling, RecyclingOptions, RecyclingReport, RecyclingRow};
 pub use render::{Report, Tabular};
 pub use sla::{sla, SlaOptions, SlaReport, SlaRow};
-pub use snapshot::{snapshot, SnapshotOptions, SnapshotReport, SnapshotRow};
+pub use snapshot::{account_snapshot, snapshot, SnapshotOptions, SnapshotReport, SnapshotRow};
 pub use status::{status, StatusByStageRow, StatusOptions, StatusReport, StatusRow};
 pub use util::{quantile_cont, NamedMap};
 pub use velocity::{velocity, OpenStayRow, VelocityOptions, VelocityReport, VelocityRow};

@@ -1,10 +1,11 @@
 //! Shared machinery of the reports: period indexing, segments, accumulation grids, quantiles.
 
-use crate::history::History;
+use crate::history::{History, View};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::HashMap;
+use waterfall_core::Level;
 use waterfall_core::{Period, Timestamp, MICROS_PER_DAY};
 
 /// A map that serializes as a JSON object with keys in the order given (stage model order).
@@ -118,18 +119,21 @@ pub(crate) struct Segments {
 
 impl Segments {
     pub(crate) fn new(history: &History, by: Option<&str>) -> Segments {
-        let people = history.people();
+        Segments::of_view(&history.view(Level::Person), by)
+    }
+
+    pub(crate) fn of_view(view: &View<'_>, by: Option<&str>) -> Segments {
         let Some(by) = by else {
             return Segments {
                 by: false,
-                of_person: vec![0; people.len()],
+                of_person: vec![0; view.subjects],
                 labels: Vec::new(),
             };
         };
         let mut index: HashMap<String, u32> = HashMap::new();
-        let mut raw = Vec::with_capacity(people.len());
-        for p in people {
-            let id = match attribute(&p.attrs, by) {
+        let mut raw = Vec::with_capacity(view.subjects);
+        for p in 0..view.subjects as u32 {
+            let id = match attribute(view.attrs(p), by) {
                 Some(label) => match index.get(label.as_ref()) {
                     Some(&i) => i,
                     None => {

@@ -277,3 +277,88 @@ fn every_extra_report_renders_as_table_and_csv() {
         assert_eq!(json["report"], r.name());
     }
 }
+
+#[test]
+fn account_waterfall_uses_account_stages_and_attributes() {
+    let acct = |id: &str, at: &str, seq, to: &str| {
+        transition(Level::Account, Field::Stage, id, at, seq, to, "rollup")
+    };
+    let h = history(
+        vec![],
+        vec![
+            stage("p1", "2025-01-01T00:00:00Z", 1, "MQL"),
+            acct("a1", "2025-01-01T00:00:00Z", 1, "Engaged"),
+            acct("a1", "2025-01-03T00:00:00Z", 2, "MQA"),
+            acct("a2", "2025-01-04T00:00:00Z", 3, "Target"),
+            acct("a2", "2025-02-04T00:00:00Z", 4, "Engaged"),
+        ],
+    )
+    .with_accounts(
+        vec![
+            AccountInfo {
+                id: "a1".into(),
+                attrs: json!({"region": "EMEA"}).as_object().cloned().unwrap(),
+                visible: true,
+            },
+            AccountInfo {
+                id: "a3".into(),
+                attrs: Default::default(),
+                visible: true,
+            },
+        ],
+        ["Target", "Engaged", "MQA", "Opportunity", "Customer"]
+            .map(String::from)
+            .to_vec(),
+    );
+    assert_eq!(h.account_stages()[0], "Target");
+    let by = Some("region".to_string());
+    check(
+        &account_flow(
+            &h,
+            &FlowOptions {
+                by: by.clone(),
+                ..FlowOptions::default()
+            },
+        ),
+        json!({"report":"flow","period":"month","rows":[
+            {"period":"2025-01","stage":"Target","segment":null,"entries":1,"people":1},
+            {"period":"2025-01","stage":"Engaged","segment":"EMEA","entries":1,"people":1},
+            {"period":"2025-01","stage":"MQA","segment":"EMEA","entries":1,"people":1},
+            {"period":"2025-02","stage":"Engaged","segment":null,"entries":1,"people":1},
+        ]}),
+    );
+    check(
+        &account_cohort(
+            &h,
+            &CohortOptions {
+                stage: "Engaged".into(),
+                period: Period::Year,
+                by: None,
+                as_of: None,
+            },
+        ),
+        json!({"report":"cohort","stage":"Engaged","period":"year","rows":[
+            {"period":"2025","size":2,"reached":{"MQA":1},"median_days":{"MQA":2.0}},
+        ]}),
+    );
+    check(
+        &account_snapshot(
+            &h,
+            &SnapshotOptions {
+                as_of: ts("2025-01-31T00:00:00Z"),
+                by,
+            },
+        ),
+        json!({"report":"snapshot","as_of":"2025-01-31T00:00:00Z","rows":[
+            {"stage":"Target","segment":null,"people":1},
+            {"stage":"MQA","segment":"EMEA","people":1},
+        ]}),
+    );
+    // Person reports do not see account stages.
+    check(
+        &flow(&h, &FlowOptions::default()),
+        json!({"report":"flow","period":"month","rows":[
+            {"period":"2025-01","stage":"MQL","entries":1,"people":1},
+        ]}),
+    );
+}

@@ -331,3 +331,48 @@ proptest! {
         prop_assert!((got - expected).abs() < 1e-9, "{} vs {}", got, expected);
     }
 }
+
+/// The same world with every transition moved to the account level.
+fn as_accounts(w: &World) -> History {
+    let transitions = w.transitions.iter().cloned().map(|mut t| {
+        t.level = Level::Account;
+        t
+    });
+    let accounts = w
+        .people
+        .iter()
+        .map(|p| AccountInfo {
+            id: p.id.clone(),
+            attrs: p.attrs.clone(),
+            visible: p.visible,
+        })
+        .collect();
+    History::new(vec![], vec![], vec![], transitions)
+        .with_accounts(accounts, STAGES.iter().map(|s| s.to_string()).collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    #[test]
+    fn account_reports_equal_person_reports_over_the_same_history(
+        w in world(), p in 0u8..4, by in any::<bool>(), as_of in 0i64..40,
+    ) {
+        let (people, accounts) = (build(&w), as_accounts(&w));
+        let by = by.then(|| "source".to_string());
+        let f = FlowOptions { period: period_of(p), by: by.clone(), ..FlowOptions::default() };
+        prop_assert_eq!(account_flow(&accounts, &f).to_json(), flow(&people, &f).to_json());
+        let c = CohortOptions {
+            stage: "MQL".into(),
+            period: period_of(p),
+            by: by.clone(),
+            as_of: instant(Some(as_of)),
+        };
+        prop_assert_eq!(account_cohort(&accounts, &c).to_json(), cohort(&people, &c).to_json());
+        let s = SnapshotOptions { as_of: instant(Some(as_of)).unwrap(), by };
+        prop_assert_eq!(
+            account_snapshot(&accounts, &s).to_json(),
+            snapshot(&people, &s).to_json()
+        );
+    }
+}
