@@ -32,6 +32,7 @@
 
 mod cohort;
 mod conversion;
+mod diff;
 mod flow;
 mod history;
 mod recycling;
@@ -44,6 +45,7 @@ mod velocity;
 
 pub use cohort::{account_cohort, cohort, CohortOptions, CohortReport, CohortRow};
 pub use conversion::{conversion, ConversionOptions, ConversionReport, ConversionRow};
+pub use diff::{diff, DiffFlowRow, DiffMove, DiffOptions, DiffReport};
 pub use flow::{account_flow, flow, FlowOptions, FlowReport, FlowRow};
 pub use history::{AccountInfo, Entry, History, PersonInfo, Track};
 pub use recycling::{recycling, RecyclingOptions, RecyclingReport, RecyclingRow};

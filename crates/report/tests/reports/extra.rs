@@ -362,3 +362,50 @@ fn account_waterfall_uses_account_stages_and_attributes() {
         ]}),
     );
 }
+
+#[test]
+fn diff_shows_who_moves_and_which_flow_cells_change() {
+    let old = history(
+        vec![],
+        vec![
+            stage("p1", "2025-01-01T00:00:00Z", 1, "MAL"),
+            stage("p2", "2025-01-01T00:00:00Z", 2, "MAL"),
+            stage("p3", "2025-01-01T00:00:00Z", 3, "MAL"),
+            stage("p3", "2025-01-02T00:00:00Z", 4, "MQL"),
+        ],
+    );
+    // The new model qualifies p1 and p2 as MQL, and knows a person the old one did not.
+    let new = history(
+        vec![],
+        vec![
+            stage("p1", "2025-01-01T00:00:00Z", 1, "MAL"),
+            stage("p1", "2025-01-03T00:00:00Z", 1, "MQL"),
+            stage("p2", "2025-01-01T00:00:00Z", 2, "MAL"),
+            stage("p2", "2025-02-03T00:00:00Z", 2, "MQL"),
+            stage("p3", "2025-01-01T00:00:00Z", 3, "MAL"),
+            stage("p3", "2025-01-02T00:00:00Z", 4, "MQL"),
+            stage("p4", "2025-01-05T00:00:00Z", 5, "MAL"),
+        ],
+    );
+    let options = DiffOptions {
+        as_of: ts("2025-03-01T00:00:00Z"),
+        period: Period::Month,
+        examples: 1,
+    };
+    let report = diff(&old, &new, &options);
+    check(
+        &report,
+        json!({"report":"diff","as_of":"2025-03-01T00:00:00Z","period":"month",
+        "moves":[
+            {"before":null,"after":"MAL","people":1,"examples":["p4"]},
+            {"before":"MAL","after":"MQL","people":2,"examples":["p1"]},
+        ],
+        "flow":[
+            {"period":"2025-01","stage":"MAL","before":3,"after":4,"delta":1},
+            {"period":"2025-01","stage":"MQL","before":1,"after":2,"delta":1},
+            {"period":"2025-02","stage":"MQL","before":0,"after":1,"delta":1},
+        ]}),
+    );
+    assert!(report.to_table().contains("moved"));
+    assert_eq!(report.to_csv().lines().count(), 6);
+}
