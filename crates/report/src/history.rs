@@ -126,7 +126,12 @@ pub(crate) struct Interner {
 
 impl Interner {
     fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&i) = self.index.get(name) {
+        // Stage, status and rule names are few: a scan beats hashing.
+        if self.names.len() <= 16 {
+            if let Some(i) = self.names.iter().position(|n| n == name) {
+                return i as u32;
+            }
+        } else if let Some(&i) = self.index.get(name) {
             return i;
         }
         let i = self.names.len() as u32;
@@ -191,10 +196,22 @@ impl History {
         }
         let (mut stage, mut status, mut acc_stage, mut acc_status) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // The engine emits each subject's transitions together: remember the last one.
+        let mut last: Option<(Level, u32)> = None;
         for t in transitions {
             let rule = h.rules.intern(&t.rule);
-            let subject = match t.level {
-                Level::Person => match person_index.get(&t.subject) {
+            let cached = match last {
+                Some((Level::Person, i)) if t.level == Level::Person => {
+                    (h.people[i as usize].id == t.subject).then_some(i)
+                }
+                Some((Level::Account, i)) if t.level == Level::Account => {
+                    (h.accounts.names[i as usize] == t.subject).then_some(i)
+                }
+                _ => None,
+            };
+            let subject = match (cached, t.level) {
+                (Some(i), _) => i,
+                (None, Level::Person) => match person_index.get(&t.subject) {
                     Some(&i) => i,
                     None => {
                         let i = h.people.len() as u32;
@@ -208,8 +225,9 @@ impl History {
                         i
                     }
                 },
-                Level::Account => h.accounts.intern(&t.subject),
+                (None, Level::Account) => h.accounts.intern(&t.subject),
             };
+            last = Some((t.level, subject));
             let value = match (t.level, t.field) {
                 (Level::Person, Field::Stage) => h.stages.intern(&t.to),
                 (Level::Account, Field::Stage) => h.account_stages.intern(&t.to),
