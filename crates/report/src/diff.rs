@@ -126,7 +126,14 @@ pub fn diff(before: &History, after: &History, options: &DiffOptions) -> DiffRep
     for r in flow(after, &fo).rows {
         cells.entry((r.period, r.stage)).or_default().1 += r.entries;
     }
-    let flow = cells
+    let position = |stage: &str| {
+        after
+            .stages()
+            .iter()
+            .chain(before.stages())
+            .position(|s| s == stage)
+    };
+    let mut flow: Vec<DiffFlowRow> = cells
         .into_iter()
         .filter(|(_, (b, a))| b != a)
         .map(|((period, stage), (b, a))| DiffFlowRow {
@@ -137,6 +144,7 @@ pub fn diff(before: &History, after: &History, options: &DiffOptions) -> DiffRep
             delta: a as i64 - b as i64,
         })
         .collect();
+    flow.sort_by_cached_key(|r| (r.period.clone(), position(&r.stage)));
     DiffReport {
         report: "diff",
         as_of: options.as_of.to_rfc3339(),

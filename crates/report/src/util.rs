@@ -40,7 +40,7 @@ pub(crate) struct Periods {
 }
 
 /// Spans longer than this (in days) fall back to calendar arithmetic per lookup.
-const MAX_TABLE_DAYS: i64 = 4_000_000;
+const MAX_TABLE_DAYS: i64 = 200_000;
 
 impl Periods {
     /// Periods covering every instant in `[min_at, max_at]`.
