@@ -11,6 +11,21 @@ fn main() {
 
 /// About 250,000 people walking the waterfall with recycling: ~1M entries.
 fn synthetic() -> History {
+    let (people, transitions) = synthetic_parts();
+    build(people, transitions)
+}
+
+fn build(people: Vec<PersonInfo>, transitions: Vec<Transition>) -> History {
+    History::new(
+        STAGES.iter().map(|s| s.to_string()).collect(),
+        vec![],
+        people,
+        transitions,
+    )
+}
+
+/// The people and transitions of [`synthetic`].
+fn synthetic_parts() -> (Vec<PersonInfo>, Vec<Transition>) {
     let mut state = 0x2545_f491_4f6c_dd1du64;
     let mut next = move || {
         state ^= state << 13;
@@ -59,12 +74,14 @@ fn synthetic() -> History {
             };
         }
     }
-    History::new(
-        STAGES.iter().map(|s| s.to_string()).collect(),
-        vec![],
-        people,
-        transitions,
-    )
+    (people, transitions)
+}
+
+#[divan::bench(sample_count = 3)]
+fn build_history(bencher: divan::Bencher) {
+    bencher
+        .with_inputs(synthetic_parts)
+        .bench_values(|(people, transitions)| build(people, transitions));
 }
 
 #[divan::bench]

@@ -1,10 +1,10 @@
 //! `cohort`: where did each cohort of attempts go.
 
-use crate::history::{until, History};
+use crate::history::{until, History, View};
 use crate::render::{days_cell, num, pct, segment_cell, Report, Tabular};
 use crate::util::{days, quantile_cont, used_stages, Grid, NamedMap, Periods, Segments};
 use serde::Serialize;
-use waterfall_core::{Period, Timestamp};
+use waterfall_core::{Level, Period, Timestamp};
 
 /// Options of the cohort report.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,20 +64,29 @@ struct Reach {
 /// the same instant but applied after) and before the attempt's end; the time to S is taken
 /// to the first such entry.
 pub fn cohort(history: &History, options: &CohortOptions) -> CohortReport {
+    cohort_of(&history.view(Level::Person), options)
+}
+
+/// The cohort report over account stages (`by` groups on account attributes).
+pub fn account_cohort(history: &History, options: &CohortOptions) -> CohortReport {
+    cohort_of(&history.view(Level::Account), options)
+}
+
+fn cohort_of(view: &View<'_>, options: &CohortOptions) -> CohortReport {
     let mut report = CohortReport {
         report: "cohort",
         stage: options.stage.clone(),
         period: options.period,
         rows: Vec::new(),
-        stage_order: history.stages().to_vec(),
+        stage_order: view.stages().to_vec(),
     };
-    let Some(cohort_stage) = history.stage_id(&options.stage) else {
+    let Some(cohort_stage) = view.stage_id(&options.stage) else {
         return report;
     };
-    let track = history.stage_track();
-    let segs = Segments::new(history, options.by.as_deref());
+    let track = view.track;
+    let segs = Segments::of_view(view, options.by.as_deref());
     let mut periods = Periods::new(options.period, track.span());
-    let nstages = history.stages().len();
+    let nstages = view.stages().len();
     let mut sizes: Grid<u64> = Grid::new([periods.count_hint(), segs.count(), 1]);
     let mut reach: Grid<Reach> = Grid::new([periods.count_hint(), segs.count(), nstages]);
     let as_of = options.as_of.map(|t| t.0);
@@ -131,7 +140,7 @@ pub fn cohort(history: &History, options: &CohortOptions) -> CohortReport {
             cells.push(reached.next().expect("peeked"));
         }
         for (rk, mut r) in cells {
-            let name = history.stages()[rk[2] as usize].clone();
+            let name = view.stages()[rk[2] as usize].clone();
             let median = quantile_cont(&mut r.days, 0.5).unwrap_or(f64::NAN);
             row.reached.0.push((name.clone(), r.count));
             row.median_days.0.push((name, median));

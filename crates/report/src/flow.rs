@@ -1,10 +1,10 @@
 //! `flow`: how many entered each stage, per period.
 
-use crate::history::{until, History};
+use crate::history::{until, History, View};
 use crate::render::{segment_cell, segment_order, Report, Tabular};
 use crate::util::{used_stages, Grid, Periods, Segments};
 use serde::Serialize;
-use waterfall_core::{Period, Timestamp};
+use waterfall_core::{Level, Period, Timestamp};
 
 /// Options of the flow report.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,11 +72,19 @@ struct Cell {
 
 /// Counts entries into each stage per period (and segment): entries with `from <= at < to`.
 pub fn flow(history: &History, options: &FlowOptions) -> FlowReport {
-    let track = history.stage_track();
-    let segs = Segments::new(history, options.by.as_deref());
+    flow_of(&history.view(Level::Person), options)
+}
+
+/// The flow report over account stages (`by` groups on account attributes).
+pub fn account_flow(history: &History, options: &FlowOptions) -> FlowReport {
+    flow_of(&history.view(Level::Account), options)
+}
+
+fn flow_of(view: &View<'_>, options: &FlowOptions) -> FlowReport {
+    let track = view.track;
+    let segs = Segments::of_view(view, options.by.as_deref());
     let mut periods = Periods::new(options.period, track.span());
-    let mut grid: Grid<Cell> =
-        Grid::new([periods.count_hint(), history.stages().len(), segs.count()]);
+    let mut grid: Grid<Cell> = Grid::new([periods.count_hint(), view.stages().len(), segs.count()]);
     let from = options.from.map_or(i64::MIN, |t| t.0);
     let to = options.to.map_or(i64::MAX, |t| t.0);
     let as_of = options.as_of.map(|t| t.0);
@@ -100,7 +108,7 @@ pub fn flow(history: &History, options: &FlowOptions) -> FlowReport {
         .into_iter()
         .map(|(k, c)| FlowRow {
             period: periods.label(k[0]),
-            stage: history.stages()[k[1] as usize].clone(),
+            stage: view.stages()[k[1] as usize].clone(),
             segment: segs.label(k[2]),
             entries: c.entries,
             people: c.people,
@@ -110,7 +118,7 @@ pub fn flow(history: &History, options: &FlowOptions) -> FlowReport {
         report: "flow",
         period: options.period,
         rows,
-        stage_order: history.stages().to_vec(),
+        stage_order: view.stages().to_vec(),
     }
 }
 

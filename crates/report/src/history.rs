@@ -18,6 +18,17 @@ pub struct PersonInfo {
     pub visible: bool,
 }
 
+/// What reports need to know about an account besides its transitions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AccountInfo {
+    /// The account's id, as in events and transitions.
+    pub id: String,
+    /// The account's attributes (what `by` groups account reports on).
+    pub attrs: Map<String, Value>,
+    /// False for accounts erased or merged away: point-in-time reports do not count them.
+    pub visible: bool,
+}
+
 /// One entry into a stage or status value, in compact form.
 ///
 /// `subject` is a dense person (or account) index, `value` a dense stage or status index,
@@ -115,7 +126,12 @@ pub(crate) struct Interner {
 
 impl Interner {
     fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&i) = self.index.get(name) {
+        // Stage, status and rule names are few: a scan beats hashing.
+        if self.names.len() <= 16 {
+            if let Some(i) = self.names.iter().position(|n| n == name) {
+                return i as u32;
+            }
+        } else if let Some(&i) = self.index.get(name) {
             return i;
         }
         let i = self.names.len() as u32;
@@ -141,6 +157,8 @@ pub struct History {
     rules: Interner,
     people: Vec<PersonInfo>,
     accounts: Interner,
+    account_info: Vec<AccountInfo>,
+    account_stages: Interner,
     stage: Track,
     status: Track,
     account_stage: Track,
@@ -178,10 +196,22 @@ impl History {
         }
         let (mut stage, mut status, mut acc_stage, mut acc_status) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // The engine emits each subject's transitions together: remember the last one.
+        let mut last: Option<(Level, u32)> = None;
         for t in transitions {
             let rule = h.rules.intern(&t.rule);
-            let subject = match t.level {
-                Level::Person => match person_index.get(&t.subject) {
+            let cached = match last {
+                Some((Level::Person, i)) if t.level == Level::Person => {
+                    (h.people[i as usize].id == t.subject).then_some(i)
+                }
+                Some((Level::Account, i)) if t.level == Level::Account => {
+                    (h.accounts.names[i as usize] == t.subject).then_some(i)
+                }
+                _ => None,
+            };
+            let subject = match (cached, t.level) {
+                (Some(i), _) => i,
+                (None, Level::Person) => match person_index.get(&t.subject) {
                     Some(&i) => i,
                     None => {
                         let i = h.people.len() as u32;
@@ -195,11 +225,13 @@ impl History {
                         i
                     }
                 },
-                Level::Account => h.accounts.intern(&t.subject),
+                (None, Level::Account) => h.accounts.intern(&t.subject),
             };
-            let value = match t.field {
-                Field::Stage => h.stages.intern(&t.to),
-                Field::Status => h.statuses.intern(&t.to),
+            last = Some((t.level, subject));
+            let value = match (t.level, t.field) {
+                (Level::Person, Field::Stage) => h.stages.intern(&t.to),
+                (Level::Account, Field::Stage) => h.account_stages.intern(&t.to),
+                (_, Field::Status) => h.statuses.intern(&t.to),
             };
             let e = Entry {
                 at: t.order.at.0,
@@ -218,11 +250,82 @@ impl History {
         }
         let n = h.people.len();
         let a = h.accounts.names.len();
+        h.account_info = h
+            .accounts
+            .names
+            .iter()
+            .map(|id| AccountInfo {
+                id: id.clone(),
+                attrs: Map::new(),
+                visible: true,
+            })
+            .collect();
         h.stage = Track::build(stage, n);
         h.status = Track::build(status, n);
         h.account_stage = Track::build(acc_stage, a);
         h.account_status = Track::build(acc_status, a);
         h
+    }
+
+    /// Adds what is known about accounts (attributes, visibility) and the account stages of
+    /// the model in model order, for the account-level reports.
+    ///
+    /// Account stages that only transitions name come after the given ones; accounts without
+    /// transitions are kept (they appear in no report row).
+    pub fn with_accounts(mut self, accounts: Vec<AccountInfo>, stages: Vec<String>) -> History {
+        let mut names = Interner::default();
+        for s in stages.iter().chain(&self.account_stages.names) {
+            names.intern(s);
+        }
+        let remap: Vec<u32> = self
+            .account_stages
+            .names
+            .iter()
+            .map(|s| names.intern(s))
+            .collect();
+        for e in &mut self.account_stage.entries {
+            e.value = remap[e.value as usize];
+        }
+        self.account_stages = names;
+        for a in accounts {
+            let i = self.accounts.intern(&a.id) as usize;
+            if i == self.account_info.len() {
+                self.account_info.push(a);
+            } else {
+                self.account_info[i] = a;
+            }
+        }
+        self
+    }
+
+    /// The stage names, visibility, attributes and stage entries of one level.
+    pub(crate) fn view(&self, level: Level) -> View<'_> {
+        match level {
+            Level::Person => View {
+                stages: &self.stages,
+                track: &self.stage,
+                subjects: self.people.len(),
+                level,
+                history: self,
+            },
+            Level::Account => View {
+                stages: &self.account_stages,
+                track: &self.account_stage,
+                subjects: self.account_info.len(),
+                level,
+                history: self,
+            },
+        }
+    }
+
+    /// Account stage names: the model's (see [`History::with_accounts`]), then the others.
+    pub fn account_stages(&self) -> &[String] {
+        &self.account_stages.names
+    }
+
+    /// What is known about each account, indexed like account entries' `subject`.
+    pub fn account_info(&self) -> &[AccountInfo] {
+        &self.account_info
     }
 
     /// Stage names: the model's in model order, then those only transitions named.
@@ -288,5 +391,44 @@ impl History {
     /// Account status entries.
     pub fn account_status_track(&self) -> &Track {
         &self.account_status
+    }
+}
+
+/// One level (people or accounts) of a history, as the stage reports read it.
+pub(crate) struct View<'a> {
+    stages: &'a Interner,
+    /// The level's stage entries.
+    pub(crate) track: &'a Track,
+    /// How many subjects (people or accounts) there are.
+    pub(crate) subjects: usize,
+    level: Level,
+    history: &'a History,
+}
+
+impl View<'_> {
+    /// Stage names of the level.
+    pub(crate) fn stages(&self) -> &[String] {
+        &self.stages.names
+    }
+
+    /// The dense index of a stage name of the level.
+    pub(crate) fn stage_id(&self, name: &str) -> Option<u32> {
+        self.stages.get(name)
+    }
+
+    /// Whether point-in-time reports count the subject.
+    pub(crate) fn visible(&self, subject: u32) -> bool {
+        match self.level {
+            Level::Person => self.history.people[subject as usize].visible,
+            Level::Account => self.history.account_info[subject as usize].visible,
+        }
+    }
+
+    /// The subject's attributes.
+    pub(crate) fn attrs(&self, subject: u32) -> &Map<String, Value> {
+        match self.level {
+            Level::Person => &self.history.people[subject as usize].attrs,
+            Level::Account => &self.history.account_info[subject as usize].attrs,
+        }
     }
 }

@@ -31,15 +31,27 @@
 //! Invariant: no I/O, no clock, no environment: time comes from the options and the history.
 
 mod cohort;
+mod conversion;
+mod diff;
 mod flow;
 mod history;
+mod recycling;
 pub mod render;
+mod sla;
 mod snapshot;
+mod status;
 mod util;
+mod velocity;
 
-pub use cohort::{cohort, CohortOptions, CohortReport, CohortRow};
-pub use flow::{flow, FlowOptions, FlowReport, FlowRow};
-pub use history::{Entry, History, PersonInfo, Track};
+pub use cohort::{account_cohort, cohort, CohortOptions, CohortReport, CohortRow};
+pub use conversion::{conversion, ConversionOptions, ConversionReport, ConversionRow};
+pub use diff::{diff, DiffFlowRow, DiffMove, DiffOptions, DiffReport};
+pub use flow::{account_flow, flow, FlowOptions, FlowReport, FlowRow};
+pub use history::{AccountInfo, Entry, History, PersonInfo, Track};
+pub use recycling::{recycling, RecyclingOptions, RecyclingReport, RecyclingRow};
 pub use render::{Report, Tabular};
-pub use snapshot::{snapshot, SnapshotOptions, SnapshotReport, SnapshotRow};
+pub use sla::{sla, SlaOptions, SlaReport, SlaRow};
+pub use snapshot::{account_snapshot, snapshot, SnapshotOptions, SnapshotReport, SnapshotRow};
+pub use status::{status, StatusByStageRow, StatusOptions, StatusReport, StatusRow};
 pub use util::{quantile_cont, NamedMap};
+pub use velocity::{velocity, OpenStayRow, VelocityOptions, VelocityReport, VelocityRow};

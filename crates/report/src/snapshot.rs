@@ -1,10 +1,10 @@
 //! `snapshot`: who is where at an instant.
 
-use crate::history::{until, History};
+use crate::history::{until, History, View};
 use crate::render::{segment_cell, Report, Tabular};
 use crate::util::{Grid, Segments};
 use serde::Serialize;
-use waterfall_core::Timestamp;
+use waterfall_core::{Level, Timestamp};
 
 /// Options of the snapshot report.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,12 +41,20 @@ pub struct SnapshotRow {
 /// The stage of every visible person at an instant: their last entry at or before it.
 /// People with no entry by then, and people erased or merged away, are not counted.
 pub fn snapshot(history: &History, options: &SnapshotOptions) -> SnapshotReport {
-    let track = history.stage_track();
-    let segs = Segments::new(history, options.by.as_deref());
-    let mut grid: Grid<u64> = Grid::new([history.stages().len(), segs.count(), 1]);
-    let people = history.people();
+    snapshot_of(&history.view(Level::Person), options)
+}
+
+/// The snapshot report over account stages (`by` groups on account attributes).
+pub fn account_snapshot(history: &History, options: &SnapshotOptions) -> SnapshotReport {
+    snapshot_of(&history.view(Level::Account), options)
+}
+
+fn snapshot_of(view: &View<'_>, options: &SnapshotOptions) -> SnapshotReport {
+    let track = view.track;
+    let segs = Segments::of_view(view, options.by.as_deref());
+    let mut grid: Grid<u64> = Grid::new([view.stages().len(), segs.count(), 1]);
     for p in 0..track.subjects() as u32 {
-        if !people[p as usize].visible {
+        if !view.visible(p) {
             continue;
         }
         if let Some(e) = until(track.of(p), Some(options.as_of.0)).last() {
@@ -57,7 +65,7 @@ pub fn snapshot(history: &History, options: &SnapshotOptions) -> SnapshotReport 
         .into_sorted_by(|k| *k)
         .into_iter()
         .map(|(k, n)| SnapshotRow {
-            stage: history.stages()[k[0] as usize].clone(),
+            stage: view.stages()[k[0] as usize].clone(),
             segment: segs.label(k[1]),
             people: n,
         })

@@ -1,9 +1,11 @@
 //! Shared machinery of the reports: period indexing, segments, accumulation grids, quantiles.
 
-use crate::history::History;
+use crate::history::{History, View};
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashMap;
+use waterfall_core::Level;
 use waterfall_core::{Period, Timestamp, MICROS_PER_DAY};
 
 /// A map that serializes as a JSON object with keys in the order given (stage model order).
@@ -38,7 +40,7 @@ pub(crate) struct Periods {
 }
 
 /// Spans longer than this (in days) fall back to calendar arithmetic per lookup.
-const MAX_TABLE_DAYS: i64 = 4_000_000;
+const MAX_TABLE_DAYS: i64 = 200_000;
 
 impl Periods {
     /// Periods covering every instant in `[min_at, max_at]`.
@@ -117,22 +119,29 @@ pub(crate) struct Segments {
 
 impl Segments {
     pub(crate) fn new(history: &History, by: Option<&str>) -> Segments {
-        let people = history.people();
+        Segments::of_view(&history.view(Level::Person), by)
+    }
+
+    pub(crate) fn of_view(view: &View<'_>, by: Option<&str>) -> Segments {
         let Some(by) = by else {
             return Segments {
                 by: false,
-                of_person: vec![0; people.len()],
+                of_person: vec![0; view.subjects],
                 labels: Vec::new(),
             };
         };
         let mut index: HashMap<String, u32> = HashMap::new();
-        let mut raw = Vec::with_capacity(people.len());
-        for p in people {
-            let id = match attribute(&p.attrs, by) {
-                Some(label) => {
-                    let n = index.len() as u32;
-                    *index.entry(label).or_insert(n)
-                }
+        let mut raw = Vec::with_capacity(view.subjects);
+        for p in 0..view.subjects as u32 {
+            let id = match attribute(view.attrs(p), by) {
+                Some(label) => match index.get(label.as_ref()) {
+                    Some(&i) => i,
+                    None => {
+                        let n = index.len() as u32;
+                        index.insert(label.into_owned(), n);
+                        n
+                    }
+                },
                 None => u32::MAX,
             };
             raw.push(id);
@@ -183,7 +192,10 @@ impl Segments {
 
 /// A person attribute as a segment label: strings as they are, numbers and booleans as their
 /// JSON text, `null` or missing as `None`. A dotted name also looks into nested objects.
-pub(crate) fn attribute(attrs: &serde_json::Map<String, Value>, name: &str) -> Option<String> {
+pub(crate) fn attribute<'a>(
+    attrs: &'a serde_json::Map<String, Value>,
+    name: &str,
+) -> Option<Cow<'a, str>> {
     let mut v = attrs.get(name);
     if v.is_none() && name.contains('.') {
         let mut parts = name.split('.');
@@ -194,8 +206,8 @@ pub(crate) fn attribute(attrs: &serde_json::Map<String, Value>, name: &str) -> O
     }
     match v? {
         Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
+        Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+        other => Some(Cow::Owned(other.to_string())),
     }
 }
 
@@ -256,21 +268,20 @@ impl<T: Default> Grid<T> {
     }
 }
 
-/// The `q` quantile of `values`, interpolated like SQL's `quantile_cont` (sorts in place).
+/// The `q` quantile of `values`, interpolated like SQL's `quantile_cont` (reorders `values`).
 pub fn quantile_cont(values: &mut [f64], q: f64) -> Option<f64> {
     if values.is_empty() {
         return None;
     }
-    values.sort_unstable_by(f64::total_cmp);
-    let pos = (values.len() - 1) as f64 * q;
+    let pos = (values.len() - 1) as f64 * q.clamp(0.0, 1.0);
     let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    let (a, b) = (values[lo], values[hi]);
-    Some(if lo == hi {
-        a
-    } else {
-        a + (b - a) * (pos - lo as f64)
-    })
+    // Two order statistics in linear time instead of a full sort.
+    let (_, &mut a, above) = values.select_nth_unstable_by(lo, f64::total_cmp);
+    if pos == lo as f64 || above.is_empty() {
+        return Some(a);
+    }
+    let b = above.iter().copied().min_by(f64::total_cmp).unwrap_or(a);
+    Some(a + (b - a) * (pos - lo as f64))
 }
 
 /// Days between two instants in microseconds, as a float.

@@ -420,7 +420,7 @@ fn status_and_account_transitions_do_not_count_as_stage_entries() {
         vec![],
         vec![
             stage("p1", "2025-01-02T00:00:00Z", 1, "MQL"),
-            status("p1", "2025-01-02T00:00:00Z", 1, "Open"),
+            status_to("p1", "2025-01-02T00:00:00Z", 1, "Open"),
             transition(
                 waterfall_core::Level::Account,
                 waterfall_core::Field::Stage,
@@ -492,4 +492,35 @@ fn tables_and_csv_render_every_contract_report() {
             .to_json()
             .starts_with(&format!("{{\"report\":\"{}\"", r.name())));
     }
+}
+
+#[test]
+fn periods_far_apart_are_still_labelled_and_sorted() {
+    // More than 200,000 days apart: periods are computed per entry instead of by table.
+    let h = history(
+        vec![],
+        vec![
+            stage("p1", "2500-06-01T00:00:00Z", 1, "MQL"),
+            stage("p2", "1900-01-01T00:00:00Z", 2, "MQL"),
+            stage("p2", "1900-01-03T00:00:00Z", 3, "SAL"),
+            stage("p3", "2025-03-01T00:00:00Z", 4, "MQL"),
+        ],
+    );
+    check(
+        &flow(&h, &FlowOptions::default()),
+        json!({"report":"flow","period":"month","rows":[
+            {"period":"1900-01","stage":"MQL","entries":1,"people":1},
+            {"period":"1900-01","stage":"SAL","entries":1,"people":1},
+            {"period":"2025-03","stage":"MQL","entries":1,"people":1},
+            {"period":"2500-06","stage":"MQL","entries":1,"people":1},
+        ]}),
+    );
+    check(
+        &cohort_of(&h, "MQL", Period::Year),
+        json!({"report":"cohort","stage":"MQL","period":"year","rows":[
+            {"period":"1900","size":1,"reached":{"SAL":1},"median_days":{"SAL":2.0}},
+            {"period":"2025","size":1,"reached":{},"median_days":{}},
+            {"period":"2500","size":1,"reached":{},"median_days":{}},
+        ]}),
+    );
 }

@@ -2,5 +2,6 @@
 //! against a naive reimplementation.
 
 mod contract;
+mod extra;
 mod naive;
 mod support;

@@ -315,3 +315,181 @@ proptest! {
         prop_assert_eq!(got, naive_snapshot(&w, &o));
     }
 }
+
+proptest! {
+    #[test]
+    fn quantiles_match_sorting_and_interpolating(
+        mut v in prop::collection::vec(0u32..1000, 1..50), q in 0.0f64..=1.0,
+    ) {
+        let mut values: Vec<f64> = v.iter().map(|&x| x as f64 / 7.0).collect();
+        v.sort();
+        let sorted: Vec<f64> = v.iter().map(|&x| x as f64 / 7.0).collect();
+        let pos = (sorted.len() - 1) as f64 * q;
+        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+        let expected = sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64);
+        let got = quantile_cont(&mut values, q).unwrap();
+        prop_assert!((got - expected).abs() < 1e-9, "{} vs {}", got, expected);
+    }
+}
+
+/// The same world with every transition moved to the account level.
+fn as_accounts(w: &World) -> History {
+    let transitions = w.transitions.iter().cloned().map(|mut t| {
+        t.level = Level::Account;
+        t
+    });
+    let accounts = w
+        .people
+        .iter()
+        .map(|p| AccountInfo {
+            id: p.id.clone(),
+            attrs: p.attrs.clone(),
+            visible: p.visible,
+        })
+        .collect();
+    History::new(vec![], vec![], vec![], transitions)
+        .with_accounts(accounts, STAGES.iter().map(|s| s.to_string()).collect())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    #[test]
+    fn account_reports_equal_person_reports_over_the_same_history(
+        w in world(), p in 0u8..4, by in any::<bool>(), as_of in 0i64..40,
+    ) {
+        let (people, accounts) = (build(&w), as_accounts(&w));
+        let by = by.then(|| "source".to_string());
+        let f = FlowOptions { period: period_of(p), by: by.clone(), ..FlowOptions::default() };
+        prop_assert_eq!(account_flow(&accounts, &f).to_json(), flow(&people, &f).to_json());
+        let c = CohortOptions {
+            stage: "MQL".into(),
+            period: period_of(p),
+            by: by.clone(),
+            as_of: instant(Some(as_of)),
+        };
+        prop_assert_eq!(account_cohort(&accounts, &c).to_json(), cohort(&people, &c).to_json());
+        let s = SnapshotOptions { as_of: instant(Some(as_of)).unwrap(), by };
+        prop_assert_eq!(
+            account_snapshot(&accounts, &s).to_json(),
+            snapshot(&people, &s).to_json()
+        );
+    }
+}
+
+/// Entries, stayed, and counts per next stage.
+type Conversion = (u64, u64, BTreeMap<String, u64>);
+
+fn naive_quantile(mut v: Vec<f64>, q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let pos = (v.len() - 1) as f64 * q;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+/// The next entry of the same person after `x` (with `at <= as_of`), straight from the words.
+fn next_of<'a>(
+    es: &'a [(String, Order, String)],
+    x: &(String, Order, String),
+    as_of: Option<Timestamp>,
+) -> Option<&'a (String, Order, String)> {
+    es.iter()
+        .filter(|y| y.0 == x.0 && y.1 > x.1 && as_of.is_none_or(|t| y.1.at <= t))
+        .min_by_key(|y| y.1)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn velocity_matches_the_naive_definition(
+        w in world(), p in 0u8..4, by in any::<bool>(),
+        from in prop::option::of(0i64..40), as_of in prop::option::of(0i64..40),
+    ) {
+        let o = VelocityOptions {
+            period: period_of(p),
+            from: instant(from),
+            to: None,
+            by: by.then(|| "source".to_string()),
+            as_of: instant(as_of),
+        };
+        let r = velocity(&build(&w), &o);
+        let es: Vec<_> = entries(&w)
+            .into_iter()
+            .filter(|e| o.as_of.is_none_or(|t| e.1.at <= t))
+            .collect();
+        let mut closed: BTreeMap<FlowKey, Vec<f64>> = BTreeMap::new();
+        for x in &es {
+            if let Some(y) = next_of(&es, x, o.as_of) {
+                if o.from.is_none_or(|f| y.1.at >= f) {
+                    closed
+                        .entry((o.period.label(y.1.at), x.2.clone(), segment(&w, o.by.as_deref(), &x.0)))
+                        .or_default()
+                        .push(x.1.at.days_until(y.1.at));
+                }
+            }
+        }
+        prop_assert_eq!(r.rows.len(), closed.len());
+        for row in &r.rows {
+            let d = &closed[&(row.period.clone(), row.stage.clone(), row.segment.clone())];
+            prop_assert_eq!(row.stays, d.len() as u64);
+            prop_assert!((row.median_days - naive_quantile(d.clone(), 0.5)).abs() < 1e-9);
+            prop_assert!((row.p90_days - naive_quantile(d.clone(), 0.9)).abs() < 1e-9);
+        }
+        let until = o.as_of.or(entries(&w).iter().map(|e| e.1.at).max());
+        let mut open: BTreeMap<(String, Option<Option<String>>), Vec<f64>> = BTreeMap::new();
+        for x in &es {
+            let visible = w.people.iter().find(|p| p.id == x.0).is_none_or(|p| p.visible);
+            if visible && next_of(&es, x, o.as_of).is_none() {
+                open.entry((x.2.clone(), segment(&w, o.by.as_deref(), &x.0)))
+                    .or_default()
+                    .push(x.1.at.days_until(until.unwrap()));
+            }
+        }
+        prop_assert_eq!(r.open.len(), open.len());
+        for row in &r.open {
+            let d = &open[&(row.stage.clone(), row.segment.clone())];
+            prop_assert_eq!(row.people, d.len() as u64);
+            prop_assert!((row.median_days - naive_quantile(d.clone(), 0.5)).abs() < 1e-9);
+            prop_assert!((row.p90_days - naive_quantile(d.clone(), 0.9)).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn conversion_matches_the_naive_definition(
+        w in world(), by in any::<bool>(),
+        from in prop::option::of(0i64..40), as_of in prop::option::of(0i64..40),
+    ) {
+        let o = ConversionOptions {
+            from: instant(from),
+            to: None,
+            by: by.then(|| "source".to_string()),
+            as_of: instant(as_of),
+        };
+        let r = conversion(&build(&w), &o);
+        let es: Vec<_> = entries(&w)
+            .into_iter()
+            .filter(|e| o.as_of.is_none_or(|t| e.1.at <= t))
+            .collect();
+        let mut expected: BTreeMap<CohortKey, Conversion> = BTreeMap::new();
+        for x in es.iter().filter(|x| o.from.is_none_or(|f| x.1.at >= f)) {
+            let cell = expected
+                .entry((x.2.clone(), segment(&w, o.by.as_deref(), &x.0)))
+                .or_default();
+            cell.0 += 1;
+            match next_of(&es, x, o.as_of) {
+                Some(y) => *cell.2.entry(y.2.clone()).or_default() += 1,
+                None => cell.1 += 1,
+            }
+        }
+        let got: BTreeMap<_, _> = r
+            .rows
+            .iter()
+            .map(|row| {
+                let next: BTreeMap<String, u64> = row.next.0.iter().cloned().collect();
+                ((row.from.clone(), row.segment.clone()), (row.entries, row.stayed, next))
+            })
+            .collect();
+        prop_assert_eq!(got, expected);
+    }
+}

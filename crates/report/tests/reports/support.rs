@@ -28,7 +28,7 @@ pub fn stage(person: &str, at: &str, seq: u64, to: &str) -> Transition {
 }
 
 /// A person status transition.
-pub fn status(person: &str, at: &str, seq: u64, to: &str) -> Transition {
+pub fn status_to(person: &str, at: &str, seq: u64, to: &str) -> Transition {
     transition(
         Level::Person,
         Field::Status,
