@@ -1,12 +1,16 @@
-//! Deriving transitions from events: the engine's main loop.
+//! Deriving transitions from events: the engine's main loop, with the model's automation
+//! (scores, rules, status/stage coupling, opportunity outcomes and timers).
 
 use crate::state::{AccountState, OpportunityInfo, PersonState};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use waterfall_core::{
-    Event, EventBody, Field, Level, OpportunityKind, OpportunityState, Order, Subject, Timestamp,
-    Transition,
+    Attrs, Event, EventBody, Field, Level, OpportunityKind, OpportunityState, Order, Subject,
+    Timestamp, Transition,
 };
-use waterfall_model::{Model, StageId, StatusId};
+use waterfall_model::{
+    EvalContext, Model, OppTrigger, Rule, ScoreRef, StageId, StatusId, TimerKind, Trigger,
+    TriggerKind,
+};
 
 /// An event with its ingestion sequence number (the tie-breaker between events at one instant).
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +53,12 @@ pub struct Derived {
     pub rejections: Vec<Rejection>,
 }
 
+/// The sequence number timers order by: after every event at their instant.
+pub const TIMER_SEQ: u64 = i64::MAX as u64;
+
+/// How deep one change may cascade through coupling and rules (loop protection).
+const MAX_CASCADE: u32 = 8;
+
 /// Derives one partition: `events` must be sorted by (`at`, `seq`).
 pub fn derive(model: &Model, events: &[SequencedEvent], opts: DeriveOptions) -> Derived {
     let mut d = Deriver::new(model, events);
@@ -56,8 +66,11 @@ pub fn derive(model: &Model, events: &[SequencedEvent], opts: DeriveOptions) -> 
         if se.event.at > opts.horizon {
             break;
         }
+        // Timers due strictly before this instant fire first; those due at it fire after it.
+        d.fire_timers_before(se.event.at);
         d.apply(se);
     }
+    d.fire_timers_until(opts.horizon);
     d.finish()
 }
 
@@ -94,15 +107,69 @@ pub fn derive_all(
     })
 }
 
+/// Checks an event against the model before it is stored: names of stages and statuses must
+/// exist. Returns the reason for rejecting it.
+pub fn validate(model: &Model, event: &Event) -> Result<(), String> {
+    match &event.body {
+        EventBody::Stage { stage, .. } if model.stage_id(stage).is_none() => Err(format!(
+            "unknown stage {stage:?} (model {:?} has {})",
+            model.name,
+            model
+                .stages
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        EventBody::Status { status, .. } if model.status_id(status).is_none() => Err(format!(
+            "unknown status {status:?} (model {:?} has {})",
+            model.name,
+            model
+                .statuses
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A person while the derivation runs.
 struct Person {
     id: String,
     account: Option<String>,
-    attrs: waterfall_core::Attrs,
+    attrs: Attrs,
     stage: StageId,
     status: Option<StatusId>,
     created_at: Timestamp,
     last_activity: Option<Timestamp>,
+    /// Fit score from the model's fit rules.
+    fit: f64,
+    /// Engagement as of `engagement_at` (decays from there).
+    engagement: f64,
+    engagement_at: Timestamp,
+    /// Bumped on every stage or status change, so stale timers know they are stale.
+    epoch: u64,
+}
+
+/// A pending timer: rule `rule` for `person`, valid while the person's epoch (for in-stage
+/// timers) or last activity (for inactivity timers) is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Timer {
+    due: Timestamp,
+    person: String,
+    rule: u32,
+    epoch: u64,
+    last_activity: Option<Timestamp>,
+}
+
+/// What the event being applied is about, for rule conditions.
+#[derive(Clone, Copy, Default)]
+struct Trig<'e> {
+    activity_kind: Option<&'e str>,
+    activity: Option<&'e Attrs>,
+    opportunity: Option<(OpportunityKind, Option<f64>)>,
 }
 
 struct Deriver<'m> {
@@ -115,9 +182,12 @@ struct Deriver<'m> {
     opportunities: HashMap<String, (String, usize)>,
     transitions: Vec<Transition>,
     rejections: Vec<Rejection>,
+    timers: BTreeSet<Timer>,
     /// Order of the change being made: the causing event's (at, seq) and a running `sub`.
     cursor: Order,
     cause: Option<String>,
+    /// Rule ids by name, to find a rule's index for timers.
+    rule_index: HashMap<*const Rule, u32>,
 }
 
 impl<'m> Deriver<'m> {
@@ -130,6 +200,12 @@ impl<'m> Deriver<'m> {
                 merged.insert(person.clone(), into.clone());
             }
         }
+        let rule_index = model
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r as *const Rule, i as u32))
+            .collect();
         Deriver {
             model,
             merged,
@@ -138,12 +214,14 @@ impl<'m> Deriver<'m> {
             opportunities: HashMap::new(),
             transitions: Vec::new(),
             rejections: Vec::new(),
+            timers: BTreeSet::new(),
             cursor: Order {
                 at: Timestamp(0),
                 seq: 0,
                 sub: 0,
             },
             cause: None,
+            rule_index,
         }
     }
 
@@ -175,6 +253,16 @@ impl<'m> Deriver<'m> {
                 if let Some(t) = attrs.get("type").and_then(|v| v.as_str()) {
                     acc.account_type = Some(t.to_string());
                 }
+                // Account attributes feed people's fit.
+                let members: Vec<String> = self
+                    .people
+                    .values()
+                    .filter(|p| p.account.as_deref() == Some(account))
+                    .map(|p| p.id.clone())
+                    .collect();
+                for id in members {
+                    self.rescore_fit(&id);
+                }
             }
             EventBody::Person {
                 person,
@@ -182,10 +270,11 @@ impl<'m> Deriver<'m> {
                 attrs,
             } => {
                 let id = self.survivor(person).to_string();
-                self.ensure_person(&id);
                 if let Some(a) = account {
                     self.account_mut(a);
                 }
+                let created = !self.people.contains_key(&id);
+                self.ensure_person(&id);
                 let p = self.people.get_mut(&id).expect("just ensured");
                 if account.is_some() {
                     p.account.clone_from(account);
@@ -193,13 +282,25 @@ impl<'m> Deriver<'m> {
                 for (k, v) in attrs {
                     p.attrs.insert(k.clone(), v.clone());
                 }
+                if created {
+                    let p = self.people.get_mut(&id).expect("exists");
+                    p.fit = 0.0;
+                    let fit = self.compute_fit(&id);
+                    self.people.get_mut(&id).expect("exists").fit = fit;
+                    self.fire(TriggerKind::PersonCreated, &id, Trig::default(), 0);
+                } else {
+                    self.rescore_fit(&id);
+                }
             }
-            EventBody::Activity { subject, .. } => match subject {
+            EventBody::Activity {
+                subject,
+                kind,
+                attrs,
+            } => match subject {
                 Subject::Person(person) => {
                     let id = self.survivor(person).to_string();
                     self.ensure_person(&id);
-                    let p = self.people.get_mut(&id).expect("just ensured");
-                    p.last_activity = Some(ev.at);
+                    self.activity(&id, kind, attrs);
                 }
                 Subject::Account(a) => {
                     self.account_mut(a);
@@ -230,7 +331,7 @@ impl<'m> Deriver<'m> {
                 match self.model.stage_id(stage) {
                     Some(to) => {
                         self.ensure_person(&id);
-                        self.set_stage(&id, to, "explicit");
+                        self.change_stage(&id, to, "explicit", None, 0);
                     }
                     None => self.reject(
                         ev,
@@ -243,7 +344,7 @@ impl<'m> Deriver<'m> {
                 match self.model.status_id(status) {
                     Some(to) => {
                         self.ensure_person(&id);
-                        self.set_status(&id, to, "explicit");
+                        self.change_status(&id, to, "explicit", 0);
                     }
                     None => self.reject(
                         ev,
@@ -254,6 +355,347 @@ impl<'m> Deriver<'m> {
             // Merges were resolved up front; erasure removes events before derivation.
             EventBody::Merge { .. } | EventBody::Erase { .. } => {}
         }
+    }
+
+    /// An activity: engagement points (with decay), inactivity timers re-armed, rules fired.
+    fn activity(&mut self, id: &str, kind: &str, attrs: &Attrs) {
+        let at = self.cursor.at;
+        let scoring = &self.model.scoring;
+        let p = self.people.get_mut(id).expect("person exists");
+        let before = scoring.decay(p.engagement, p.engagement_at.days_until(at));
+        let after = before + scoring.points_for(kind);
+        p.engagement = after;
+        p.engagement_at = at;
+        p.last_activity = Some(at);
+        let trig = Trig {
+            activity_kind: Some(kind),
+            activity: Some(attrs),
+            opportunity: None,
+        };
+        self.fire(TriggerKind::Activity, id, trig, 0);
+        self.score_crossings(id, ScoreRef::Engagement, before, after, trig);
+        self.schedule_timers(id, true);
+    }
+
+    /// Recomputes a person's fit and fires crossings.
+    fn rescore_fit(&mut self, id: &str) {
+        let before = self.people[id].fit;
+        let after = self.compute_fit(id);
+        self.people.get_mut(id).expect("person exists").fit = after;
+        self.score_crossings(id, ScoreRef::Fit, before, after, Trig::default());
+    }
+
+    fn compute_fit(&self, id: &str) -> f64 {
+        let ctx = self.context(id, Trig::default());
+        self.model
+            .scoring
+            .fit
+            .iter()
+            .filter(|r| r.condition.eval(&ctx).unwrap_or(false))
+            .map(|r| r.points)
+            .sum()
+    }
+
+    fn score_crossings(
+        &mut self,
+        id: &str,
+        score: ScoreRef,
+        before: f64,
+        after: f64,
+        trig: Trig<'_>,
+    ) {
+        if before == after {
+            return;
+        }
+        let model = self.model;
+        for rule in model.rules_for(TriggerKind::ScoreCrossed) {
+            if let Trigger::ScoreCrossed {
+                score: s,
+                threshold,
+                upward,
+            } = &rule.trigger
+            {
+                let crossed = if *upward {
+                    before < *threshold && after >= *threshold
+                } else {
+                    before >= *threshold && after < *threshold
+                };
+                if *s == score && crossed {
+                    self.try_rule(rule, id, trig, 0);
+                }
+            }
+        }
+    }
+
+    /// The evaluation context of a person for rule conditions.
+    fn context<'a>(&'a self, id: &str, trig: Trig<'a>) -> EvalContext<'a> {
+        let p = &self.people[id];
+        let acc = p.account.as_deref().and_then(|a| self.accounts.get(a));
+        EvalContext {
+            person: Some(&p.attrs),
+            fit: p.fit,
+            engagement: self
+                .model
+                .scoring
+                .decay(p.engagement, p.engagement_at.days_until(self.cursor.at)),
+            stage: Some(self.model.stages[p.stage as usize].name.as_str()),
+            status: p
+                .status
+                .map(|s| self.model.statuses[s as usize].name.as_str()),
+            account: acc.map(|a| &a.attrs),
+            account_fit: 0.0,
+            account_engagement: 0.0,
+            account_type: acc.and_then(|a| a.account_type.as_deref()),
+            aggregates: None,
+            activity_kind: trig.activity_kind,
+            activity: trig.activity,
+            opportunity_kind: trig.opportunity.map(|o| o.0),
+            opportunity_amount: trig.opportunity.and_then(|o| o.1),
+            thresholds: Some(&self.model.scoring.thresholds),
+        }
+    }
+
+    /// Fires the rules of one trigger kind for a person, highest priority first.
+    fn fire(&mut self, kind: TriggerKind, id: &str, trig: Trig<'_>, depth: u32) {
+        let model = self.model;
+        for rule in model.rules_for(kind) {
+            let matches = match &rule.trigger {
+                Trigger::PersonCreated => true,
+                Trigger::Activity { kinds } => {
+                    kinds.is_empty()
+                        || trig
+                            .activity_kind
+                            .is_some_and(|k| kinds.iter().any(|x| x == k))
+                }
+                _ => false,
+            };
+            if matches {
+                self.try_rule(rule, id, trig, depth);
+            }
+        }
+    }
+
+    /// Applies a rule to a person if its guard and condition hold. Returns whether it did.
+    fn try_rule(&mut self, rule: &'m Rule, id: &str, trig: Trig<'_>, depth: u32) -> bool {
+        let p = &self.people[id];
+        let a = &rule.action;
+        if !a.only_from.is_empty() && !a.only_from.contains(&p.stage) {
+            return false;
+        }
+        if let Some(c) = &rule.condition {
+            if !c.eval(&self.context(id, trig)).unwrap_or(false) {
+                return false;
+            }
+        }
+        let mut changed = false;
+        if let Some(to) = a.set_stage {
+            changed |= self.change_stage(id, to, &rule.name, a.set_status, depth + 1);
+        }
+        if let Some(to) = a.set_status {
+            changed |= self.change_status(id, to, &rule.name, depth + 1);
+        }
+        changed
+    }
+
+    /// Moves a person to a stage, then the coupled status (unless the caller sets one), then
+    /// the rules that react to the stage. Setting the stage they are in is not an entry.
+    fn change_stage(
+        &mut self,
+        id: &str,
+        to: StageId,
+        rule: &str,
+        explicit_status: Option<StatusId>,
+        depth: u32,
+    ) -> bool {
+        let model = self.model;
+        let from = self.people[id].stage;
+        if from == to || depth > MAX_CASCADE {
+            return false;
+        }
+        // Explicit events record what happened; automation may only take allowed paths.
+        if rule != "explicit" && !model.allows(from, to) {
+            return false;
+        }
+        let p = self.people.get_mut(id).expect("person exists");
+        p.stage = to;
+        p.epoch += 1;
+        self.record(
+            Level::Person,
+            id,
+            Field::Stage,
+            Some(model.stages[from as usize].name.clone()),
+            model.stages[to as usize].name.clone(),
+            rule,
+        );
+        if explicit_status.is_none() {
+            if let Some(s) = model
+                .coupling
+                .stage_to_status
+                .get(to as usize)
+                .copied()
+                .flatten()
+            {
+                // Coupling never bounces back: the status it sets does not move the stage again.
+                self.set_status_only(
+                    id,
+                    s,
+                    &format!(
+                        "coupling: stage {} sets status",
+                        model.stages[to as usize].name
+                    ),
+                );
+            }
+        }
+        for r in model.rules_for(TriggerKind::StageEntered) {
+            if let Trigger::StageEntered(stages) = &r.trigger {
+                if stages.is_empty() || stages.contains(&to) {
+                    self.try_rule(r, id, Trig::default(), depth + 1);
+                }
+            }
+        }
+        self.schedule_timers(id, false);
+        true
+    }
+
+    /// Sets a person's status, then the coupled stage, then the rules that react to it.
+    fn change_status(&mut self, id: &str, to: StatusId, rule: &str, depth: u32) -> bool {
+        let model = self.model;
+        if depth > MAX_CASCADE || !self.set_status_only(id, to, rule) {
+            return false;
+        }
+        if let Some(stage) = model
+            .coupling
+            .status_to_stage
+            .get(to as usize)
+            .copied()
+            .flatten()
+        {
+            let cause = format!(
+                "coupling: status {} moves stage",
+                model.statuses[to as usize].name
+            );
+            self.change_stage(id, stage, &cause, Some(to), depth + 1);
+        }
+        for r in model.rules_for(TriggerKind::StatusSet) {
+            if let Trigger::StatusSet(statuses) = &r.trigger {
+                if statuses.is_empty() || statuses.contains(&to) {
+                    self.try_rule(r, id, Trig::default(), depth + 1);
+                }
+            }
+        }
+        self.schedule_timers(id, false);
+        true
+    }
+
+    fn set_status_only(&mut self, id: &str, to: StatusId, rule: &str) -> bool {
+        let p = self.people.get_mut(id).expect("person exists");
+        if p.status == Some(to) {
+            return false;
+        }
+        let from = p.status.replace(to);
+        p.epoch += 1;
+        let names = &self.model.statuses;
+        self.record(
+            Level::Person,
+            id,
+            Field::Status,
+            from.map(|f| names[f as usize].name.clone()),
+            names[to as usize].name.clone(),
+            rule,
+        );
+        true
+    }
+
+    /// (Re-)schedules the timer rules that apply to the person's current stage and status.
+    /// With `activity_only`, only inactivity timers are re-armed.
+    fn schedule_timers(&mut self, id: &str, activity_only: bool) {
+        let model = self.model;
+        let p = &self.people[id];
+        let mut new = Vec::new();
+        for rule in model.rules_for(TriggerKind::Timer) {
+            let Trigger::Timer {
+                in_stage,
+                in_status,
+                after,
+                kind,
+            } = &rule.trigger
+            else {
+                continue;
+            };
+            if activity_only && *kind != TimerKind::NoActivity {
+                continue;
+            }
+            if in_stage.is_some_and(|s| s != p.stage)
+                || in_status.is_some_and(|s| Some(s) != p.status)
+            {
+                continue;
+            }
+            let start = match kind {
+                TimerKind::InStage => self.cursor.at,
+                TimerKind::NoActivity => p
+                    .last_activity
+                    .unwrap_or(self.cursor.at)
+                    .max(self.cursor.at),
+            };
+            let due = model.add_business_time(start, after.amount, after.unit);
+            new.push(Timer {
+                due,
+                person: id.to_string(),
+                rule: self.rule_index[&(rule as *const Rule)],
+                epoch: p.epoch,
+                last_activity: p.last_activity,
+            });
+        }
+        self.timers.extend(new);
+    }
+
+    fn fire_timers_before(&mut self, t: Timestamp) {
+        while let Some(first) = self.timers.first() {
+            if first.due >= t {
+                break;
+            }
+            let timer = self.timers.pop_first().expect("non-empty");
+            self.fire_timer(timer);
+        }
+    }
+
+    fn fire_timers_until(&mut self, horizon: Timestamp) {
+        while let Some(first) = self.timers.first() {
+            if first.due > horizon {
+                break;
+            }
+            let timer = self.timers.pop_first().expect("non-empty");
+            self.fire_timer(timer);
+        }
+    }
+
+    fn fire_timer(&mut self, timer: Timer) {
+        let model = self.model;
+        let rule = &model.rules[timer.rule as usize];
+        let Trigger::Timer { kind, .. } = &rule.trigger else {
+            return;
+        };
+        let Some(p) = self.people.get(&timer.person) else {
+            return;
+        };
+        let still_valid = match kind {
+            TimerKind::InStage => p.epoch == timer.epoch,
+            TimerKind::NoActivity => {
+                p.last_activity == timer.last_activity && p.epoch == timer.epoch
+            }
+        };
+        if !still_valid {
+            return;
+        }
+        if self.cursor.at != timer.due || self.cursor.seq != TIMER_SEQ {
+            self.cursor = Order {
+                at: timer.due,
+                seq: TIMER_SEQ,
+                sub: 0,
+            };
+        }
+        self.cause = None;
+        self.try_rule(rule, &timer.person, Trig::default(), 0);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -268,8 +710,8 @@ impl<'m> Deriver<'m> {
         amount: Option<f64>,
         contacts: &Option<Vec<waterfall_core::OpportunityContact>>,
     ) {
-        let (acc_id, idx) = match self.opportunities.get(opportunity) {
-            Some((a, i)) => (a.clone(), *i),
+        let (acc_id, idx, created) = match self.opportunities.get(opportunity) {
+            Some((a, i)) => (a.clone(), *i, false),
             None => {
                 let Some(a) = account else {
                     self.reject(
@@ -292,7 +734,7 @@ impl<'m> Deriver<'m> {
                 let idx = acc.opportunities.len() - 1;
                 self.opportunities
                     .insert(opportunity.to_string(), (a.to_string(), idx));
-                (a.to_string(), idx)
+                (a.to_string(), idx, true)
             }
         };
         let merged = &self.merged;
@@ -322,10 +764,51 @@ impl<'m> Deriver<'m> {
                 })
                 .collect();
         }
-        if opp.state == OpportunityState::Open && state != OpportunityState::Open {
+        let previous = opp.state;
+        if previous == OpportunityState::Open && state != OpportunityState::Open {
             opp.closed_at = Some(ev.at);
         }
         opp.state = state;
+        let (opp_kind, opp_amount) = (opp.kind, opp.amount);
+        let contacts: Vec<String> = opp.contacts.iter().map(|c| c.person.clone()).collect();
+        // What moment of the deal this is: created, won or lost (a repeat of the same state
+        // changes nothing).
+        let moment = match state {
+            OpportunityState::Open if created => Some(OppTrigger::Created),
+            OpportunityState::Won if previous != OpportunityState::Won => Some(OppTrigger::Won),
+            OpportunityState::Lost if previous != OpportunityState::Lost => Some(OppTrigger::Lost),
+            _ => None,
+        };
+        let Some(moment) = moment else { return };
+        let model = self.model;
+        let outcome = model.outcome(opp_kind, moment).cloned();
+        if let Some(t) = outcome.as_ref().and_then(|o| o.account_type.clone()) {
+            self.account_mut(&acc_id).account_type = Some(t);
+        }
+        let trig = Trig {
+            opportunity: Some((opp_kind, opp_amount)),
+            ..Trig::default()
+        };
+        let rule_name = format!("opportunity: {} {}", opp_kind.as_str(), moment.as_str());
+        for person in contacts {
+            let id = self.survivor(&person).to_string();
+            self.ensure_person(&id);
+            if let Some(o) = &outcome {
+                if let Some(s) = o.stage {
+                    self.change_stage(&id, s, &rule_name, o.status, 0);
+                }
+                if let Some(s) = o.status {
+                    self.change_status(&id, s, &rule_name, 0);
+                }
+            }
+            for rule in model.rules_for(TriggerKind::Opportunity) {
+                if let Trigger::Opportunity { kinds, state } = &rule.trigger {
+                    if *state == moment && (kinds.is_empty() || kinds.contains(&opp_kind)) {
+                        self.try_rule(rule, &id, trig, 0);
+                    }
+                }
+            }
+        }
     }
 
     fn reject(&mut self, ev: &Event, reason: String) {
@@ -363,6 +846,10 @@ impl<'m> Deriver<'m> {
                 status: m.initial_status,
                 created_at: self.cursor.at,
                 last_activity: None,
+                fit: 0.0,
+                engagement: 0.0,
+                engagement_at: self.cursor.at,
+                epoch: 0,
             },
         );
         self.record(
@@ -383,44 +870,7 @@ impl<'m> Deriver<'m> {
                 "created",
             );
         }
-    }
-
-    /// Moves a person to a stage; setting the stage they are in is not an entry.
-    fn set_stage(&mut self, id: &str, to: StageId, rule: &str) -> bool {
-        let p = self.people.get_mut(id).expect("person exists");
-        if p.stage == to {
-            return false;
-        }
-        let from = std::mem::replace(&mut p.stage, to);
-        let names = &self.model.stages;
-        self.record(
-            Level::Person,
-            id,
-            Field::Stage,
-            Some(names[from as usize].name.clone()),
-            names[to as usize].name.clone(),
-            rule,
-        );
-        true
-    }
-
-    /// Sets a person's status; setting the status they have changes nothing.
-    fn set_status(&mut self, id: &str, to: StatusId, rule: &str) -> bool {
-        let p = self.people.get_mut(id).expect("person exists");
-        if p.status == Some(to) {
-            return false;
-        }
-        let from = p.status.replace(to);
-        let names = &self.model.statuses;
-        self.record(
-            Level::Person,
-            id,
-            Field::Status,
-            from.map(|f| names[f as usize].name.clone()),
-            names[to as usize].name.clone(),
-            rule,
-        );
-        true
+        self.schedule_timers(id, false);
     }
 
     fn record(
@@ -460,6 +910,9 @@ impl<'m> Deriver<'m> {
                 created_at: p.created_at,
                 last_activity: p.last_activity,
                 merged_into: None,
+                fit: p.fit,
+                engagement: p.engagement,
+                engagement_at: p.engagement_at,
             })
             .collect();
         let mut merged: Vec<(&String, &String)> = self.merged.iter().collect();
@@ -474,41 +927,19 @@ impl<'m> Deriver<'m> {
                 created_at: Timestamp(0),
                 last_activity: None,
                 merged_into: Some(into.clone()),
+                fit: 0.0,
+                engagement: 0.0,
+                engagement_at: Timestamp(0),
             });
         }
+        let mut transitions = self.transitions;
+        // Timers interleave with events: keep the one total order.
+        transitions.sort_by_key(|t| t.order);
         Derived {
-            transitions: self.transitions,
+            transitions,
             people,
             accounts: self.accounts.into_values().collect(),
             rejections: self.rejections,
         }
-    }
-}
-
-/// Checks an event against the model before it is stored: names of stages and statuses must
-/// exist. Returns the reason for rejecting it.
-pub fn validate(model: &Model, event: &Event) -> Result<(), String> {
-    match &event.body {
-        EventBody::Stage { stage, .. } if model.stage_id(stage).is_none() => Err(format!(
-            "unknown stage {stage:?} (model {:?} has {})",
-            model.name,
-            model
-                .stages
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-        EventBody::Status { status, .. } if model.status_id(status).is_none() => Err(format!(
-            "unknown status {status:?} (model {:?} has {})",
-            model.name,
-            model
-                .statuses
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-        _ => Ok(()),
     }
 }

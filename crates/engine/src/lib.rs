@@ -13,5 +13,7 @@
 mod derive;
 mod state;
 
-pub use derive::{derive, derive_all, validate, DeriveOptions, Derived, Rejection, SequencedEvent};
+pub use derive::{
+    derive, derive_all, validate, DeriveOptions, Derived, Rejection, SequencedEvent, TIMER_SEQ,
+};
 pub use state::{AccountState, OpportunityInfo, PersonState};

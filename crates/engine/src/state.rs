@@ -22,6 +22,12 @@ pub struct PersonState {
     pub last_activity: Option<Timestamp>,
     /// The survivor this person was merged into, if any (its history went there).
     pub merged_into: Option<String>,
+    /// Fit (ICP) score from the model's fit rules.
+    pub fit: f64,
+    /// Engagement score as of `engagement_at` (it decays from there).
+    pub engagement: f64,
+    /// When the engagement score was last updated.
+    pub engagement_at: Timestamp,
 }
 
 /// An account's derived state at the end of a derivation.

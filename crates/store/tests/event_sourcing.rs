@@ -67,12 +67,7 @@ fn events_strategy() -> impl Strategy<Value = Vec<Event>> {
 type Change = (String, i64, u32, String, Option<String>, String, String);
 
 /// The derived history without ingestion sequence numbers (which depend on arrival order).
-fn history(
-    store: &Store,
-) -> (
-    Vec<String>,
-    Vec<(String, i64, u32, String, Option<String>, String, String)>,
-) {
+fn history(store: &Store) -> (Vec<String>, Vec<Change>) {
     let h = store.history().unwrap();
     let mut people: Vec<String> = h
         .people
