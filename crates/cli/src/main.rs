@@ -32,6 +32,13 @@ struct Cli {
 enum Command {
     /// Generate a realistic B2B dataset, run it through the default model, print the headlines.
     Demo(cmd::demo::DemoArgs),
+    /// Check a model file like a compiler: every problem with file, line, column and a hint.
+    Check(cmd::model::CheckArgs),
+    /// Print the JSON Schema of the model file format (for editor completion).
+    Schema,
+    /// Work with model files.
+    #[command(subcommand)]
+    Model(cmd::model::ModelCommand),
     /// Load events (JSON Lines files, or - for standard input) into a database.
     Ingest(cmd::ingest::IngestArgs),
     /// Rebuild every stage and status from the event log (after changing the model).
@@ -59,6 +66,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(a) => cmd::demo::run(a),
+        Command::Check(a) => cmd::model::check(a),
+        Command::Schema => cmd::model::schema(),
+        Command::Model(c) => cmd::model::run(c),
         Command::Ingest(a) => cmd::ingest::run(a),
         Command::Replay(a) => cmd::ingest::replay(a),
         Command::Report(c) => cmd::report::run(c),

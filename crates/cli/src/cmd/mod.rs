@@ -2,5 +2,6 @@
 
 pub mod demo;
 pub mod ingest;
+pub mod model;
 pub mod report;
 pub mod show;
