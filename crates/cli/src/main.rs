@@ -43,7 +43,7 @@ enum Command {
     Ingest(cmd::ingest::IngestArgs),
     /// Rebuild every stage and status from the event log (after changing the model).
     Replay(cmd::ingest::ReplayArgs),
-    /// Waterfall reports with fixed meanings: flow, cohort, snapshot.
+    /// Waterfall reports with fixed meanings: flow, cohort, snapshot, velocity, conversion, recycling, status, SLA.
     #[command(subcommand)]
     Report(cmd::report::ReportCommand),
     /// Show a person's or an account's stage, status and timeline.

@@ -41,6 +41,52 @@ pub enum ReportCommand {
         #[arg(long)]
         as_of: Option<String>,
     },
+    /// Time in stage: median and p90 days of stays that ended in each period, and open stays.
+    Velocity {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        window: Window,
+    },
+    /// Stage-to-stage conversion: where each stage's entries went next, recycle paths included.
+    Conversion {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        window: Window,
+    },
+    /// Recycling: recycle entries, people recycled once/twice/3+, and the re-entry rate of --stage.
+    Recycling {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        window: Window,
+        /// The stage whose repeat entries are counted (re-MQL rate).
+        #[arg(long, default_value = "MQL")]
+        stage: String,
+        /// The recycle stages.
+        #[arg(long, value_delimiter = ',', default_value = "MRL,SRL")]
+        recycle: Vec<String>,
+    },
+    /// Status distribution at an instant, and status by stage.
+    Status {
+        #[command(flatten)]
+        common: Common,
+        /// The instant (default: now).
+        #[arg(long)]
+        as_of: Option<String>,
+    },
+    /// SLA breaches: changes made by the model's timer rules (e.g. MQLs not accepted in time).
+    Sla {
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        window: Window,
+        /// The rule names that count as breaches (`name*` matches a prefix). Default: every
+        /// timer rule of the database's model.
+        #[arg(long, value_delimiter = ',')]
+        rules: Vec<String>,
+    },
     /// Who is in which stage at an instant (default: now).
     Snapshot {
         #[command(flatten)]
@@ -49,6 +95,23 @@ pub enum ReportCommand {
         #[arg(long)]
         as_of: Option<String>,
     },
+}
+
+/// Options of the reports over a window of time.
+#[derive(clap::Args)]
+pub struct Window {
+    /// Calendar period (UTC).
+    #[arg(long, default_value = "month")]
+    period: Period,
+    /// Only what happened at or after this instant (RFC 3339 or YYYY-MM-DD).
+    #[arg(long)]
+    from: Option<String>,
+    /// Only what happened before this instant.
+    #[arg(long)]
+    to: Option<String>,
+    /// Ignore everything after this instant.
+    #[arg(long)]
+    as_of: Option<String>,
 }
 
 /// Options every report takes.
@@ -111,6 +174,18 @@ pub fn load_history(db: &DbArgs) -> CliResult<History> {
     Ok(History::new(stages, statuses, people, rows.transitions))
 }
 
+/// The names of the timer rules of the database's model: what counts as an SLA breach.
+fn timer_rules(db: &DbArgs) -> CliResult<Vec<String>> {
+    let store = Store::open(&db.db)?;
+    let Some(model) = store.stored_model()? else {
+        return Ok(Vec::new());
+    };
+    Ok(model
+        .rules_for(waterfall_model::TriggerKind::Timer)
+        .map(|r| r.name.clone())
+        .collect())
+}
+
 /// Prints a report in the chosen format.
 pub fn print(report: &dyn Report, format: OutputFormat) {
     match format {
@@ -158,6 +233,72 @@ pub fn run(cmd: ReportCommand) -> CliResult {
                 as_of: instant("--as-of", as_of.as_deref())?,
             };
             print(&waterfall_report::cohort(&h, &opts), common.format);
+        }
+        ReportCommand::Velocity { common, window } => {
+            let h = load_history(&common.db)?;
+            let opts = waterfall_report::VelocityOptions {
+                period: window.period,
+                from: instant("--from", window.from.as_deref())?,
+                to: instant("--to", window.to.as_deref())?,
+                by: common.by,
+                as_of: instant("--as-of", window.as_of.as_deref())?,
+            };
+            print(&waterfall_report::velocity(&h, &opts), common.format);
+        }
+        ReportCommand::Conversion { common, window } => {
+            let h = load_history(&common.db)?;
+            let opts = waterfall_report::ConversionOptions {
+                from: instant("--from", window.from.as_deref())?,
+                to: instant("--to", window.to.as_deref())?,
+                by: common.by,
+                as_of: instant("--as-of", window.as_of.as_deref())?,
+            };
+            print(&waterfall_report::conversion(&h, &opts), common.format);
+        }
+        ReportCommand::Recycling {
+            common,
+            window,
+            stage,
+            recycle,
+        } => {
+            let h = load_history(&common.db)?;
+            let opts = waterfall_report::RecyclingOptions {
+                stage,
+                recycle_stages: recycle,
+                period: window.period,
+                by: common.by,
+                as_of: instant("--as-of", window.as_of.as_deref())?,
+            };
+            print(&waterfall_report::recycling(&h, &opts), common.format);
+        }
+        ReportCommand::Status { common, as_of } => {
+            let h = load_history(&common.db)?;
+            let opts = waterfall_report::StatusOptions {
+                as_of: instant("--as-of", as_of.as_deref())?.unwrap_or_else(Timestamp::now),
+                by: common.by,
+            };
+            print(&waterfall_report::status(&h, &opts), common.format);
+        }
+        ReportCommand::Sla {
+            common,
+            window,
+            rules,
+        } => {
+            let rules = if rules.is_empty() {
+                timer_rules(&common.db)?
+            } else {
+                rules
+            };
+            let h = load_history(&common.db)?;
+            let opts = waterfall_report::SlaOptions {
+                rules,
+                period: window.period,
+                by: common.by,
+                from: instant("--from", window.from.as_deref())?,
+                to: instant("--to", window.to.as_deref())?,
+                as_of: instant("--as-of", window.as_of.as_deref())?,
+            };
+            print(&waterfall_report::sla(&h, &opts), common.format);
         }
         ReportCommand::Snapshot { common, as_of } => {
             let h = load_history(&common.db)?;
