@@ -107,7 +107,14 @@ impl Compiler<'_> {
         }
         let hint = match did_you_mean(v, names.iter().map(|s| s.as_str())) {
             Some(m) => format!("did you mean `{m}`?"),
-            None => format!("the {what}s are: {}", names.join(", ")),
+            None => {
+                let plural = if what.ends_with('s') {
+                    format!("{what}es")
+                } else {
+                    format!("{what}s")
+                };
+                format!("the {plural} are: {}", names.join(", "))
+            }
         };
         let code = match what {
             "stage" => "unknown-stage",
@@ -221,11 +228,9 @@ impl Compiler<'_> {
             return span;
         }
         let byte_at = |c: usize| inner.char_indices().nth(c).map_or(inner.len(), |(i, _)| i);
-        start + byte_at(a)
-            ..start
-                + byte_at(b.max(a + 1))
-                    .max(byte_at(a) + 1)
-                    .min(inner.len().max(byte_at(a) + 1))
+        let from = byte_at(a);
+        let to = byte_at(b.max(a + 1)).max(from);
+        start + from..start + to
     }
 
     fn model(&mut self, raw: RawModel) -> Option<Model> {

@@ -326,6 +326,16 @@ impl Ty {
         }
     }
 
+    /// The name with its article (`a string`, `an int`).
+    fn a(self) -> String {
+        let n = self.name();
+        if n.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            format!("an {n}")
+        } else {
+            format!("a {n}")
+        }
+    }
+
     fn numeric(self) -> bool {
         matches!(self, Ty::Int | Ty::Double)
     }
@@ -464,7 +474,7 @@ pub(crate) fn compile(
         let chars = checker.chars(program.expression().id);
         checker.problems.push(CondProblem {
             code: "cel-type",
-            message: format!("a condition must be a bool, this is a {}", ty.name()),
+            message: format!("a condition must be a bool, this is {}", ty.a()),
             chars,
             hint: Some("compare it with something, e.g. `>= 40` or `== \"CEO\"`".into()),
         });
@@ -512,6 +522,26 @@ impl Checker<'_, '_> {
 
     fn problem(&mut self, id: u64, code: &'static str, message: String, hint: Option<String>) {
         let chars = self.chars(id);
+        self.problem_at(chars, code, message, hint);
+    }
+
+    /// The span of `root.field`: from the root's first character to the field's last.
+    fn select_chars(&self, e: &IdedExpr) -> Option<(usize, usize)> {
+        let Expr::Select(sel) = &e.expr else {
+            return self.chars(e.id);
+        };
+        let (start, _) = self.chars(sel.operand.id)?;
+        let (dot, _) = self.chars(e.id)?;
+        Some((start.min(dot), dot + 1 + sel.field.chars().count()))
+    }
+
+    fn problem_at(
+        &mut self,
+        chars: Option<(usize, usize)>,
+        code: &'static str,
+        message: String,
+        hint: Option<String>,
+    ) {
         self.problems.push(CondProblem {
             code,
             message,
@@ -567,7 +597,7 @@ impl Checker<'_, '_> {
     }
 
     /// `root.field`.
-    fn field(&mut self, id: u64, root: Root, field: &str) -> Ty {
+    fn field(&mut self, e: &IdedExpr, root: Root, field: &str) -> Ty {
         let (builtins, declared): (&[Builtin], &[(String, FieldType)]) = match root {
             Root::Person => (PERSON_BUILTINS, self.scope.person),
             Root::Account => (ACCOUNT_BUILTINS, self.scope.account),
@@ -621,8 +651,9 @@ impl Checker<'_, '_> {
                         ),
                     },
                 };
-                self.problem(
-                    id,
+                let chars = self.select_chars(e);
+                self.problem_at(
+                    chars,
                     "cel-unknown-field",
                     format!("unknown field `{}.{field}`", root.name()),
                     Some(hint),
@@ -661,7 +692,7 @@ impl Checker<'_, '_> {
                     if !self.scope.roots.contains(&root) {
                         return self.ident(sel.operand.id, root.name());
                     }
-                    let t = self.field(e.id, root, field);
+                    let t = self.field(e, root, field);
                     return if sel.test { Ty::Bool } else { t };
                 }
                 let t = self.check(&sel.operand);
@@ -759,7 +790,7 @@ impl Checker<'_, '_> {
                 if !compatible_eq(*a, *b) {
                     return bad(
                         self,
-                        format!("cannot compare a {} with a {}", a.name(), b.name()),
+                        format!("cannot compare {} with {}", a.a(), b.a()),
                         Some("both sides of `==` must have the same type".into()),
                     );
                 }
@@ -780,7 +811,7 @@ impl Checker<'_, '_> {
                     };
                     return bad(
                         self,
-                        format!("cannot order a {} against a {}", a.name(), b.name()),
+                        format!("cannot order {} against {}", a.a(), b.a()),
                         hint,
                     );
                 }
@@ -989,15 +1020,28 @@ pub(crate) fn did_you_mean<'a>(
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {
+    // Optimal string alignment distance: edits plus adjacent transpositions (`titel`).
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        d[i * w] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d.iter_mut().enumerate().take(w) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[(i - 1) * w + j] + 1)
+                .min(d[i * w + j - 1] + 1)
+                .min(d[(i - 1) * w + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[(i - 2) * w + j - 2] + 1);
+            }
+            d[i * w + j] = v;
+        }
+    }
+    d[a.len() * w + b.len()]
 }
