@@ -85,7 +85,8 @@ pub struct EvalContext<'a> {
     pub opportunity_kind: Option<OpportunityKind>,
     /// The opportunity's amount.
     pub opportunity_amount: Option<f64>,
-    /// The model's thresholds (the engine passes `&model.scoring.thresholds`).
+    /// Overrides of the model's thresholds, for what-if analysis; `None` (the usual case)
+    /// uses the values from `[score.thresholds]`, which are compiled into each condition.
     pub thresholds: Option<&'a [(String, f64)]>,
 }
 
@@ -148,6 +149,8 @@ pub struct Condition {
     source: String,
     program: Arc<Program>,
     uses: Vec<(Root, RootUse)>,
+    /// The model's thresholds this condition reads, compiled in.
+    thresholds: Vec<(String, f64)>,
     span: Span,
 }
 
@@ -173,7 +176,7 @@ impl Condition {
     pub fn eval(&self, ctx: &EvalContext<'_>) -> Result<bool, EvalError> {
         let mut cel_ctx = cel::Context::with_env(Arc::clone(env()));
         for (root, used) in &self.uses {
-            if let Some(v) = build_root(*root, used, ctx) {
+            if let Some(v) = build_root(*root, used, ctx, &self.thresholds) {
                 cel_ctx.add_variable_from_value(root.name(), v);
             }
         }
@@ -230,7 +233,12 @@ fn attrs_into(map: &mut HashMap<Key, Value>, attrs: Option<&Attrs>, used: &RootU
     }
 }
 
-fn build_root(root: Root, used: &RootUse, ctx: &EvalContext<'_>) -> Option<Value> {
+fn build_root(
+    root: Root,
+    used: &RootUse,
+    ctx: &EvalContext<'_>,
+    thresholds: &[(String, f64)],
+) -> Option<Value> {
     let mut map: HashMap<Key, Value> = HashMap::new();
     let wants = |name: &str| used.whole || used.fields.iter().any(|f| f == name);
     let put = |map: &mut HashMap<Key, Value>, name: &str, v: Option<Value>| {
@@ -288,8 +296,12 @@ fn build_root(root: Root, used: &RootUse, ctx: &EvalContext<'_>) -> Option<Value
             put(&mut map, "amount", ctx.opportunity_amount.map(Value::Float));
         }
         Root::Thresholds => {
-            for (k, v) in ctx.thresholds.unwrap_or(&[]) {
-                put(&mut map, k, Some(Value::Float(*v)));
+            for (k, v) in thresholds {
+                let v = ctx
+                    .thresholds
+                    .and_then(|o| o.iter().find(|(n, _)| n == k))
+                    .map_or(*v, |(_, o)| *o);
+                put(&mut map, k, Some(Value::Float(v)));
             }
         }
     }
@@ -483,10 +495,20 @@ pub(crate) fn compile(
         return Err(checker.problems);
     }
     let uses = checker.uses;
+    let thresholds = match uses.iter().find(|(r, _)| *r == Root::Thresholds) {
+        Some((_, u)) => scope
+            .thresholds
+            .iter()
+            .filter(|(n, _)| u.whole || u.fields.contains(n))
+            .cloned()
+            .collect(),
+        None => Vec::new(),
+    };
     Ok(Condition {
         source: text.to_string(),
         program: Arc::new(program),
         uses,
+        thresholds,
         span,
     })
 }

@@ -598,6 +598,36 @@ impl Model {
             .map(|i| i as JourneyId)
     }
 
+    /// A one-line summary for `waterfall check`
+    /// (`demand-waterfall: 9 stages, 10 statuses, 8 rules, 6 account stages, 2 journeys`).
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{}: {} stages, {} statuses, {} rules",
+            self.name,
+            self.stages.len(),
+            self.statuses.len(),
+            self.rules.len()
+        );
+        if !self.account_stages.is_empty() {
+            s.push_str(&format!(", {} account stages", self.account_stages.len()));
+        }
+        if !self.journeys.is_empty() {
+            s.push_str(&format!(", {} journeys", self.journeys.len()));
+        }
+        if self.any_to_any {
+            s.push_str(", any stage may follow any other");
+        }
+        if !self.warnings.is_empty() {
+            s.push_str(&format!(", {} warnings", self.warnings.len()));
+        }
+        s
+    }
+
+    /// The warnings found while loading, as [`Diagnostics`] the CLI can render like errors.
+    pub fn warning_diagnostics(&self, file: &str) -> Diagnostics {
+        Diagnostics::from_items(file, &self.source, self.warnings.clone())
+    }
+
     /// The stage graph as a Mermaid flowchart.
     pub fn to_mermaid(&self) -> String {
         graph::mermaid(self)

@@ -167,3 +167,41 @@ fn model_is_shareable_across_threads() {
     assert_send_sync::<Model>();
     assert_send_sync::<Diagnostics>();
 }
+
+#[test]
+fn thresholds_are_compiled_in_and_can_be_overridden() {
+    let m = Model::demand_waterfall();
+    let rule = m
+        .rules_for(TriggerKind::Activity)
+        .find(|r| r.name == "hand-raiser")
+        .unwrap();
+    let cond = rule.condition.as_ref().unwrap();
+    let ctx = EvalContext {
+        fit: 25.0,
+        ..EvalContext::default()
+    };
+    assert_eq!(
+        cond.eval(&ctx),
+        Ok(true),
+        "hand_raiser_fit = 20 comes from the model"
+    );
+    let stricter = [("hand_raiser_fit".to_string(), 30.0)];
+    let ctx = EvalContext {
+        fit: 25.0,
+        thresholds: Some(&stricter),
+        ..EvalContext::default()
+    };
+    assert_eq!(cond.eval(&ctx), Ok(false));
+}
+
+#[test]
+fn summary_line() {
+    let m = Model::demand_waterfall();
+    assert_eq!(
+        m.summary(),
+        "demand-waterfall: 9 stages, 10 statuses, 8 rules, 6 account stages, 2 journeys"
+    );
+    assert!(Model::history_only()
+        .summary()
+        .contains("any stage may follow any other"));
+}
