@@ -432,6 +432,11 @@ pub(crate) fn builtin_names(root: &str) -> Vec<&'static str> {
     list.iter().map(|(n, _)| *n).collect()
 }
 
+/// The longest condition accepted, in bytes.
+pub(crate) const MAX_CONDITION_BYTES: usize = 4096;
+/// The most operators, brackets and dots a condition may use (bounds its nesting).
+pub(crate) const MAX_CONDITION_OPERATORS: usize = 128;
+
 /// Compiles and checks a condition. On success returns the condition; otherwise every
 /// problem found in it.
 pub(crate) fn compile(
@@ -439,6 +444,23 @@ pub(crate) fn compile(
     span: Span,
     scope: &Scope<'_>,
 ) -> Result<Condition, Vec<CondProblem>> {
+    // The parser and the evaluator recurse over the expression: bound its size so no model
+    // file can overflow the stack, at load or at run time.
+    let operators = text
+        .chars()
+        .filter(|c| "+-*/%!&|<>=?:([{,.".contains(*c))
+        .count();
+    if text.len() > MAX_CONDITION_BYTES || operators > MAX_CONDITION_OPERATORS {
+        return Err(vec![CondProblem {
+            code: "cel-too-complex",
+            message: format!(
+                "this condition is too large ({} bytes, {operators} operators; the limit is {MAX_CONDITION_BYTES} bytes and {MAX_CONDITION_OPERATORS} operators)",
+                text.len()
+            ),
+            chars: None,
+            hint: Some("split it into several rules, or move parts into fit rules and thresholds".into()),
+        }]);
+    }
     let program = match std::panic::catch_unwind(|| env().compile(text)) {
         Ok(Ok(p)) => p,
         Ok(Err(errs)) => {

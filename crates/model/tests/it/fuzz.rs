@@ -132,3 +132,37 @@ proptest! {
         must_not_panic(&text);
     }
 }
+
+/// Deeply nested conditions are refused with a diagnostic, never a stack overflow, and
+/// conditions just under the limit load (or fail) normally.
+#[test]
+fn deep_conditions_never_overflow_the_stack() {
+    for n in [120usize, 100_000] {
+        for expr in [
+            format!("{}1{}", "(".repeat(n / 2), ")".repeat(n / 2)),
+            format!("{}true", "!".repeat(n)),
+            format!("1{} > 0", "+1".repeat(n / 2)),
+            format!("true{}", "&&true".repeat(n / 6)),
+            format!("{}1{} == 1", "[".repeat(n / 2), "]".repeat(n / 2)),
+            format!("{}1{} == 1", "{1:".repeat(n / 4), "}".repeat(n / 4)),
+            format!("person{}", ".a".repeat(n / 2)),
+            format!("{}1{}", "size(".repeat(n / 6), ")".repeat(n / 6)),
+        ] {
+            let text = DEMAND_WATERFALL_TOML.replace(
+                "when = \"person.fit >= thresholds.hand_raiser_fit\"",
+                &format!("when = \"{expr}\""),
+            );
+            must_not_panic(&text);
+            if n > 1000 {
+                let d = load("deep.toml", &text).unwrap_err();
+                assert!(
+                    d.items.iter().any(|i| i.code == "cel-too-complex"),
+                    "{}",
+                    d.render()
+                );
+            }
+        }
+    }
+    let deep_toml = format!("a = {}1{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    must_not_panic(&deep_toml);
+}
