@@ -358,6 +358,7 @@ impl Compiler<'_> {
                 .iter()
                 .filter_map(|x| self.stage(x).map(|id| (id, x.span())))
                 .collect();
+            let set_in_ids: Vec<StageId> = set_in.iter().map(|(id, _)| *id).collect();
             if let (Some(target), Some(st)) = (status_to_stage[i], &s.stage) {
                 for (from, from_span) in set_in {
                     let (f, t) = (usize::from(from), usize::from(target));
@@ -399,6 +400,7 @@ impl Compiler<'_> {
                         })
                         .collect()
                 },
+                set_in: set_in_ids,
                 span: s_span,
             });
         }

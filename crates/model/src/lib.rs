@@ -117,6 +117,8 @@ pub struct Status {
     pub definition: String,
     /// Who may set it (empty in the file means both).
     pub set_by: Vec<Setter>,
+    /// The stages a person may be in when sales sets it (empty: not restricted).
+    pub set_in: Vec<StageId>,
     /// Where it is declared in the model file.
     pub span: Span,
 }

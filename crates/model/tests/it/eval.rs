@@ -205,3 +205,85 @@ fn summary_line() {
         .summary()
         .contains("any stage may follow any other"));
 }
+
+fn with_hand_raiser_condition(cond: &str) -> Result<Model, Diagnostics> {
+    let text = DEMAND_WATERFALL_TOML.replace(
+        "when = \"person.fit >= thresholds.hand_raiser_fit\"",
+        &format!("when = '''{cond}'''"),
+    );
+    load("m.toml", &text)
+}
+
+fn hand_raiser(m: &Model) -> &Condition {
+    m.rules_for(TriggerKind::Activity)
+        .find(|r| r.name == "hand-raiser")
+        .and_then(|r| r.condition.as_ref())
+        .unwrap()
+}
+
+#[test]
+fn presence_tests_and_macros() {
+    let m = with_hand_raiser_condition(
+        r#"has(person.title) && account.roles.exists(r, r == "champion") && size(account.tech_stack) >= 1"#,
+    )
+    .unwrap_or_else(|d| panic!("{}", d.render()));
+    let person = attrs(json!({"title": "VP Marketing"}));
+    let account = attrs(json!({"tech_stack": ["hubspot"]}));
+    let agg = AccountAggregates {
+        roles: vec!["champion".into()],
+        ..AccountAggregates::default()
+    };
+    let ctx = EvalContext {
+        person: Some(&person),
+        account: Some(&account),
+        aggregates: Some(&agg),
+        ..EvalContext::default()
+    };
+    assert_eq!(hand_raiser(&m).eval(&ctx), Ok(true));
+    let nobody = attrs(json!({}));
+    let ctx = EvalContext {
+        person: Some(&nobody),
+        ..ctx
+    };
+    assert_eq!(hand_raiser(&m).eval(&ctx), Ok(false));
+}
+
+#[test]
+fn opportunity_kind_literals_are_checked() {
+    let d = with_hand_raiser_condition(r#"opportunity.kind == "upsell""#).unwrap_err();
+    let item = d
+        .items
+        .iter()
+        .find(|i| i.message.contains("unknown opportunity kind `upsell`"));
+    assert!(item.is_some(), "{}", d.render());
+    let m = with_hand_raiser_condition(
+        r#"opportunity.kind == "expansion" && opportunity.amount > 10000"#,
+    )
+    .unwrap_or_else(|d| panic!("{}", d.render()));
+    let ctx = EvalContext {
+        opportunity_kind: Some(OpportunityKind::Expansion),
+        opportunity_amount: Some(25_000.0),
+        ..EvalContext::default()
+    };
+    assert_eq!(hand_raiser(&m).eval(&ctx), Ok(true));
+}
+
+#[test]
+fn wrong_runtime_types_are_errors_not_panics() {
+    // `seniority` is declared a string; an event that sends a number makes the comparison
+    // fail at run time: an error the engine treats as false.
+    let m = Model::demand_waterfall();
+    let cond = &m
+        .scoring
+        .fit
+        .iter()
+        .find(|f| f.name == "decision-level seniority")
+        .unwrap()
+        .condition;
+    let person = attrs(json!({"seniority": 7}));
+    let ctx = EvalContext {
+        person: Some(&person),
+        ..EvalContext::default()
+    };
+    assert!(!cond.eval(&ctx).unwrap_or(false));
+}
