@@ -964,6 +964,41 @@ impl Compiler<'_> {
             }
         }
 
+        // Opportunity outcomes act as rules of priority 0: a rule of the same priority on the
+        // same opportunity event must agree with them.
+        for (i, r) in rules.iter().enumerate() {
+            let Trigger::Opportunity { kinds, state } = &r.trigger else {
+                continue;
+            };
+            if r.priority != 0 {
+                continue;
+            }
+            let all = OpportunityKind::ALL.to_vec();
+            let kinds = if kinds.is_empty() { &all } else { kinds };
+            for &kind in kinds {
+                let Some(o) = outcomes[kind as usize].get(*state) else {
+                    continue;
+                };
+                let differs = |a: Option<u16>, b: Option<u16>| a.is_some() && b.is_some() && a != b;
+                if differs(r.action.set_stage, o.stage) || differs(r.action.set_status, o.status) {
+                    self.d.error(
+                        "rule-conflict",
+                        infos[i].trigger_span.clone(),
+                        format!(
+                            "rule `{}` and the `{}` outcome of {} opportunities fire on the same event with different outcomes and the same priority (0)",
+                            r.name,
+                            state.as_str(),
+                            kind.as_str().replace('_', " ")
+                        ),
+                        Some(format!(
+                            "give the rule a `priority` above 0 to override the outcome, or change `[outcome.{}]`",
+                            kind.as_str()
+                        )),
+                    );
+                }
+            }
+        }
+
         let mut by_trigger: [Vec<u32>; 7] = Default::default();
         let mut order: Vec<usize> = (0..rules.len()).collect();
         order.sort_by_key(|&i| (std::cmp::Reverse(rules[i].priority), i));

@@ -124,6 +124,10 @@ pub struct Status {
 }
 
 /// Which kind of event a [`Rule`] reacts to; the index key of [`Model::rules_for`].
+///
+/// Intended semantics for one trigger (what the checker's conflict check assumes): the rules
+/// that match are considered highest priority first (then file order); the first one that
+/// sets a stage decides the stage and the first one that sets a status decides the status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TriggerKind {
     /// A person is seen for the first time.
@@ -392,6 +396,9 @@ pub struct Outcome {
 
 /// The outcomes of one opportunity kind; `None` means "not stated" (only allowed for
 /// `created` and `won`; the checker requires `lost`).
+///
+/// Outcomes act as rules of priority 0 on the opportunity event: rules with a higher
+/// priority are considered before them.
 #[derive(Debug, Clone, Default)]
 pub struct KindOutcomes {
     /// When created.
@@ -508,6 +515,17 @@ pub struct Fields {
     pub activity: Vec<(String, FieldType)>,
 }
 
+impl KindOutcomes {
+    /// The outcome for one moment of the opportunity's life.
+    pub fn get(&self, state: OppTrigger) -> Option<&Outcome> {
+        match state {
+            OppTrigger::Created => self.created.as_ref(),
+            OppTrigger::Won => self.won.as_ref(),
+            OppTrigger::Lost => self.lost.as_ref(),
+        }
+    }
+}
+
 impl Model {
     /// Parses and checks a model from its TOML text (the file name in messages is `model.toml`).
     pub fn from_toml(text: &str) -> Result<Model, Diagnostics> {
@@ -575,12 +593,7 @@ impl Model {
 
     /// What an opportunity of `kind` reaching `state` does to its buying group.
     pub fn outcome(&self, kind: OpportunityKind, state: OppTrigger) -> Option<&Outcome> {
-        let k = &self.outcomes[kind as usize];
-        match state {
-            OppTrigger::Created => k.created.as_ref(),
-            OppTrigger::Won => k.won.as_ref(),
-            OppTrigger::Lost => k.lost.as_ref(),
-        }
+        self.outcomes[kind as usize].get(state)
     }
 
     /// `start` plus an amount of (business) time, by the model's calendar.

@@ -632,3 +632,67 @@ broken.toml: 1 error, 0 warnings
 ";
     assert_eq!(d.render(), expected);
 }
+
+#[test]
+fn rule_disagreeing_with_an_opportunity_outcome() {
+    let text = model(
+        r#"
+[[rule]]
+name = "lost-upsell-recycles" #^
+on = "opportunity"
+opportunity = "lost"
+opportunity_kinds = ["expansion"]
+set_stage = "B"
+"#,
+    )
+    .replace(
+        "[outcome.expansion]\nlost = {}",
+        "[outcome.expansion]\nlost = { stage = \"C\" }",
+    );
+    let d = check(
+        &text,
+        "rule-conflict",
+        "the `lost` outcome of expansion opportunities",
+    );
+    assert!(d.hint.unwrap().contains("priority"));
+}
+
+#[test]
+fn overlapping_timers_conflict() {
+    let text = model(
+        r#"
+[[status]]
+name = "Later"
+definition = "later"
+
+[[rule]]
+name = "t1"
+on = "timer"
+in_stage = "B"
+after = "3 days"
+set_status = "New"
+
+[[rule]]
+name = "t2" #^
+on = "timer"
+in_stage = "B"
+after = "3 days"
+set_status = "Later"
+
+[[rule]]
+name = "t3"
+on = "timer"
+in_stage = "B"
+after = "4 days"
+set_status = "Later"
+"#,
+    );
+    let d = load("broken.toml", &text).unwrap_err();
+    let conflicts: Vec<_> = d
+        .items
+        .iter()
+        .filter(|i| i.code == "rule-conflict")
+        .collect();
+    assert_eq!(conflicts.len(), 1, "{}", d.render());
+    check(&text, "rule-conflict", "rules `t1` and `t2`");
+}
