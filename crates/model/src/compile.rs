@@ -1034,13 +1034,13 @@ impl Compiler<'_> {
     fn calendar(&mut self, c: &RawCalendar) -> Calendar {
         let mut cal = Calendar::default();
         if let Some(tz) = &c.timezone {
-            match Calendar::parse_offset(tz.get_ref()) {
-                Some(m) => cal.utc_offset_minutes = m,
-                None => self.d.error(
+            match cal.set_timezone(tz.get_ref()) {
+                true => {}
+                false => self.d.error(
                     "bad-value",
                     tz.span(),
                     format!("unknown timezone `{}`", tz.get_ref()),
-                    Some("use `UTC` or a fixed offset such as `+02:00`".into()),
+                    Some("use `UTC`, an IANA zone such as `America/New_York`, or a fixed offset such as `+02:00`".into()),
                 ),
             }
         }

@@ -49,6 +49,9 @@ pub const DEMAND_WATERFALL_TOML: &str = include_str!("../../../models/demand-wat
 /// The shipped model without automation, for honest reports over imported history.
 pub const HISTORY_ONLY_TOML: &str = include_str!("../../../models/history-only.toml");
 
+/// The error of [`Model::from_toml`] (kept for callers of the first API; it is [`Diagnostics`]).
+pub type ModelError = Diagnostics;
+
 /// Parses, checks and compiles a model file.
 ///
 /// `name` is the file's path as the user should see it in messages. Returns every problem

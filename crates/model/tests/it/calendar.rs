@@ -114,3 +114,16 @@ fn durations_parse() {
     assert_eq!(Duration::parse("three days"), None);
     assert_eq!(Duration::parse("3 fortnights"), None);
 }
+
+#[test]
+fn iana_time_zones_follow_daylight_saving() {
+    let mut ny = cal();
+    assert!(ny.set_timezone("America/New_York"));
+    assert_eq!(ny.timezone_name(), Some("America/New_York"));
+    // Friday 2026-03-06 16:00 EST (21:00Z) + 2 business hours: 1 hour Friday, then Monday
+    // 2026-03-09 09:00 EDT (13:00Z, daylight saving began on Sunday) + 1 hour.
+    let t = ny.add(at("2026-03-06T21:00:00Z"), 2, TimeUnit::BusinessHours);
+    assert_eq!(t, at("2026-03-09T14:00:00Z"));
+    assert!(!ny.set_timezone("Mars/Olympus"));
+    assert_eq!(ny.timezone_name(), Some("America/New_York"));
+}
