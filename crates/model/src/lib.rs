@@ -76,6 +76,27 @@ pub enum Owner {
     Sales,
 }
 
+impl Owner {
+    /// The name used in model files (`marketing`, `sales`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Marketing => "marketing",
+            Self::Sales => "sales",
+        }
+    }
+}
+
+impl StageKind {
+    /// The name used in model files (`active`, `recycle`, `terminal`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Recycle => "recycle",
+            Self::Terminal => "terminal",
+        }
+    }
+}
+
 /// What kind of stage it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StageKind {
