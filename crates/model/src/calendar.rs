@@ -1,7 +1,8 @@
 //! The business calendar: working days, working hours and holidays, so that "3 business
 //! days" means what the sales team means by it.
 
-use chrono::{Datelike, NaiveDate, TimeZone, Utc};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
 use waterfall_core::Timestamp;
 
 const MICROS_PER_MINUTE: i64 = 60_000_000;
@@ -74,11 +75,14 @@ impl std::fmt::Display for Duration {
     }
 }
 
-/// Working days and hours, in one fixed UTC offset, with holidays.
+/// Working days and hours, in a time zone (an IANA name such as `America/New_York`, with its
+/// daylight-saving rules, or a fixed UTC offset), with holidays.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calendar {
-    /// Offset from UTC in minutes (`UTC` = 0, `+02:00` = 120).
+    /// Offset from UTC in minutes (`UTC` = 0, `+02:00` = 120); used when no IANA zone is set.
     pub utc_offset_minutes: i32,
+    /// An IANA time zone; when set, it decides local time instead of the fixed offset.
+    tz: Option<Tz>,
     /// Working weekdays, indexed Monday = 0 … Sunday = 6.
     pub workdays: [bool; 7],
     /// Start of working hours, in minutes after local midnight.
@@ -94,6 +98,7 @@ impl Default for Calendar {
     fn default() -> Self {
         Calendar {
             utc_offset_minutes: 0,
+            tz: None,
             workdays: [true, true, true, true, true, false, false],
             start_minute: 9 * 60,
             end_minute: 17 * 60,
@@ -153,6 +158,69 @@ impl Calendar {
         (minutes <= 14 * 60).then_some(sign * minutes)
     }
 
+    /// Sets the time zone from `UTC`, a fixed offset (`+02:00`) or an IANA name
+    /// (`Europe/Berlin`); returns `false` (and changes nothing) for an unknown one.
+    pub fn set_timezone(&mut self, name: &str) -> bool {
+        if let Some(m) = Self::parse_offset(name) {
+            self.utc_offset_minutes = m;
+            self.tz = None;
+            return true;
+        }
+        match name.trim().parse::<Tz>() {
+            Ok(tz) => {
+                self.tz = Some(tz);
+                self.utc_offset_minutes = 0;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The IANA time zone's name, if one is set.
+    pub fn timezone_name(&self) -> Option<&'static str> {
+        self.tz.map(|t| t.name())
+    }
+
+    /// The local date of an instant.
+    fn local_date(&self, t: Timestamp) -> Option<NaiveDate> {
+        let secs = t.0.div_euclid(1_000_000);
+        let utc = Utc.timestamp_opt(secs, 0).single()?;
+        Some(match self.tz {
+            Some(tz) => utc.with_timezone(&tz).date_naive(),
+            None => utc
+                .naive_utc()
+                .checked_add_signed(chrono::Duration::minutes(i64::from(
+                    self.utc_offset_minutes,
+                )))?
+                .date(),
+        })
+    }
+
+    /// The instant (micros) of a local date and minute of the day. A local time skipped by
+    /// a daylight-saving change counts from the first instant after the gap.
+    fn instant(&self, date: NaiveDate, minute: u32) -> Option<i64> {
+        let midnight: NaiveDateTime = date.and_hms_opt(0, 0, 0)?;
+        let local = midnight.checked_add_signed(chrono::Duration::minutes(i64::from(minute)))?;
+        match self.tz {
+            None => {
+                let utc = local.checked_sub_signed(chrono::Duration::minutes(i64::from(
+                    self.utc_offset_minutes,
+                )))?;
+                Some(utc.and_utc().timestamp_micros())
+            }
+            Some(tz) => {
+                let mut probe = local;
+                for _ in 0..=4 {
+                    if let Some(dt) = tz.from_local_datetime(&probe).earliest() {
+                        return Some(dt.timestamp_micros());
+                    }
+                    probe = probe.checked_add_signed(chrono::Duration::minutes(30))?;
+                }
+                None
+            }
+        }
+    }
+
     fn is_working_day(&self, date: NaiveDate) -> bool {
         self.workdays[date.weekday().num_days_from_monday() as usize]
             && self.holidays.binary_search(&date).is_err()
@@ -189,40 +257,32 @@ impl Calendar {
         if !self.has_working_time() {
             return Timestamp::MAX;
         }
-        let offset = i64::from(self.utc_offset_minutes) * MICROS_PER_MINUTE;
-        // Work in local micros: days are [k * DAY, (k + 1) * DAY).
-        let Some(local) = start.0.checked_add(offset) else {
+        let Some(mut date) = self.local_date(start) else {
             return Timestamp::MAX;
         };
-        let mut day = local.div_euclid(MICROS_PER_DAY);
-        let mut cursor = local;
         let mut left = need;
         for _ in 0..MAX_DAYS {
-            let Some(date) = date_of_day(day) else {
-                return Timestamp::MAX;
-            };
             if self.is_working_day(date) {
-                let open = day * MICROS_PER_DAY + i64::from(self.start_minute) * MICROS_PER_MINUTE;
-                let close = day * MICROS_PER_DAY + i64::from(self.end_minute) * MICROS_PER_MINUTE;
-                let from = cursor.max(open);
+                let (Some(open), Some(close)) = (
+                    self.instant(date, self.start_minute),
+                    self.instant(date, self.end_minute),
+                ) else {
+                    return Timestamp::MAX;
+                };
+                let from = start.0.max(open);
                 if from < close {
                     let avail = close - from;
                     if avail >= left {
-                        return Timestamp((from + left).saturating_sub(offset));
+                        return Timestamp(from + left);
                     }
                     left -= avail;
                 }
             }
-            day += 1;
-            cursor = day * MICROS_PER_DAY;
+            let Some(next) = date.succ_opt() else {
+                return Timestamp::MAX;
+            };
+            date = next;
         }
         Timestamp::MAX
     }
-}
-
-/// The civil date of a day number (days since 1970-01-01).
-fn date_of_day(day: i64) -> Option<NaiveDate> {
-    let secs = day.checked_mul(86_400)?;
-    let dt = Utc.timestamp_opt(secs, 0).single()?;
-    Some(dt.date_naive())
 }

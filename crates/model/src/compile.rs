@@ -107,7 +107,14 @@ impl Compiler<'_> {
         }
         let hint = match did_you_mean(v, names.iter().map(|s| s.as_str())) {
             Some(m) => format!("did you mean `{m}`?"),
-            None => format!("the {what}s are: {}", names.join(", ")),
+            None => {
+                let plural = if what.ends_with('s') {
+                    format!("{what}es")
+                } else {
+                    format!("{what}s")
+                };
+                format!("the {plural} are: {}", names.join(", "))
+            }
         };
         let code = match what {
             "stage" => "unknown-stage",
@@ -221,11 +228,9 @@ impl Compiler<'_> {
             return span;
         }
         let byte_at = |c: usize| inner.char_indices().nth(c).map_or(inner.len(), |(i, _)| i);
-        start + byte_at(a)
-            ..start
-                + byte_at(b.max(a + 1))
-                    .max(byte_at(a) + 1)
-                    .min(inner.len().max(byte_at(a) + 1))
+        let from = byte_at(a);
+        let to = byte_at(b.max(a + 1)).max(from);
+        start + from..start + to
     }
 
     fn model(&mut self, raw: RawModel) -> Option<Model> {
@@ -353,6 +358,7 @@ impl Compiler<'_> {
                 .iter()
                 .filter_map(|x| self.stage(x).map(|id| (id, x.span())))
                 .collect();
+            let set_in_ids: Vec<StageId> = set_in.iter().map(|(id, _)| *id).collect();
             if let (Some(target), Some(st)) = (status_to_stage[i], &s.stage) {
                 for (from, from_span) in set_in {
                     let (f, t) = (usize::from(from), usize::from(target));
@@ -394,6 +400,7 @@ impl Compiler<'_> {
                         })
                         .collect()
                 },
+                set_in: set_in_ids,
                 span: s_span,
             });
         }
@@ -957,6 +964,41 @@ impl Compiler<'_> {
             }
         }
 
+        // Opportunity outcomes act as rules of priority 0: a rule of the same priority on the
+        // same opportunity event must agree with them.
+        for (i, r) in rules.iter().enumerate() {
+            let Trigger::Opportunity { kinds, state } = &r.trigger else {
+                continue;
+            };
+            if r.priority != 0 {
+                continue;
+            }
+            let all = OpportunityKind::ALL.to_vec();
+            let kinds = if kinds.is_empty() { &all } else { kinds };
+            for &kind in kinds {
+                let Some(o) = outcomes[kind as usize].get(*state) else {
+                    continue;
+                };
+                let differs = |a: Option<u16>, b: Option<u16>| a.is_some() && b.is_some() && a != b;
+                if differs(r.action.set_stage, o.stage) || differs(r.action.set_status, o.status) {
+                    self.d.error(
+                        "rule-conflict",
+                        infos[i].trigger_span.clone(),
+                        format!(
+                            "rule `{}` and the `{}` outcome of {} opportunities fire on the same event with different outcomes and the same priority (0)",
+                            r.name,
+                            state.as_str(),
+                            kind.as_str().replace('_', " ")
+                        ),
+                        Some(format!(
+                            "give the rule a `priority` above 0 to override the outcome, or change `[outcome.{}]`",
+                            kind.as_str()
+                        )),
+                    );
+                }
+            }
+        }
+
         let mut by_trigger: [Vec<u32>; 7] = Default::default();
         let mut order: Vec<usize> = (0..rules.len()).collect();
         order.sort_by_key(|&i| (std::cmp::Reverse(rules[i].priority), i));
@@ -992,13 +1034,13 @@ impl Compiler<'_> {
     fn calendar(&mut self, c: &RawCalendar) -> Calendar {
         let mut cal = Calendar::default();
         if let Some(tz) = &c.timezone {
-            match Calendar::parse_offset(tz.get_ref()) {
-                Some(m) => cal.utc_offset_minutes = m,
-                None => self.d.error(
+            match cal.set_timezone(tz.get_ref()) {
+                true => {}
+                false => self.d.error(
                     "bad-value",
                     tz.span(),
                     format!("unknown timezone `{}`", tz.get_ref()),
-                    Some("use `UTC` or a fixed offset such as `+02:00`".into()),
+                    Some("use `UTC`, an IANA zone such as `America/New_York`, or a fixed offset such as `+02:00`".into()),
                 ),
             }
         }

@@ -108,6 +108,13 @@ impl Diagnostics {
         }
     }
 
+    pub(crate) fn from_items(file: &str, text: &str, items: Vec<Diagnostic>) -> Diagnostics {
+        Diagnostics {
+            items,
+            ..Diagnostics::new(file, text)
+        }
+    }
+
     fn text(&self) -> &str {
         self.source.inner()
     }

@@ -85,7 +85,8 @@ pub struct EvalContext<'a> {
     pub opportunity_kind: Option<OpportunityKind>,
     /// The opportunity's amount.
     pub opportunity_amount: Option<f64>,
-    /// The model's thresholds (the engine passes `&model.scoring.thresholds`).
+    /// Overrides of the model's thresholds, for what-if analysis; `None` (the usual case)
+    /// uses the values from `[score.thresholds]`, which are compiled into each condition.
     pub thresholds: Option<&'a [(String, f64)]>,
 }
 
@@ -148,6 +149,8 @@ pub struct Condition {
     source: String,
     program: Arc<Program>,
     uses: Vec<(Root, RootUse)>,
+    /// The model's thresholds this condition reads, compiled in.
+    thresholds: Vec<(String, f64)>,
     span: Span,
 }
 
@@ -173,7 +176,7 @@ impl Condition {
     pub fn eval(&self, ctx: &EvalContext<'_>) -> Result<bool, EvalError> {
         let mut cel_ctx = cel::Context::with_env(Arc::clone(env()));
         for (root, used) in &self.uses {
-            if let Some(v) = build_root(*root, used, ctx) {
+            if let Some(v) = build_root(*root, used, ctx, &self.thresholds) {
                 cel_ctx.add_variable_from_value(root.name(), v);
             }
         }
@@ -230,7 +233,12 @@ fn attrs_into(map: &mut HashMap<Key, Value>, attrs: Option<&Attrs>, used: &RootU
     }
 }
 
-fn build_root(root: Root, used: &RootUse, ctx: &EvalContext<'_>) -> Option<Value> {
+fn build_root(
+    root: Root,
+    used: &RootUse,
+    ctx: &EvalContext<'_>,
+    thresholds: &[(String, f64)],
+) -> Option<Value> {
     let mut map: HashMap<Key, Value> = HashMap::new();
     let wants = |name: &str| used.whole || used.fields.iter().any(|f| f == name);
     let put = |map: &mut HashMap<Key, Value>, name: &str, v: Option<Value>| {
@@ -288,8 +296,12 @@ fn build_root(root: Root, used: &RootUse, ctx: &EvalContext<'_>) -> Option<Value
             put(&mut map, "amount", ctx.opportunity_amount.map(Value::Float));
         }
         Root::Thresholds => {
-            for (k, v) in ctx.thresholds.unwrap_or(&[]) {
-                put(&mut map, k, Some(Value::Float(*v)));
+            for (k, v) in thresholds {
+                let v = ctx
+                    .thresholds
+                    .and_then(|o| o.iter().find(|(n, _)| n == k))
+                    .map_or(*v, |(_, o)| *o);
+                put(&mut map, k, Some(Value::Float(v)));
             }
         }
     }
@@ -323,6 +335,16 @@ impl Ty {
             Ty::Map => "map",
             Ty::Null => "null",
             Ty::Dyn => "dyn",
+        }
+    }
+
+    /// The name with its article (`a string`, `an int`).
+    fn a(self) -> String {
+        let n = self.name();
+        if n.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            format!("an {n}")
+        } else {
+            format!("a {n}")
         }
     }
 
@@ -410,6 +432,11 @@ pub(crate) fn builtin_names(root: &str) -> Vec<&'static str> {
     list.iter().map(|(n, _)| *n).collect()
 }
 
+/// The longest condition accepted, in bytes.
+pub(crate) const MAX_CONDITION_BYTES: usize = 4096;
+/// The most operators, brackets and dots a condition may use (bounds its nesting).
+pub(crate) const MAX_CONDITION_OPERATORS: usize = 128;
+
 /// Compiles and checks a condition. On success returns the condition; otherwise every
 /// problem found in it.
 pub(crate) fn compile(
@@ -417,6 +444,23 @@ pub(crate) fn compile(
     span: Span,
     scope: &Scope<'_>,
 ) -> Result<Condition, Vec<CondProblem>> {
+    // The parser and the evaluator recurse over the expression: bound its size so no model
+    // file can overflow the stack, at load or at run time.
+    let operators = text
+        .chars()
+        .filter(|c| "+-*/%!&|<>=?:([{,.".contains(*c))
+        .count();
+    if text.len() > MAX_CONDITION_BYTES || operators > MAX_CONDITION_OPERATORS {
+        return Err(vec![CondProblem {
+            code: "cel-too-complex",
+            message: format!(
+                "this condition is too large ({} bytes, {operators} operators; the limit is {MAX_CONDITION_BYTES} bytes and {MAX_CONDITION_OPERATORS} operators)",
+                text.len()
+            ),
+            chars: None,
+            hint: Some("split it into several rules, or move parts into fit rules and thresholds".into()),
+        }]);
+    }
     let program = match std::panic::catch_unwind(|| env().compile(text)) {
         Ok(Ok(p)) => p,
         Ok(Err(errs)) => {
@@ -464,7 +508,7 @@ pub(crate) fn compile(
         let chars = checker.chars(program.expression().id);
         checker.problems.push(CondProblem {
             code: "cel-type",
-            message: format!("a condition must be a bool, this is a {}", ty.name()),
+            message: format!("a condition must be a bool, this is {}", ty.a()),
             chars,
             hint: Some("compare it with something, e.g. `>= 40` or `== \"CEO\"`".into()),
         });
@@ -473,10 +517,20 @@ pub(crate) fn compile(
         return Err(checker.problems);
     }
     let uses = checker.uses;
+    let thresholds = match uses.iter().find(|(r, _)| *r == Root::Thresholds) {
+        Some((_, u)) => scope
+            .thresholds
+            .iter()
+            .filter(|(n, _)| u.whole || u.fields.contains(n))
+            .cloned()
+            .collect(),
+        None => Vec::new(),
+    };
     Ok(Condition {
         source: text.to_string(),
         program: Arc::new(program),
         uses,
+        thresholds,
         span,
     })
 }
@@ -512,6 +566,26 @@ impl Checker<'_, '_> {
 
     fn problem(&mut self, id: u64, code: &'static str, message: String, hint: Option<String>) {
         let chars = self.chars(id);
+        self.problem_at(chars, code, message, hint);
+    }
+
+    /// The span of `root.field`: from the root's first character to the field's last.
+    fn select_chars(&self, e: &IdedExpr) -> Option<(usize, usize)> {
+        let Expr::Select(sel) = &e.expr else {
+            return self.chars(e.id);
+        };
+        let (start, _) = self.chars(sel.operand.id)?;
+        let (dot, _) = self.chars(e.id)?;
+        Some((start.min(dot), dot + 1 + sel.field.chars().count()))
+    }
+
+    fn problem_at(
+        &mut self,
+        chars: Option<(usize, usize)>,
+        code: &'static str,
+        message: String,
+        hint: Option<String>,
+    ) {
         self.problems.push(CondProblem {
             code,
             message,
@@ -567,7 +641,7 @@ impl Checker<'_, '_> {
     }
 
     /// `root.field`.
-    fn field(&mut self, id: u64, root: Root, field: &str) -> Ty {
+    fn field(&mut self, e: &IdedExpr, root: Root, field: &str) -> Ty {
         let (builtins, declared): (&[Builtin], &[(String, FieldType)]) = match root {
             Root::Person => (PERSON_BUILTINS, self.scope.person),
             Root::Account => (ACCOUNT_BUILTINS, self.scope.account),
@@ -621,8 +695,9 @@ impl Checker<'_, '_> {
                         ),
                     },
                 };
-                self.problem(
-                    id,
+                let chars = self.select_chars(e);
+                self.problem_at(
+                    chars,
                     "cel-unknown-field",
                     format!("unknown field `{}.{field}`", root.name()),
                     Some(hint),
@@ -661,7 +736,7 @@ impl Checker<'_, '_> {
                     if !self.scope.roots.contains(&root) {
                         return self.ident(sel.operand.id, root.name());
                     }
-                    let t = self.field(e.id, root, field);
+                    let t = self.field(e, root, field);
                     return if sel.test { Ty::Bool } else { t };
                 }
                 let t = self.check(&sel.operand);
@@ -759,7 +834,7 @@ impl Checker<'_, '_> {
                 if !compatible_eq(*a, *b) {
                     return bad(
                         self,
-                        format!("cannot compare a {} with a {}", a.name(), b.name()),
+                        format!("cannot compare {} with {}", a.a(), b.a()),
                         Some("both sides of `==` must have the same type".into()),
                     );
                 }
@@ -780,7 +855,7 @@ impl Checker<'_, '_> {
                     };
                     return bad(
                         self,
-                        format!("cannot order a {} against a {}", a.name(), b.name()),
+                        format!("cannot order {} against {}", a.a(), b.a()),
                         hint,
                     );
                 }
@@ -989,15 +1064,28 @@ pub(crate) fn did_you_mean<'a>(
 }
 
 fn levenshtein(a: &str, b: &str) -> usize {
+    // Optimal string alignment distance: edits plus adjacent transpositions (`titel`).
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
+    let w = b.len() + 1;
+    let mut d = vec![0usize; (a.len() + 1) * w];
+    for i in 0..=a.len() {
+        d[i * w] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d.iter_mut().enumerate().take(w) {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[(i - 1) * w + j] + 1)
+                .min(d[i * w + j - 1] + 1)
+                .min(d[(i - 1) * w + j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[(i - 2) * w + j - 2] + 1);
+            }
+            d[i * w + j] = v;
+        }
+    }
+    d[a.len() * w + b.len()]
 }

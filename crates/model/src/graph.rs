@@ -120,6 +120,31 @@ fn edges(m: &Model) -> Vec<(usize, usize, Option<String>)> {
             }
         }
     }
+    // Statuses sales sets in known stages drive edges too (`Working` makes a SAL).
+    for (x, st) in m.statuses.iter().enumerate() {
+        let Some(to) = m.coupling.status_to_stage.get(x).copied().flatten() else {
+            continue;
+        };
+        for &f in &st.set_in {
+            if f != to {
+                labels[usize::from(f) * n + usize::from(to)].push(format!("status {}", st.name));
+            }
+        }
+    }
+    // Opportunity outcomes move buying-group members from wherever they are.
+    for kind in waterfall_core::OpportunityKind::ALL {
+        for state in crate::OppTrigger::ALL {
+            let Some(to) = m.outcome(kind, state).and_then(|o| o.stage) else {
+                continue;
+            };
+            let label = format!("{} {}", kind.as_str().replace('_', " "), state.as_str());
+            for f in 0..n {
+                if f != usize::from(to) && m.allows(f as u16, to) && !m.any_to_any {
+                    labels[f * n + usize::from(to)].push(label.clone());
+                }
+            }
+        }
+    }
     let mut out = Vec::new();
     for f in 0..n {
         for t in 0..n {

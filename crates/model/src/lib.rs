@@ -49,6 +49,9 @@ pub const DEMAND_WATERFALL_TOML: &str = include_str!("../../../models/demand-wat
 /// The shipped model without automation, for honest reports over imported history.
 pub const HISTORY_ONLY_TOML: &str = include_str!("../../../models/history-only.toml");
 
+/// The error of [`Model::from_toml`] (kept for callers of the first API; it is [`Diagnostics`]).
+pub type ModelError = Diagnostics;
+
 /// Parses, checks and compiles a model file.
 ///
 /// `name` is the file's path as the user should see it in messages. Returns every problem
@@ -71,6 +74,27 @@ pub enum Owner {
     Marketing,
     /// Sales works people in this stage.
     Sales,
+}
+
+impl Owner {
+    /// The name used in model files (`marketing`, `sales`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Marketing => "marketing",
+            Self::Sales => "sales",
+        }
+    }
+}
+
+impl StageKind {
+    /// The name used in model files (`active`, `recycle`, `terminal`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Recycle => "recycle",
+            Self::Terminal => "terminal",
+        }
+    }
 }
 
 /// What kind of stage it is.
@@ -117,11 +141,17 @@ pub struct Status {
     pub definition: String,
     /// Who may set it (empty in the file means both).
     pub set_by: Vec<Setter>,
+    /// The stages a person may be in when sales sets it (empty: not restricted).
+    pub set_in: Vec<StageId>,
     /// Where it is declared in the model file.
     pub span: Span,
 }
 
 /// Which kind of event a [`Rule`] reacts to; the index key of [`Model::rules_for`].
+///
+/// Intended semantics for one trigger (what the checker's conflict check assumes): the rules
+/// that match are considered highest priority first (then file order); the first one that
+/// sets a stage decides the stage and the first one that sets a status decides the status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TriggerKind {
     /// A person is seen for the first time.
@@ -390,6 +420,9 @@ pub struct Outcome {
 
 /// The outcomes of one opportunity kind; `None` means "not stated" (only allowed for
 /// `created` and `won`; the checker requires `lost`).
+///
+/// Outcomes act as rules of priority 0 on the opportunity event: rules with a higher
+/// priority are considered before them.
 #[derive(Debug, Clone, Default)]
 pub struct KindOutcomes {
     /// When created.
@@ -506,6 +539,17 @@ pub struct Fields {
     pub activity: Vec<(String, FieldType)>,
 }
 
+impl KindOutcomes {
+    /// The outcome for one moment of the opportunity's life.
+    pub fn get(&self, state: OppTrigger) -> Option<&Outcome> {
+        match state {
+            OppTrigger::Created => self.created.as_ref(),
+            OppTrigger::Won => self.won.as_ref(),
+            OppTrigger::Lost => self.lost.as_ref(),
+        }
+    }
+}
+
 impl Model {
     /// Parses and checks a model from its TOML text (the file name in messages is `model.toml`).
     pub fn from_toml(text: &str) -> Result<Model, Diagnostics> {
@@ -573,12 +617,7 @@ impl Model {
 
     /// What an opportunity of `kind` reaching `state` does to its buying group.
     pub fn outcome(&self, kind: OpportunityKind, state: OppTrigger) -> Option<&Outcome> {
-        let k = &self.outcomes[kind as usize];
-        match state {
-            OppTrigger::Created => k.created.as_ref(),
-            OppTrigger::Won => k.won.as_ref(),
-            OppTrigger::Lost => k.lost.as_ref(),
-        }
+        self.outcomes[kind as usize].get(state)
     }
 
     /// `start` plus an amount of (business) time, by the model's calendar.
@@ -596,6 +635,36 @@ impl Model {
         });
         hit.or_else(|| self.journeys.iter().position(|j| j.condition.is_none()))
             .map(|i| i as JourneyId)
+    }
+
+    /// A one-line summary for `waterfall check`
+    /// (`demand-waterfall: 9 stages, 10 statuses, 8 rules, 6 account stages, 2 journeys`).
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{}: {} stages, {} statuses, {} rules",
+            self.name,
+            self.stages.len(),
+            self.statuses.len(),
+            self.rules.len()
+        );
+        if !self.account_stages.is_empty() {
+            s.push_str(&format!(", {} account stages", self.account_stages.len()));
+        }
+        if !self.journeys.is_empty() {
+            s.push_str(&format!(", {} journeys", self.journeys.len()));
+        }
+        if self.any_to_any {
+            s.push_str(", any stage may follow any other");
+        }
+        if !self.warnings.is_empty() {
+            s.push_str(&format!(", {} warnings", self.warnings.len()));
+        }
+        s
+    }
+
+    /// The warnings found while loading, as [`Diagnostics`] the CLI can render like errors.
+    pub fn warning_diagnostics(&self, file: &str) -> Diagnostics {
+        Diagnostics::from_items(file, &self.source, self.warnings.clone())
     }
 
     /// The stage graph as a Mermaid flowchart.
