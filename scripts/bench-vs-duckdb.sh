@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Waterfall vs the DuckDB peer on the same generated events, in the same run.
+#
+#   scripts/bench-vs-duckdb.sh ACCOUNTS [RUNS]     e.g. 10000 (≈1.1M events), 90000 (≈10M)
+#
+# Generates shared/bench data (kept in bench-data/, not committed), then alternates both sides
+# RUNS times: Waterfall = ingest (history-only model) + flow + cohort + snapshot reports;
+# peer = DuckDB load + the same three reports. Checks the reports agree and prints medians,
+# peak RSS and ratios. Needs python3 with duckdb, and GNU time (/usr/bin/time).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ACCOUNTS="${1:-10000}"; RUNS="${2:-3}"
+SHARED="${SHARED:-../shared}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/waterfall-target}"
+cargo build --release --quiet
+W="$CARGO_TARGET_DIR/release/waterfall"
+mkdir -p bench-data
+EV="bench-data/events-$ACCOUNTS.jsonl"
+[ -s "$EV" ] || python3 "$SHARED/bench/gen_events.py" --accounts "$ACCOUNTS" --seed 7 > "$EV"
+echo "events: $(wc -l < "$EV") lines, $(du -h "$EV" | cut -f1)"
+T=$(command -v /usr/bin/time || true)
+
+measure() { # label, command... → prints "seconds maxrss_kb"
+  local out; out=$(mktemp)
+  local start end
+  start=$(date +%s.%N)
+  if [ -n "$T" ]; then /usr/bin/time -f "%M" -o "$out" "$@" > /dev/null; else "$@" > /dev/null; echo 0 > "$out"; fi
+  end=$(date +%s.%N)
+  echo "$(echo "$end - $start" | bc -l) $(tail -1 "$out")"
+  rm -f "$out"
+}
+
+declare -a WT WM PT PM
+for i in $(seq 1 "$RUNS"); do
+  rm -f bench-data/w.db* bench-data/peer.duckdb*
+  read -r ti mi < <(measure "$W" ingest --db bench-data/w.db --model history-only "$EV")
+  read -r tf _ < <(measure "$W" report flow --period month --format json --db bench-data/w.db)
+  read -r tc _ < <(measure "$W" report cohort --stage MQL --period month --format json --db bench-data/w.db)
+  read -r ts _ < <(measure "$W" report snapshot --as-of 2030-01-01 --format json --db bench-data/w.db)
+  WT+=("$(echo "$ti + $tf + $tc + $ts" | bc -l)"); WM+=("$mi")
+  echo "run $i waterfall: ingest ${ti}s (peak ${mi} KB) flow ${tf}s cohort ${tc}s snapshot ${ts}s"
+  read -r pl ml < <(measure python3 "$SHARED/bench/peer_duckdb.py" "$EV" load --db bench-data/peer.duckdb)
+  read -r pf _ < <(measure python3 "$SHARED/bench/peer_duckdb.py" "$EV" flow --period month --db bench-data/peer.duckdb --reuse)
+  read -r pc _ < <(measure python3 "$SHARED/bench/peer_duckdb.py" "$EV" cohort --stage MQL --period month --db bench-data/peer.duckdb --reuse)
+  read -r ps _ < <(measure python3 "$SHARED/bench/peer_duckdb.py" "$EV" snapshot --as-of 2030-01-01T00:00:00Z --db bench-data/peer.duckdb --reuse)
+  PT+=("$(echo "$pl + $pf + $pc + $ps" | bc -l)"); PM+=("$ml")
+  echo "run $i duckdb:    load ${pl}s (peak ${ml} KB) flow ${pf}s cohort ${pc}s snapshot ${ps}s"
+done
+for r in "flow --period month" "cohort --stage MQL --period month" "snapshot --as-of 2030-01-01T00:00:00Z"; do
+  # shellcheck disable=SC2086
+  python3 "$SHARED/bench/peer_duckdb.py" "$EV" $r --db bench-data/peer.duckdb --reuse > bench-data/expected.json
+  # shellcheck disable=SC2086
+  "$W" report $r --format json --db bench-data/w.db > bench-data/actual.json
+  python3 "$SHARED/bench/compare_reports.py" bench-data/expected.json bench-data/actual.json | tail -1
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+wt=$(median "${WT[@]}"); pt=$(median "${PT[@]}")
+echo "median end-to-end: waterfall ${wt}s, duckdb ${pt}s, ratio $(echo "$wt / $pt" | bc -l | cut -c1-5)"
+echo "median peak RSS: waterfall ingest $(median "${WM[@]}") KB, duckdb load $(median "${PM[@]}") KB"
