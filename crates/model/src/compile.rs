@@ -726,6 +726,62 @@ impl Compiler<'_> {
         }
         account_rules.sort_by_key(|r| std::cmp::Reverse(r.priority));
 
+        // Buying-group roles.
+        self.duplicates("role", raw.role.iter().map(|r| &r.get_ref().name));
+        let mut roles = Vec::new();
+        for r in &raw.role {
+            let r = r.get_ref();
+            let condition = match &r.when {
+                Some(w) => match self.condition(w, &scope_fit) {
+                    Some(c) => Some(c),
+                    None => continue,
+                },
+                None => None,
+            };
+            roles.push(Role {
+                name: r.name.get_ref().clone(),
+                definition: r.definition.clone().unwrap_or_default(),
+                condition,
+                required: r.required,
+            });
+        }
+
+        // Routing.
+        let mut routing = None;
+        if let Some(rt) = &raw.routing {
+            let rt = rt.get_ref();
+            let on_stage = self.stage(&rt.on_stage);
+            self.duplicates("territory", rt.territory.iter().map(|t| &t.get_ref().name));
+            let mut territories = Vec::new();
+            for t in &rt.territory {
+                let t = t.get_ref();
+                if t.pool.get_ref().is_empty() {
+                    self.d.error(
+                        "bad-value",
+                        t.pool.span(),
+                        format!("territory `{}` has an empty pool", t.name.get_ref()),
+                        Some("list the owners who share this territory".into()),
+                    );
+                }
+                if let Some(condition) = self.condition(&t.when, &scope_fit) {
+                    territories.push(Territory {
+                        name: t.name.get_ref().clone(),
+                        condition,
+                        pool: t.pool.get_ref().clone(),
+                    });
+                }
+            }
+            if let Some(on_stage) = on_stage {
+                routing = Some(Routing {
+                    on_stage,
+                    account_owner_first: rt.account_owner_first,
+                    owner_attr: rt.owner_attr.clone().unwrap_or_else(|| "owner".into()),
+                    territories,
+                    default_pool: rt.default_pool.clone(),
+                });
+            }
+        }
+
         let initial_stage = initial_stage?;
 
         // The stage graph: reachable from the initial stage, and no dead ends.
@@ -1025,6 +1081,8 @@ impl Compiler<'_> {
             initial_account_stage,
             account_rules,
             journeys,
+            roles,
+            routing,
             warnings: Vec::new(),
             allowed,
             by_trigger,

@@ -477,6 +477,66 @@ pub struct Journey {
     pub condition: Option<Condition>,
 }
 
+/// A buying-group role: from opportunity contact roles with this name, and for people its
+/// condition holds for.
+#[derive(Debug, Clone)]
+pub struct Role {
+    /// Its name (`decision_maker`).
+    pub name: String,
+    /// What it means, for humans.
+    pub definition: String,
+    /// Over `person.*` and `account.*` (`None`: only opportunity contact roles give it).
+    pub condition: Option<Condition>,
+    /// Whether a buying group needs someone in it (coverage).
+    pub required: bool,
+}
+
+/// A territory of [`Routing`]: people its condition holds for go to its pool.
+#[derive(Debug, Clone)]
+pub struct Territory {
+    /// Its name (`EMEA`).
+    pub name: String,
+    /// Over `person.*` and `account.*`.
+    pub condition: Condition,
+    /// The owners who share it, round-robin (never empty in a checked model).
+    pub pool: Vec<String>,
+}
+
+/// Account-based routing: who owns a person when they enter [`Routing::on_stage`].
+///
+/// Order: the account's owner (if `account_owner_first` and the account names one), then the
+/// first territory whose condition holds, then the default pool. Round-robin within a pool
+/// picks by a stable hash of the person's id ([`Routing::pick`]), so an assignment never
+/// depends on the order events arrived in or on other partitions.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    /// The stage whose entry assigns an owner.
+    pub on_stage: StageId,
+    /// Try the account's owner first.
+    pub account_owner_first: bool,
+    /// The account attribute naming its owner.
+    pub owner_attr: String,
+    /// Territories, in file order.
+    pub territories: Vec<Territory>,
+    /// The pool for people no territory takes (may be empty: no owner then).
+    pub default_pool: Vec<String>,
+}
+
+impl Routing {
+    /// The member of `pool` a person gets: FNV-1a of the person's id, modulo the pool size.
+    pub fn pick<'p>(pool: &'p [String], person: &str) -> Option<&'p str> {
+        if pool.is_empty() {
+            return None;
+        }
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in person.as_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Some(pool[(h % pool.len() as u64) as usize].as_str())
+    }
+}
+
 /// A checked, compiled lifecycle model.
 ///
 /// Every name is resolved to an id, every condition is compiled, and the checks of
@@ -520,6 +580,10 @@ pub struct Model {
     pub account_rules: Vec<AccountRule>,
     /// Journeys (empty: one implicit journey).
     pub journeys: Vec<Journey>,
+    /// Buying-group roles (empty: roles come only from opportunity contacts).
+    pub roles: Vec<Role>,
+    /// Owner assignment (`None`: the engine assigns no owners).
+    pub routing: Option<Routing>,
     /// Warnings found while checking (the model is usable).
     pub warnings: Vec<Diagnostic>,
     /// `allowed[from * n + to]`.

@@ -53,6 +53,14 @@ pub(crate) struct RawModel {
     #[serde(default)]
     #[schemars(with = "Vec<RawJourney>")]
     pub journey: Vec<Spanned<RawJourney>>,
+    /// Buying-group roles, assigned from opportunity contacts and by condition.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawRole>")]
+    pub role: Vec<Spanned<RawRole>>,
+    /// Who gets a new MQL: the account's owner, territories, round-robin pools.
+    #[serde(default)]
+    #[schemars(with = "Option<RawRouting>")]
+    pub routing: Option<Spanned<RawRouting>>,
 }
 
 /// `[model]`: name and starting points.
@@ -535,6 +543,63 @@ pub(crate) struct RawJourney {
     #[serde(default)]
     #[schemars(with = "Option<String>")]
     pub when: Option<Spanned<String>>,
+}
+
+/// `[[role]]`: one buying-group role.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRole {
+    /// Its name (`decision_maker`), as opportunity contact roles name it.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// What it means, for humans.
+    #[serde(default)]
+    pub definition: Option<String>,
+    /// CEL over `person.*` and `account.*`: people for whom it holds have the role (none:
+    /// only opportunity contact roles give it).
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub when: Option<Spanned<String>>,
+    /// Whether a buying group needs someone in this role (coverage).
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// `[routing]`: who owns a person when they enter the routed stage.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRouting {
+    /// The stage whose entry assigns an owner (`MQL`).
+    #[schemars(with = "String")]
+    pub on_stage: Spanned<String>,
+    /// Give the person to the owner of their account first, when it has one.
+    #[serde(default)]
+    pub account_owner_first: bool,
+    /// The account attribute naming the account's owner (default `owner`).
+    #[serde(default)]
+    pub owner_attr: Option<String>,
+    /// Territories, tried in file order.
+    #[serde(default)]
+    #[schemars(with = "Vec<RawTerritory>")]
+    pub territory: Vec<Spanned<RawTerritory>>,
+    /// The round-robin pool for people no territory takes.
+    #[serde(default)]
+    pub default_pool: Vec<String>,
+}
+
+/// `[[routing.territory]]`: a territory and its round-robin pool.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTerritory {
+    /// Its name (`EMEA`), shown in the assignment's reason.
+    #[schemars(with = "String")]
+    pub name: Spanned<String>,
+    /// CEL over `person.*` and `account.*`.
+    #[schemars(with = "String")]
+    pub when: Spanned<String>,
+    /// The owners who share it, round-robin.
+    #[schemars(with = "Vec<String>")]
+    pub pool: Spanned<Vec<String>>,
 }
 
 pub(crate) fn json_schema() -> String {
