@@ -21,6 +21,8 @@ pub enum Field {
     Stage,
     /// The lead status (the salesperson's working state).
     Status,
+    /// The person's owner, assigned by the model's routing.
+    Owner,
 }
 
 impl Field {
@@ -29,6 +31,7 @@ impl Field {
         match self {
             Field::Stage => "stage",
             Field::Status => "status",
+            Field::Owner => "owner",
         }
     }
 }
@@ -47,7 +50,7 @@ pub struct Order {
     pub sub: u32,
 }
 
-/// One derived change of a stage or status, with its cause.
+/// One derived change of a stage, status or owner, with its cause.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
     /// A person or an account.

@@ -1,15 +1,15 @@
 //! Deriving transitions from events: the engine's main loop, with the model's automation
 //! (scores, rules, status/stage coupling, opportunity outcomes and timers).
 
-use crate::state::{AccountState, OpportunityInfo, PersonState};
+use crate::state::{AccountState, BuyingGroupMember, Coverage, OpportunityInfo, PersonState};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use waterfall_core::{
     Attrs, Event, EventBody, Field, Level, OpportunityKind, OpportunityState, Order, Subject,
     Timestamp, Transition,
 };
 use waterfall_model::{
-    EvalContext, Model, OppTrigger, Rule, ScoreRef, StageId, StatusId, TimerKind, Trigger,
-    TriggerKind,
+    AccountAggregates, AccountStageId, EvalContext, Model, OppTrigger, Routing, Rule, ScoreRef,
+    StageId, StageKind, StatusId, TimerKind, Trigger, TriggerKind,
 };
 
 /// An event with its ingestion sequence number (the tie-breaker between events at one instant).
@@ -58,6 +58,35 @@ pub const TIMER_SEQ: u64 = i64::MAX as u64;
 
 /// How deep one change may cascade through coupling and rules (loop protection).
 const MAX_CASCADE: u32 = 8;
+
+/// How many account rules may move one account after one change (loop protection).
+const MAX_ACCOUNT_MOVES: u32 = 4;
+
+/// A person counts as engaged for this long after an activity worth points.
+const ENGAGED_WINDOW_DAYS: i64 = 90;
+
+/// An intent surge counts for this long.
+const SURGE_WINDOW_DAYS: i64 = 30;
+
+/// The account activity kind that counts as an intent surge.
+const INTENT_SURGE: &str = "intent_surge";
+
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// `t` plus whole days.
+fn plus_days(t: Timestamp, days: i64) -> Timestamp {
+    Timestamp(t.0.saturating_add(days * MICROS_PER_DAY))
+}
+
+/// A contact role as opportunities write it, in the model's spelling (`Decision Maker` →
+/// `decision_maker`).
+fn normalise_role(role: &str) -> String {
+    role.trim()
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { '_' })
+        .collect()
+}
 
 /// Derives one partition: `events` must be sorted by (`at`, `seq`).
 pub fn derive(model: &Model, events: &[SequencedEvent], opts: DeriveOptions) -> Derived {
@@ -151,17 +180,57 @@ struct Person {
     engagement_at: Timestamp,
     /// Bumped on every stage or status change, so stale timers know they are stale.
     epoch: u64,
+    /// The last activity worth engagement points (what "engaged" counts from).
+    last_engaged: Option<Timestamp>,
+    /// The owner routing assigned.
+    owner: Option<String>,
+    /// Roles from the model's role conditions (recomputed when attributes change).
+    roles: Vec<String>,
 }
 
-/// A pending timer: rule `rule` for `person`, valid while the person's epoch (for in-stage
-/// timers) or last activity (for inactivity timers) is unchanged.
+/// An account while the derivation runs: its public state and what the rollup needs.
+struct Account {
+    state: AccountState,
+    stage: Option<AccountStageId>,
+    /// Engagement from the account's own activity, as of `own_engagement_at`.
+    own_engagement: f64,
+    own_engagement_at: Timestamp,
+    /// Instants of intent surges (kept while they count).
+    surges: Vec<Timestamp>,
+    /// The account's people (survivors only).
+    members: BTreeSet<String>,
+    /// Person → roles named on the account's opportunities.
+    contact_roles: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// A pending timer, ordered by its due instant (then by what it is, for determinism).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Timer {
     due: Timestamp,
-    person: String,
-    rule: u32,
-    epoch: u64,
-    last_activity: Option<Timestamp>,
+    what: TimerWhat,
+}
+
+/// What a timer does when it fires.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerWhat {
+    /// Timer rule `rule` for `person`, valid while the person's epoch (for in-stage timers)
+    /// or last activity (for inactivity timers) is unchanged.
+    Rule {
+        person: String,
+        rule: u32,
+        epoch: u64,
+        last_activity: Option<Timestamp>,
+    },
+    /// The person's decaying engagement crosses below the threshold of score rule `rule`,
+    /// valid while no activity changed the engagement since `engagement_at`.
+    ScoreDown {
+        person: String,
+        rule: u32,
+        engagement_at: Timestamp,
+    },
+    /// Something time-dependent of the account (an engaged person or an intent surge ages
+    /// out): roll it up again.
+    Account { account: String },
 }
 
 /// What the event being applied is about, for rule conditions.
@@ -177,7 +246,9 @@ struct Deriver<'m> {
     /// Duplicate person id → survivor id, from every merge event of the partition.
     merged: HashMap<String, String>,
     people: BTreeMap<String, Person>,
-    accounts: BTreeMap<String, AccountState>,
+    accounts: BTreeMap<String, Account>,
+    /// Accounts changed by the current event or timer, rolled up once it is applied.
+    dirty: BTreeSet<String>,
     /// Opportunity id → (account id, index in that account's list).
     opportunities: HashMap<String, (String, usize)>,
     transitions: Vec<Transition>,
@@ -211,6 +282,7 @@ impl<'m> Deriver<'m> {
             merged,
             people: BTreeMap::new(),
             accounts: BTreeMap::new(),
+            dirty: BTreeSet::new(),
             opportunities: HashMap::new(),
             transitions: Vec::new(),
             rejections: Vec::new(),
@@ -246,22 +318,21 @@ impl<'m> Deriver<'m> {
         self.cause = Some(ev.id.clone());
         match &ev.body {
             EventBody::Account { account, attrs } => {
-                let acc = self.account_mut(account);
+                let acc = &mut self.account_mut(account).state;
                 for (k, v) in attrs {
                     acc.attrs.insert(k.clone(), v.clone());
                 }
                 if let Some(t) = attrs.get("type").and_then(|v| v.as_str()) {
                     acc.account_type = Some(t.to_string());
                 }
-                // Account attributes feed people's fit.
-                let members: Vec<String> = self
-                    .people
-                    .values()
-                    .filter(|p| p.account.as_deref() == Some(account))
-                    .map(|p| p.id.clone())
-                    .collect();
+                let fit = self.compute_account_fit(account);
+                self.account_mut(account).state.fit = fit;
+                self.dirty.insert(account.clone());
+                // Account attributes feed people's fit and roles.
+                let members: Vec<String> = self.accounts[account].members.iter().cloned().collect();
                 for id in members {
                     self.rescore_fit(&id);
+                    self.recompute_roles(&id);
                 }
             }
             EventBody::Person {
@@ -276,9 +347,20 @@ impl<'m> Deriver<'m> {
                 let created = !self.people.contains_key(&id);
                 self.ensure_person(&id);
                 let p = self.people.get_mut(&id).expect("just ensured");
-                if account.is_some() {
-                    p.account.clone_from(account);
+                if let Some(a) = account {
+                    if p.account.as_deref() != Some(a.as_str()) {
+                        let old = p.account.replace(a.clone());
+                        if let Some(old) = old {
+                            if let Some(o) = self.accounts.get_mut(&old) {
+                                o.members.remove(&id);
+                            }
+                            self.dirty.insert(old);
+                        }
+                        self.account_mut(a).members.insert(id.clone());
+                        self.dirty.insert(a.clone());
+                    }
                 }
+                let p = self.people.get_mut(&id).expect("just ensured");
                 for (k, v) in attrs {
                     p.attrs.insert(k.clone(), v.clone());
                 }
@@ -291,6 +373,7 @@ impl<'m> Deriver<'m> {
                 } else {
                     self.rescore_fit(&id);
                 }
+                self.recompute_roles(&id);
             }
             EventBody::Activity {
                 subject,
@@ -302,9 +385,7 @@ impl<'m> Deriver<'m> {
                     self.ensure_person(&id);
                     self.activity(&id, kind, attrs);
                 }
-                Subject::Account(a) => {
-                    self.account_mut(a);
-                }
+                Subject::Account(a) => self.account_activity(a, kind),
             },
             EventBody::Opportunity {
                 opportunity,
@@ -355,6 +436,192 @@ impl<'m> Deriver<'m> {
             // Merges were resolved up front; erasure removes events before derivation.
             EventBody::Merge { .. } | EventBody::Erase { .. } => {}
         }
+        self.roll_up_dirty();
+    }
+
+    /// An account's own activity (an intent surge, a de-anonymised visit): account
+    /// engagement points with decay, and surges counted for 30 days.
+    fn account_activity(&mut self, id: &str, kind: &str) {
+        let at = self.cursor.at;
+        let scoring = &self.model.scoring;
+        let points = scoring.points_for(kind);
+        let acc = self.account_mut(id);
+        let decayed = scoring.decay(acc.own_engagement, acc.own_engagement_at.days_until(at));
+        acc.own_engagement = decayed + points;
+        acc.own_engagement_at = at;
+        if kind == INTENT_SURGE {
+            acc.surges.push(at);
+            self.timers.insert(Timer {
+                due: plus_days(at, SURGE_WINDOW_DAYS),
+                what: TimerWhat::Account {
+                    account: id.to_string(),
+                },
+            });
+        }
+        self.dirty.insert(id.to_string());
+    }
+
+    /// Recomputes the roles the model's role conditions give a person.
+    fn recompute_roles(&mut self, id: &str) {
+        let model = self.model;
+        if model.roles.is_empty() {
+            return;
+        }
+        let ctx = self.context(id, Trig::default());
+        let roles: Vec<String> = model
+            .roles
+            .iter()
+            .filter(|r| {
+                r.condition
+                    .as_ref()
+                    .is_some_and(|c| c.eval(&ctx).unwrap_or(false))
+            })
+            .map(|r| r.name.clone())
+            .collect();
+        let p = self.people.get_mut(id).expect("person exists");
+        if p.roles != roles {
+            p.roles = roles;
+            if let Some(a) = p.account.clone() {
+                self.dirty.insert(a);
+            }
+        }
+    }
+
+    fn compute_account_fit(&self, id: &str) -> f64 {
+        let ctx = self.account_context(id);
+        self.model
+            .scoring
+            .account_fit
+            .iter()
+            .filter(|r| r.condition.eval(&ctx).unwrap_or(false))
+            .map(|r| r.points)
+            .sum()
+    }
+
+    /// The account's engagement now: its own activity plus its people's, each decayed.
+    fn account_engagement(&self, acc: &Account) -> f64 {
+        let at = self.cursor.at;
+        let scoring = &self.model.scoring;
+        let own = scoring.decay(acc.own_engagement, acc.own_engagement_at.days_until(at));
+        own + acc
+            .members
+            .iter()
+            .filter_map(|m| self.people.get(m))
+            .map(|p| scoring.decay(p.engagement, p.engagement_at.days_until(at)))
+            .sum::<f64>()
+    }
+
+    /// Whether a person engaged (an activity worth points) in the last 90 days.
+    fn engaged(&self, p: &Person) -> bool {
+        p.last_engaged
+            .is_some_and(|t| self.cursor.at < plus_days(t, ENGAGED_WINDOW_DAYS))
+    }
+
+    /// A person's roles: named on the account's opportunities, or given by the model.
+    fn roles_of(&self, acc: &Account, p: &Person) -> Vec<String> {
+        let mut roles: BTreeSet<String> = p.roles.iter().cloned().collect();
+        if let Some(r) = acc.contact_roles.get(&p.id) {
+            roles.extend(r.iter().cloned());
+        }
+        roles.into_iter().collect()
+    }
+
+    /// The aggregates account rules read, computed from the account's members,
+    /// opportunities and surges as of the cursor.
+    fn aggregates(&self, acc: &Account) -> AccountAggregates {
+        let model = self.model;
+        let at = self.cursor.at;
+        let mut a = AccountAggregates::default();
+        let mut roles = BTreeSet::new();
+        for p in acc.members.iter().filter_map(|m| self.people.get(m)) {
+            if self.engaged(p) {
+                a.engaged_people += 1;
+                roles.extend(self.roles_of(acc, p));
+            }
+            let stage = &model.stages[p.stage as usize];
+            if stage.kind == StageKind::Active && p.stage != model.initial_stage {
+                a.mql_people += 1;
+            }
+        }
+        for o in &acc.state.opportunities {
+            match o.state {
+                OpportunityState::Open => a.open_opportunities += 1,
+                OpportunityState::Won => a.won_opportunities += 1,
+                OpportunityState::Lost => {}
+            }
+        }
+        a.intent_surges_30d = acc
+            .surges
+            .iter()
+            .filter(|&&t| t <= at && at < plus_days(t, SURGE_WINDOW_DAYS))
+            .count() as u32;
+        a.roles = roles.into_iter().collect();
+        a
+    }
+
+    /// The evaluation context of an account for account rules and account fit.
+    fn account_context(&self, id: &str) -> EvalContext<'_> {
+        let acc = &self.accounts[id];
+        EvalContext {
+            account: Some(&acc.state.attrs),
+            account_fit: acc.state.fit,
+            account_engagement: acc.state.engagement,
+            account_type: acc.state.account_type.as_deref(),
+            aggregates: Some(&acc.state.aggregates),
+            thresholds: Some(&self.model.scoring.thresholds),
+            ..EvalContext::default()
+        }
+    }
+
+    /// Rolls up every account the current event or timer changed.
+    fn roll_up_dirty(&mut self) {
+        while let Some(id) = self.dirty.pop_first() {
+            self.roll_up(&id);
+        }
+    }
+
+    /// Refreshes an account's aggregates and engagement, then moves it by the first account
+    /// rule (highest priority first) whose guard and condition hold, until none moves it.
+    fn roll_up(&mut self, id: &str) {
+        let Some(acc) = self.accounts.get(id) else {
+            return;
+        };
+        let aggregates = self.aggregates(acc);
+        let engagement = self.account_engagement(acc);
+        let at = self.cursor.at;
+        let acc = self.accounts.get_mut(id).expect("account exists");
+        acc.state.aggregates = aggregates;
+        acc.state.engagement = engagement;
+        acc.state.engagement_at = at;
+        let model = self.model;
+        for _ in 0..MAX_ACCOUNT_MOVES {
+            let Some(from) = self.accounts[id].stage else {
+                return;
+            };
+            let ctx = self.account_context(id);
+            let hit = model.account_rules.iter().find(|r| {
+                (r.only_from.is_empty() || r.only_from.contains(&from))
+                    && (r.set_stage == from
+                        || model.account_stages[from as usize]
+                            .next
+                            .contains(&r.set_stage))
+                    && r.condition.eval(&ctx).unwrap_or(false)
+            });
+            let Some(rule) = hit else { return };
+            if rule.set_stage == from {
+                return;
+            }
+            let to = rule.set_stage;
+            self.accounts.get_mut(id).expect("account exists").stage = Some(to);
+            self.record(
+                Level::Account,
+                id,
+                Field::Stage,
+                Some(model.account_stages[from as usize].name.clone()),
+                model.account_stages[to as usize].name.clone(),
+                &rule.name,
+            );
+        }
     }
 
     /// An activity: engagement points (with decay), inactivity timers re-armed, rules fired.
@@ -363,10 +630,22 @@ impl<'m> Deriver<'m> {
         let scoring = &self.model.scoring;
         let p = self.people.get_mut(id).expect("person exists");
         let before = scoring.decay(p.engagement, p.engagement_at.days_until(at));
-        let after = before + scoring.points_for(kind);
+        let points = scoring.points_for(kind);
+        let after = before + points;
         p.engagement = after;
         p.engagement_at = at;
         p.last_activity = Some(at);
+        if points > 0.0 {
+            p.last_engaged = Some(at);
+            if let Some(a) = p.account.clone() {
+                // The person stops counting as engaged when the window ends.
+                self.timers.insert(Timer {
+                    due: plus_days(at, ENGAGED_WINDOW_DAYS),
+                    what: TimerWhat::Account { account: a.clone() },
+                });
+                self.dirty.insert(a);
+            }
+        }
         let trig = Trig {
             activity_kind: Some(kind),
             activity: Some(attrs),
@@ -375,6 +654,46 @@ impl<'m> Deriver<'m> {
         self.fire(TriggerKind::Activity, id, trig, 0);
         self.score_crossings(id, ScoreRef::Engagement, before, after, trig);
         self.schedule_timers(id, true);
+        self.schedule_decay_crossings(id);
+    }
+
+    /// Schedules, for every rule on engagement crossing a threshold downward, a timer at the
+    /// exact instant the decaying engagement falls below it (the first microsecond at which
+    /// `value * 0.5^(days / half_life) <= threshold`, and never the same instant).
+    fn schedule_decay_crossings(&mut self, id: &str) {
+        let model = self.model;
+        let Some(half_life) = model.scoring.half_life_days else {
+            return;
+        };
+        let p = &self.people[id];
+        let mut new = Vec::new();
+        for rule in model.rules_for(TriggerKind::ScoreCrossed) {
+            let Trigger::ScoreCrossed {
+                score: ScoreRef::Engagement,
+                threshold,
+                upward: false,
+            } = &rule.trigger
+            else {
+                continue;
+            };
+            if *threshold <= 0.0 || p.engagement < *threshold {
+                continue;
+            }
+            let days = half_life * (p.engagement / threshold).log2();
+            let micros = (days * MICROS_PER_DAY as f64).ceil().max(1.0);
+            if !micros.is_finite() || micros > i64::MAX as f64 / 2.0 {
+                continue;
+            }
+            new.push(Timer {
+                due: Timestamp(p.engagement_at.0.saturating_add(micros as i64)),
+                what: TimerWhat::ScoreDown {
+                    person: id.to_string(),
+                    rule: self.rule_index[&(rule as *const Rule)],
+                    engagement_at: p.engagement_at,
+                },
+            });
+        }
+        self.timers.extend(new);
     }
 
     /// Recomputes a person's fit and fires crossings.
@@ -442,11 +761,11 @@ impl<'m> Deriver<'m> {
             status: p
                 .status
                 .map(|s| self.model.statuses[s as usize].name.as_str()),
-            account: acc.map(|a| &a.attrs),
-            account_fit: 0.0,
-            account_engagement: 0.0,
-            account_type: acc.and_then(|a| a.account_type.as_deref()),
-            aggregates: None,
+            account: acc.map(|a| &a.state.attrs),
+            account_fit: acc.map_or(0.0, |a| a.state.fit),
+            account_engagement: acc.map_or(0.0, |a| a.state.engagement),
+            account_type: acc.and_then(|a| a.state.account_type.as_deref()),
+            aggregates: acc.map(|a| &a.state.aggregates),
             activity_kind: trig.activity_kind,
             activity: trig.activity,
             opportunity_kind: trig.opportunity.map(|o| o.0),
@@ -546,6 +865,11 @@ impl<'m> Deriver<'m> {
                 );
             }
         }
+        if let Some(routing) = &model.routing {
+            if routing.on_stage == to {
+                self.route(id, routing);
+            }
+        }
         for r in model.rules_for(TriggerKind::StageEntered) {
             if let Trigger::StageEntered(stages) = &r.trigger {
                 if stages.is_empty() || stages.contains(&to) {
@@ -555,6 +879,47 @@ impl<'m> Deriver<'m> {
         }
         self.schedule_timers(id, false);
         true
+    }
+
+    /// Assigns the person an owner by the model's routing: the account's owner first, then the
+    /// first matching territory's pool, then the default pool (round-robin by a stable hash
+    /// of the person's id). Records an owner transition when the owner changes.
+    fn route(&mut self, id: &str, routing: &Routing) {
+        let p = &self.people[id];
+        let acc = p.account.as_deref().and_then(|a| self.accounts.get(a));
+        let account_owner = acc
+            .and_then(|a| a.state.attrs.get(&routing.owner_attr))
+            .and_then(|v| v.as_str())
+            .filter(|o| !o.is_empty());
+        let (owner, reason) = match account_owner {
+            Some(o) if routing.account_owner_first => {
+                (Some(o.to_string()), "routing: account owner".to_string())
+            }
+            _ => {
+                let ctx = self.context(id, Trig::default());
+                match routing
+                    .territories
+                    .iter()
+                    .find(|t| t.condition.eval(&ctx).unwrap_or(false))
+                {
+                    Some(t) => (
+                        Routing::pick(&t.pool, id).map(str::to_string),
+                        format!("routing: territory {}", t.name),
+                    ),
+                    None => (
+                        Routing::pick(&routing.default_pool, id).map(str::to_string),
+                        "routing: round-robin".to_string(),
+                    ),
+                }
+            }
+        };
+        let Some(owner) = owner else { return };
+        let p = self.people.get_mut(id).expect("person exists");
+        if p.owner.as_deref() == Some(owner.as_str()) {
+            return;
+        }
+        let from = p.owner.replace(owner.clone());
+        self.record(Level::Person, id, Field::Owner, from, owner, &reason);
     }
 
     /// Sets a person's status, then the coupled stage, then the rules that react to it.
@@ -640,10 +1005,12 @@ impl<'m> Deriver<'m> {
             let due = model.add_business_time(start, after.amount, after.unit);
             new.push(Timer {
                 due,
-                person: id.to_string(),
-                rule: self.rule_index[&(rule as *const Rule)],
-                epoch: p.epoch,
-                last_activity: p.last_activity,
+                what: TimerWhat::Rule {
+                    person: id.to_string(),
+                    rule: self.rule_index[&(rule as *const Rule)],
+                    epoch: p.epoch,
+                    last_activity: p.last_activity,
+                },
             });
         }
         self.timers.extend(new);
@@ -671,18 +1038,32 @@ impl<'m> Deriver<'m> {
 
     fn fire_timer(&mut self, timer: Timer) {
         let model = self.model;
-        let rule = &model.rules[timer.rule as usize];
-        let Trigger::Timer { kind, .. } = &rule.trigger else {
-            return;
-        };
-        let Some(p) = self.people.get(&timer.person) else {
-            return;
-        };
-        let still_valid = match kind {
-            TimerKind::InStage => p.epoch == timer.epoch,
-            TimerKind::NoActivity => {
-                p.last_activity == timer.last_activity && p.epoch == timer.epoch
+        let still_valid = match &timer.what {
+            TimerWhat::Rule {
+                person,
+                rule,
+                epoch,
+                last_activity,
+            } => {
+                let Trigger::Timer { kind, .. } = &model.rules[*rule as usize].trigger else {
+                    return;
+                };
+                self.people.get(person).is_some_and(|p| match kind {
+                    TimerKind::InStage => p.epoch == *epoch,
+                    TimerKind::NoActivity => {
+                        p.last_activity == *last_activity && p.epoch == *epoch
+                    }
+                })
             }
+            TimerWhat::ScoreDown {
+                person,
+                engagement_at,
+                ..
+            } => self
+                .people
+                .get(person)
+                .is_some_and(|p| p.engagement_at == *engagement_at),
+            TimerWhat::Account { account } => self.accounts.contains_key(account),
         };
         if !still_valid {
             return;
@@ -695,7 +1076,16 @@ impl<'m> Deriver<'m> {
             };
         }
         self.cause = None;
-        self.try_rule(rule, &timer.person, Trig::default(), 0);
+        match &timer.what {
+            TimerWhat::Rule { person, rule, .. } | TimerWhat::ScoreDown { person, rule, .. } => {
+                let rule = &model.rules[*rule as usize];
+                self.try_rule(rule, person, Trig::default(), 0);
+            }
+            TimerWhat::Account { account } => {
+                self.dirty.insert(account.clone());
+            }
+        }
+        self.roll_up_dirty();
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -720,7 +1110,7 @@ impl<'m> Deriver<'m> {
                     );
                     return;
                 };
-                let acc = self.account_mut(a);
+                let acc = &mut self.account_mut(a).state;
                 acc.opportunities.push(OpportunityInfo {
                     id: opportunity.to_string(),
                     kind: kind.unwrap_or(OpportunityKind::NewBusiness),
@@ -742,7 +1132,7 @@ impl<'m> Deriver<'m> {
             .accounts
             .get_mut(&acc_id)
             .expect("opportunity's account exists");
-        let opp = &mut acc.opportunities[idx];
+        let opp = &mut acc.state.opportunities[idx];
         if let Some(k) = kind {
             opp.kind = k;
         }
@@ -771,6 +1161,19 @@ impl<'m> Deriver<'m> {
         opp.state = state;
         let (opp_kind, opp_amount) = (opp.kind, opp.amount);
         let contacts: Vec<String> = opp.contacts.iter().map(|c| c.person.clone()).collect();
+        // Contact roles: every role any of the account's opportunities names a person in.
+        let mut contact_roles: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for o in &acc.state.opportunities {
+            for c in &o.contacts {
+                if let Some(r) = c.role.as_deref().map(normalise_role) {
+                    if !r.is_empty() {
+                        contact_roles.entry(c.person.clone()).or_default().insert(r);
+                    }
+                }
+            }
+        }
+        acc.contact_roles = contact_roles;
+        self.dirty.insert(acc_id.clone());
         // What moment of the deal this is: created, won or lost (a repeat of the same state
         // changes nothing).
         let moment = match state {
@@ -783,7 +1186,7 @@ impl<'m> Deriver<'m> {
         let model = self.model;
         let outcome = model.outcome(opp_kind, moment).cloned();
         if let Some(t) = outcome.as_ref().and_then(|o| o.account_type.clone()) {
-            self.account_mut(&acc_id).account_type = Some(t);
+            self.account_mut(&acc_id).state.account_type = Some(t);
         }
         let trig = Trig {
             opportunity: Some((opp_kind, opp_amount)),
@@ -793,6 +1196,11 @@ impl<'m> Deriver<'m> {
         for person in contacts {
             let id = self.survivor(&person).to_string();
             self.ensure_person(&id);
+            // A contact with no known account belongs to the deal's account.
+            if self.people[&id].account.is_none() {
+                self.people.get_mut(&id).expect("exists").account = Some(acc_id.clone());
+                self.account_mut(&acc_id).members.insert(id.clone());
+            }
             if let Some(o) = &outcome {
                 if let Some(s) = o.stage {
                     self.change_stage(&id, s, &rule_name, o.status, 0);
@@ -819,15 +1227,48 @@ impl<'m> Deriver<'m> {
         });
     }
 
-    fn account_mut(&mut self, id: &str) -> &mut AccountState {
-        self.accounts
-            .entry(id.to_string())
-            .or_insert_with(|| AccountState {
-                id: id.to_string(),
-                attrs: Default::default(),
-                account_type: None,
-                opportunities: Vec::new(),
-            })
+    /// The account, created (in the model's initial account stage) if unseen.
+    fn account_mut(&mut self, id: &str) -> &mut Account {
+        if !self.accounts.contains_key(id) {
+            let m = self.model;
+            let at = self.cursor.at;
+            self.accounts.insert(
+                id.to_string(),
+                Account {
+                    state: AccountState {
+                        id: id.to_string(),
+                        attrs: Default::default(),
+                        account_type: None,
+                        opportunities: Vec::new(),
+                        stage: None,
+                        fit: 0.0,
+                        engagement: 0.0,
+                        engagement_at: at,
+                        aggregates: AccountAggregates::default(),
+                        buying_group: Vec::new(),
+                        coverage: Vec::new(),
+                    },
+                    stage: m.initial_account_stage,
+                    own_engagement: 0.0,
+                    own_engagement_at: at,
+                    surges: Vec::new(),
+                    members: BTreeSet::new(),
+                    contact_roles: BTreeMap::new(),
+                },
+            );
+            if let Some(s) = m.initial_account_stage {
+                self.record(
+                    Level::Account,
+                    id,
+                    Field::Stage,
+                    None,
+                    m.account_stages[s as usize].name.clone(),
+                    "created",
+                );
+            }
+            self.dirty.insert(id.to_string());
+        }
+        self.accounts.get_mut(id).expect("just ensured")
     }
 
     /// Creates the person if unseen: an entry into the initial stage (and status).
@@ -850,6 +1291,9 @@ impl<'m> Deriver<'m> {
                 engagement: 0.0,
                 engagement_at: self.cursor.at,
                 epoch: 0,
+                last_engaged: None,
+                owner: None,
+                roles: Vec::new(),
             },
         );
         self.record(
@@ -884,6 +1328,12 @@ impl<'m> Deriver<'m> {
     ) {
         let order = self.cursor;
         self.cursor.sub += 1;
+        if level == Level::Person {
+            // A person's change may move their account.
+            if let Some(a) = self.people.get(subject).and_then(|p| p.account.as_ref()) {
+                self.dirty.insert(a.clone());
+            }
+        }
         self.transitions.push(Transition {
             level,
             subject: subject.to_string(),
@@ -896,8 +1346,71 @@ impl<'m> Deriver<'m> {
         });
     }
 
-    fn finish(self) -> Derived {
+    /// The buying group and role coverage of an account, as of the cursor.
+    fn buying_group(&self, acc: &Account) -> (Vec<BuyingGroupMember>, Vec<Coverage>) {
         let model = self.model;
+        let required: Vec<&str> = model
+            .roles
+            .iter()
+            .filter(|r| r.required)
+            .map(|r| r.name.as_str())
+            .collect();
+        let members: Vec<BuyingGroupMember> = acc
+            .members
+            .iter()
+            .filter_map(|m| self.people.get(m))
+            .map(|p| BuyingGroupMember {
+                person: p.id.clone(),
+                journey: model
+                    .journey_for(&self.context(&p.id, Trig::default()))
+                    .map(|j| model.journeys[j as usize].name.clone()),
+                roles: self.roles_of(acc, p),
+                stage: model.stages[p.stage as usize].name.clone(),
+                engaged: self.engaged(p),
+            })
+            .collect();
+        let coverage_of = |journey: Option<&str>| {
+            let held: BTreeSet<&str> = members
+                .iter()
+                .filter(|m| m.engaged && (journey.is_none() || m.journey.as_deref() == journey))
+                .flat_map(|m| m.roles.iter().map(String::as_str))
+                .collect();
+            let (covered, missing): (Vec<&str>, Vec<&str>) =
+                required.iter().partition(|r| held.contains(*r));
+            Coverage {
+                journey: journey.map(str::to_string),
+                covered: covered.into_iter().map(str::to_string).collect(),
+                missing: missing.into_iter().map(str::to_string).collect(),
+            }
+        };
+        let mut coverage = vec![coverage_of(None)];
+        for j in &model.journeys {
+            if members.iter().any(|m| m.journey.as_deref() == Some(&j.name)) {
+                coverage.push(coverage_of(Some(&j.name)));
+            }
+        }
+        (members, coverage)
+    }
+
+    fn finish(mut self) -> Derived {
+        let model = self.model;
+        let ids: Vec<String> = self.accounts.keys().cloned().collect();
+        for id in ids {
+            let acc = &self.accounts[&id];
+            let (group, coverage) = self.buying_group(acc);
+            let aggregates = self.aggregates(acc);
+            let engagement = self.account_engagement(acc);
+            let at = self.cursor.at;
+            let acc = self.accounts.get_mut(&id).expect("exists");
+            acc.state.buying_group = group;
+            acc.state.coverage = coverage;
+            acc.state.aggregates = aggregates;
+            acc.state.engagement = engagement;
+            acc.state.engagement_at = at;
+            acc.state.stage = acc
+                .stage
+                .map(|s| model.account_stages[s as usize].name.clone());
+        }
         let mut people: Vec<PersonState> = self
             .people
             .into_values()
@@ -913,6 +1426,7 @@ impl<'m> Deriver<'m> {
                 fit: p.fit,
                 engagement: p.engagement,
                 engagement_at: p.engagement_at,
+                owner: p.owner,
             })
             .collect();
         let mut merged: Vec<(&String, &String)> = self.merged.iter().collect();
@@ -930,6 +1444,7 @@ impl<'m> Deriver<'m> {
                 fit: 0.0,
                 engagement: 0.0,
                 engagement_at: Timestamp(0),
+                owner: None,
             });
         }
         let mut transitions = self.transitions;
@@ -938,7 +1453,7 @@ impl<'m> Deriver<'m> {
         Derived {
             transitions,
             people,
-            accounts: self.accounts.into_values().collect(),
+            accounts: self.accounts.into_values().map(|a| a.state).collect(),
             rejections: self.rejections,
         }
     }

@@ -16,4 +16,4 @@ mod state;
 pub use derive::{
     derive, derive_all, validate, DeriveOptions, Derived, Rejection, SequencedEvent, TIMER_SEQ,
 };
-pub use state::{AccountState, OpportunityInfo, PersonState};
+pub use state::{AccountState, BuyingGroupMember, Coverage, OpportunityInfo, PersonState};

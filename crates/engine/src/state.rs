@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use waterfall_core::{Attrs, OpportunityContact, OpportunityKind, OpportunityState, Timestamp};
+use waterfall_model::AccountAggregates;
 
 /// A person's derived state at the end of a derivation.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -28,6 +29,8 @@ pub struct PersonState {
     pub engagement: f64,
     /// When the engagement score was last updated.
     pub engagement_at: Timestamp,
+    /// The owner the model's routing assigned (`None`: never routed).
+    pub owner: Option<String>,
 }
 
 /// An account's derived state at the end of a derivation.
@@ -41,6 +44,47 @@ pub struct AccountState {
     pub account_type: Option<String>,
     /// The account's opportunities, in order of creation.
     pub opportunities: Vec<OpportunityInfo>,
+    /// The account stage (`None` when the model declares no account stages).
+    pub stage: Option<String>,
+    /// Account fit score from the model's account fit rules.
+    pub fit: f64,
+    /// Account engagement as of `engagement_at`: the account's own activity (intent surges,
+    /// de-anonymised visits) plus its people's engagement, each decayed.
+    pub engagement: f64,
+    /// The instant `engagement` and `aggregates` were measured at.
+    pub engagement_at: Timestamp,
+    /// The aggregates account rules read, as of `engagement_at`.
+    pub aggregates: AccountAggregates,
+    /// The buying group: the account's people with their journey and roles.
+    pub buying_group: Vec<BuyingGroupMember>,
+    /// Which required roles are engaged: account-wide first, then per journey.
+    pub coverage: Vec<Coverage>,
+}
+
+/// One person of an account's buying group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BuyingGroupMember {
+    /// The person's id.
+    pub person: String,
+    /// The journey the person is on (`None` when the model declares none).
+    pub journey: Option<String>,
+    /// Their roles: from opportunity contact roles and the model's role conditions.
+    pub roles: Vec<String>,
+    /// Their stage.
+    pub stage: String,
+    /// Whether they engaged (an activity worth points) in the last 90 days.
+    pub engaged: bool,
+}
+
+/// Coverage of the model's required roles by a buying group.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Coverage {
+    /// The journey (`None`: the whole account).
+    pub journey: Option<String>,
+    /// Required roles someone engaged holds.
+    pub covered: Vec<String>,
+    /// Required roles nobody engaged holds.
+    pub missing: Vec<String>,
 }
 
 /// What is known of one opportunity.

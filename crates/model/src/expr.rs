@@ -35,7 +35,7 @@ pub enum FieldType {
 }
 
 /// Account aggregates the engine computes from the account's people and activity.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct AccountAggregates {
     /// People of the account with engagement above zero in the last 90 days.
     pub engaged_people: u32,

@@ -199,6 +199,10 @@ impl History {
         // The engine emits each subject's transitions together: remember the last one.
         let mut last: Option<(Level, u32)> = None;
         for t in transitions {
+            // Owner assignments are not lifecycle indicators: no report counts them.
+            if t.field == Field::Owner {
+                continue;
+            }
             let rule = h.rules.intern(&t.rule);
             let cached = match last {
                 Some((Level::Person, i)) if t.level == Level::Person => {
@@ -232,6 +236,7 @@ impl History {
                 (Level::Person, Field::Stage) => h.stages.intern(&t.to),
                 (Level::Account, Field::Stage) => h.account_stages.intern(&t.to),
                 (_, Field::Status) => h.statuses.intern(&t.to),
+                (_, Field::Owner) => continue,
             };
             let e = Entry {
                 at: t.order.at.0,
@@ -246,6 +251,7 @@ impl History {
                 (Level::Person, Field::Status) => status.push(e),
                 (Level::Account, Field::Stage) => acc_stage.push(e),
                 (Level::Account, Field::Status) => acc_status.push(e),
+                (_, Field::Owner) => {}
             }
         }
         let n = h.people.len();

@@ -411,7 +411,11 @@ fn write_derived(tx: &Transaction<'_>, partition: &str, d: &Derived) -> Result<u
             partition,
             matches!(t.level, Level::Account) as i64,
             t.subject,
-            matches!(t.field, Field::Status) as i64,
+            match t.field {
+                Field::Stage => 0i64,
+                Field::Status => 1,
+                Field::Owner => 2,
+            },
             t.order.at.0,
             t.order.seq as i64,
             t.order.sub as i64,

@@ -101,10 +101,10 @@ fn transition_row(r: &Row<'_>) -> rusqlite::Result<Transition> {
             Level::Person
         },
         subject: r.get(1)?,
-        field: if r.get::<_, i64>(2)? == 1 {
-            Field::Status
-        } else {
-            Field::Stage
+        field: match r.get::<_, i64>(2)? {
+            1 => Field::Status,
+            2 => Field::Owner,
+            _ => Field::Stage,
         },
         order: Order {
             at: Timestamp(r.get(3)?),
