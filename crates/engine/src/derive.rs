@@ -594,10 +594,14 @@ impl<'m> Deriver<'m> {
         acc.state.engagement = engagement;
         acc.state.engagement_at = at;
         let model = self.model;
+        // Stages entered by this rollup: never re-entered within it (no ping-pong between
+        // rules whose conditions both hold).
+        let mut visited = Vec::new();
         for _ in 0..MAX_ACCOUNT_MOVES {
             let Some(from) = self.accounts[id].stage else {
                 return;
             };
+            visited.push(from);
             let ctx = self.account_context(id);
             let hit = model.account_rules.iter().find(|r| {
                 (r.only_from.is_empty() || r.only_from.contains(&from))
@@ -608,7 +612,7 @@ impl<'m> Deriver<'m> {
                     && r.condition.eval(&ctx).unwrap_or(false)
             });
             let Some(rule) = hit else { return };
-            if rule.set_stage == from {
+            if visited.contains(&rule.set_stage) {
                 return;
             }
             let to = rule.set_stage;

@@ -164,3 +164,209 @@ fn out_of_order_arrival_gives_the_same_timeline() {
         strip(&run(&reversed, "2025-02-01T00:00:00Z"))
     );
 }
+
+/// Derives a story under a model given as TOML text.
+fn run_with(model: &Model, story: &str, horizon: Timestamp) -> Derived {
+    let mut events: Vec<SequencedEvent> = story
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .enumerate()
+        .map(|(i, l)| SequencedEvent {
+            seq: i as u64,
+            event: parse_line(&format!(r#"{{"id":"e{i}",{}"#, &l[1..])).unwrap(),
+        })
+        .collect();
+    events.sort_by_key(|e| (e.event.at, e.seq));
+    derive(model, &events, DeriveOptions { horizon })
+}
+
+#[test]
+fn engagement_decaying_below_a_threshold_fires_at_the_instant_it_crosses() {
+    // The default model plus a rule on engagement crossing 60 downward.
+    let text = format!(
+        "{}\n{}",
+        waterfall_model::DEMAND_WATERFALL_TOML,
+        r#"
+[[rule]]
+name = "gone-cold"
+description = "A SAL whose engagement fades below the MQL bar goes back to nurture."
+on = "score"
+score = "engagement"
+crosses = "mql_engagement"
+direction = "down"
+only_from = ["SAL"]
+set_status = "Nurture"
+"#
+    );
+    let model = Model::from_toml(&text).unwrap();
+    let story = format!(
+        "{ACCOUNT}
+{{\"at\":\"2025-01-06T10:00:00Z\",\"type\":\"activity\",\"person\":\"p1\",\"kind\":\"demo_request\"}}
+{{\"at\":\"2025-01-06T11:00:00Z\",\"type\":\"activity\",\"person\":\"p1\",\"kind\":\"contact_sales\"}}
+{{\"at\":\"2025-01-06T12:00:00Z\",\"type\":\"status\",\"person\":\"p1\",\"status\":\"Working\"}}"
+    );
+    // Engagement after the second activity, and when 30-day half-life decay brings it to 60.
+    let at1 = Timestamp::parse("2025-01-06T11:00:00Z").unwrap();
+    let e = 40.0 * 0.5f64.powf(1.0 / 24.0 / 30.0) + 40.0;
+    let micros = (30.0 * (e / 60.0f64).log2() * 86_400e6).ceil() as i64;
+    let due = Timestamp(at1.0 + micros);
+    let before = run_with(&model, &story, Timestamp(due.0 - 1));
+    assert!(!before.transitions.iter().any(|t| t.rule == "gone-cold"));
+    let after = run_with(&model, &story, due);
+    let cold: Vec<_> = after
+        .transitions
+        .iter()
+        .filter(|t| t.rule.contains("gone-cold") || t.rule.contains("Nurture"))
+        .collect();
+    assert_eq!(cold.len(), 2, "{cold:?}");
+    assert!(cold.iter().all(|t| t.order.at == due && t.event.is_none()));
+    assert_eq!(stages(&after, "p1"), "MAL>MQL>SAL>SRL");
+    // A new activity before the crossing cancels it (the clock restarts from the new value).
+    let busier = format!(
+        "{story}
+{{\"at\":\"2025-01-07T12:00:00Z\",\"type\":\"activity\",\"person\":\"p1\",\"kind\":\"web_visit\"}}"
+    );
+    let d = run_with(&model, &busier, due);
+    assert!(!d.transitions.iter().any(|t| t.rule == "gone-cold"));
+}
+
+#[test]
+fn the_account_keeps_scores_a_buying_group_with_roles_and_coverage() {
+    let d = run(
+        &format!(
+            "{ACCOUNT}
+{{\"at\":\"2025-01-03T00:00:00Z\",\"type\":\"person\",\"person\":\"p2\",\"account\":\"a1\",\"attrs\":{{\"title\":\"Analyst\",\"seniority\":\"ic\",\"department\":\"marketing\"}}}}
+{{\"at\":\"2025-01-06T10:00:00Z\",\"type\":\"activity\",\"person\":\"p1\",\"kind\":\"web_visit\"}}
+{{\"at\":\"2025-01-06T11:00:00Z\",\"type\":\"activity\",\"person\":\"p2\",\"kind\":\"webinar_attended\"}}
+{{\"at\":\"2025-01-07T09:00:00Z\",\"type\":\"activity\",\"account\":\"a1\",\"kind\":\"intent_surge\"}}
+{{\"at\":\"2025-01-08T10:00:00Z\",\"type\":\"opportunity\",\"opportunity\":\"o1\",\"account\":\"a1\",\"state\":\"open\",\"contacts\":[{{\"person\":\"p2\",\"role\":\"Champion\"}}]}}"
+        ),
+        "2025-01-09T00:00:00Z",
+    );
+    let a = &d.accounts[0];
+    assert_eq!(a.stage.as_deref(), Some("Opportunity"));
+    assert_eq!(a.fit, 20.0, "800 employees is in the sweet spot; no tier");
+    assert!(a.engagement > 17.0, "people's and the account's own engagement");
+    assert_eq!(a.aggregates.engaged_people, 2);
+    assert_eq!(a.aggregates.intent_surges_30d, 1);
+    assert_eq!(a.aggregates.open_opportunities, 1);
+    let p1 = a.buying_group.iter().find(|m| m.person == "p1").unwrap();
+    assert_eq!(p1.roles, ["decision_maker"]);
+    let p2 = a.buying_group.iter().find(|m| m.person == "p2").unwrap();
+    assert_eq!(p2.roles, ["champion", "user"]);
+    assert_eq!(p2.journey.as_deref(), Some("new_business"));
+    assert_eq!(a.coverage[0].journey, None);
+    assert_eq!(a.coverage[0].covered, ["decision_maker", "champion"]);
+    assert_eq!(a.coverage[0].missing, ["economic_buyer"]);
+    // MQA on the way: two engaged people including a decision maker.
+    let path: Vec<&str> = d
+        .transitions
+        .iter()
+        .filter(|t| t.level == Level::Account)
+        .map(|t| t.to.as_str())
+        .collect();
+    assert_eq!(path, ["Target", "Engaged", "MQA", "Opportunity"]);
+}
+
+#[test]
+fn a_model_without_account_stages_or_routing_derives_no_account_or_owner_changes() {
+    let model = Model::history_only();
+    let d = run_with(
+        &model,
+        &format!(
+            "{ACCOUNT}
+{{\"at\":\"2025-01-06T10:00:00Z\",\"type\":\"stage\",\"person\":\"p1\",\"stage\":\"MQL\"}}"
+        ),
+        Timestamp::parse("2025-02-01T00:00:00Z").unwrap(),
+    );
+    assert!(d
+        .transitions
+        .iter()
+        .all(|t| t.level == Level::Person && t.field != Field::Owner));
+}
+
+mod automation_never_breaks_the_model {
+    use super::*;
+    use proptest::prelude::*;
+
+    const KINDS: &[&str] = &[
+        "demo_request",
+        "contact_sales",
+        "webinar_attended",
+        "pricing_page_visit",
+        "web_visit",
+        "email_open",
+    ];
+    const STATUSES: &[&str] = &["Working", "Nurture", "Qualified", "Recycled", "Disqualified"];
+    const STAGES: &[&str] = &["MAL", "MQL", "SAL", "SQL", "MRL", "SRL", "Disqualified"];
+    const SENIORITY: &[&str] = &["ic", "manager", "director", "vp", "c_level"];
+
+    /// One random event line for people p0..p3 at account a0 and opportunities o0..o2.
+    fn event() -> impl Strategy<Value = String> {
+        let person = (0..4u8).prop_map(|i| format!("p{i}"));
+        prop_oneof![
+            1 => (person.clone(), 0..SENIORITY.len()).prop_map(|(p, s)| format!(
+                r#""type":"person","person":"{p}","account":"a0","attrs":{{"seniority":"{}","department":"marketing"}}}}"#,
+                SENIORITY[s]
+            )),
+            4 => (person.clone(), 0..KINDS.len()).prop_map(|(p, k)| format!(
+                r#""type":"activity","person":"{p}","kind":"{}"}}"#,
+                KINDS[k]
+            )),
+            1 => Just(r#""type":"activity","account":"a0","kind":"intent_surge"}"#.to_string()),
+            2 => (person.clone(), 0..STATUSES.len()).prop_map(|(p, s)| format!(
+                r#""type":"status","person":"{p}","status":"{}"}}"#,
+                STATUSES[s]
+            )),
+            1 => (person.clone(), 0..STAGES.len()).prop_map(|(p, s)| format!(
+                r#""type":"stage","person":"{p}","stage":"{}"}}"#,
+                STAGES[s]
+            )),
+            2 => (0..3u8, 0..3u8, 0..3u8, person).prop_map(|(o, k, s, p)| format!(
+                r#""type":"opportunity","opportunity":"o{o}","account":"a0","kind":"{}","state":"{}","contacts":[{{"person":"{p}","role":"champion"}}]}}"#,
+                ["new_business", "expansion", "renewal"][k as usize],
+                ["open", "won", "lost"][s as usize]
+            )),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn every_automated_stage_change_is_allowed(
+            lines in proptest::collection::vec((0..400i64, event()), 1..40)
+        ) {
+            let model = Model::demand_waterfall();
+            let start = Timestamp::parse("2025-01-01T00:00:00Z").unwrap().0;
+            let story: String = std::iter::once(
+                r#"{"at":"2024-12-31T00:00:00Z","type":"account","account":"a0","attrs":{"industry":"software","employees":800,"owner":"rep_x"}}"#.to_string(),
+            )
+            .chain(lines.iter().map(|(h, body)| {
+                let at = Timestamp(start + h * 3_600_000_000 * 7);
+                format!(r#"{{"at":"{}",{body}"#, at.to_datetime().to_rfc3339())
+            }))
+            .collect::<Vec<_>>()
+            .join("\n");
+            let d = run_with(&model, &story, Timestamp::parse("2026-06-01T00:00:00Z").unwrap());
+            for t in &d.transitions {
+                let Some(from) = &t.from else { continue };
+                if t.rule == "explicit" {
+                    continue;
+                }
+                match (t.level, t.field) {
+                    (Level::Person, Field::Stage) => {
+                        let (f, to) = (model.stage_id(from).unwrap(), model.stage_id(&t.to).unwrap());
+                        prop_assert!(model.allows(f, to), "{} {from} > {} by {}", t.subject, t.to, t.rule);
+                    }
+                    (Level::Account, Field::Stage) => {
+                        let f = model.account_stage_id(from).unwrap();
+                        let to = model.account_stage_id(&t.to).unwrap();
+                        prop_assert!(model.account_stages[f as usize].next.contains(&to), "{from} > {} by {}", t.to, t.rule);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
