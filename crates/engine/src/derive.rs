@@ -1054,9 +1054,7 @@ impl<'m> Deriver<'m> {
                 };
                 self.people.get(person).is_some_and(|p| match kind {
                     TimerKind::InStage => p.epoch == *epoch,
-                    TimerKind::NoActivity => {
-                        p.last_activity == *last_activity && p.epoch == *epoch
-                    }
+                    TimerKind::NoActivity => p.last_activity == *last_activity && p.epoch == *epoch,
                 })
             }
             TimerWhat::ScoreDown {
@@ -1389,7 +1387,10 @@ impl<'m> Deriver<'m> {
         };
         let mut coverage = vec![coverage_of(None)];
         for j in &model.journeys {
-            if members.iter().any(|m| m.journey.as_deref() == Some(&j.name)) {
+            if members
+                .iter()
+                .any(|m| m.journey.as_deref() == Some(&j.name))
+            {
                 coverage.push(coverage_of(Some(&j.name)));
             }
         }

@@ -247,7 +247,10 @@ fn the_account_keeps_scores_a_buying_group_with_roles_and_coverage() {
     let a = &d.accounts[0];
     assert_eq!(a.stage.as_deref(), Some("Opportunity"));
     assert_eq!(a.fit, 20.0, "800 employees is in the sweet spot; no tier");
-    assert!(a.engagement > 17.0, "people's and the account's own engagement");
+    assert!(
+        a.engagement > 17.0,
+        "people's and the account's own engagement"
+    );
     assert_eq!(a.aggregates.engaged_people, 2);
     assert_eq!(a.aggregates.intent_surges_30d, 1);
     assert_eq!(a.aggregates.open_opportunities, 1);
@@ -298,7 +301,13 @@ mod automation_never_breaks_the_model {
         "web_visit",
         "email_open",
     ];
-    const STATUSES: &[&str] = &["Working", "Nurture", "Qualified", "Recycled", "Disqualified"];
+    const STATUSES: &[&str] = &[
+        "Working",
+        "Nurture",
+        "Qualified",
+        "Recycled",
+        "Disqualified",
+    ];
     const STAGES: &[&str] = &["MAL", "MQL", "SAL", "SQL", "MRL", "SRL", "Disqualified"];
     const SENIORITY: &[&str] = &["ic", "manager", "director", "vp", "c_level"];
 

@@ -2,17 +2,21 @@
 
 use crate::error::{CliError, CliResult};
 use crate::DbArgs;
-use waterfall_core::{Period, Timestamp};
-use waterfall_report::{History, PersonInfo, Report};
+use waterfall_core::{Level, Period, Timestamp};
+use waterfall_report::{AccountInfo, History, PersonInfo, Report};
 use waterfall_store::Store;
 
 /// `waterfall report …`
 #[derive(clap::Subcommand)]
 pub enum ReportCommand {
-    /// How many people entered each stage, per period (entries and distinct people).
+    /// How many people (or accounts) entered each stage, per period (entries and distinct
+    /// subjects).
     Flow {
         #[command(flatten)]
         common: Common,
+        /// Person stages or account (buying group) stages.
+        #[arg(long, value_enum, default_value_t = ReportLevel::Person)]
+        level: ReportLevel,
         /// Calendar period (UTC).
         #[arg(long, default_value = "month")]
         period: Period,
@@ -31,9 +35,12 @@ pub enum ReportCommand {
     Cohort {
         #[command(flatten)]
         common: Common,
-        /// The cohort stage.
-        #[arg(long, default_value = "MQL")]
-        stage: String,
+        /// Person stages or account (buying group) stages.
+        #[arg(long, value_enum, default_value_t = ReportLevel::Person)]
+        level: ReportLevel,
+        /// The cohort stage (default: MQL for people, MQA for accounts).
+        #[arg(long)]
+        stage: Option<String>,
         /// Calendar period (UTC).
         #[arg(long, default_value = "month")]
         period: Period,
@@ -91,6 +98,9 @@ pub enum ReportCommand {
     Snapshot {
         #[command(flatten)]
         common: Common,
+        /// Person stages or account (buying group) stages.
+        #[arg(long, value_enum, default_value_t = ReportLevel::Person)]
+        level: ReportLevel,
         /// The instant (RFC 3339 or YYYY-MM-DD).
         #[arg(long)]
         as_of: Option<String>,
@@ -127,6 +137,16 @@ pub struct Common {
     format: OutputFormat,
 }
 
+/// Whose stages a report counts.
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum ReportLevel {
+    /// People (leads and contacts).
+    Person,
+    /// Accounts: the buying group's stage, rolled up by the model's account rules
+    /// (`--by` groups on account attributes).
+    Account,
+}
+
 /// How a report is printed.
 #[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
@@ -145,6 +165,12 @@ fn instant(flag: &str, v: Option<&str>) -> CliResult<Option<Timestamp>> {
 
 /// Loads what reports read from a database: the model's names, people and transitions.
 pub fn load_history(db: &DbArgs) -> CliResult<History> {
+    load(db, ReportLevel::Person)
+}
+
+/// Loads the history for reports at a level: for accounts, also every account with a stage
+/// (its attributes for `--by`) and the model's account stages in model order.
+pub fn load(db: &DbArgs, level: ReportLevel) -> CliResult<History> {
     if !db.db.exists() {
         return Err(
             CliError::user(format!("no database at {}", db.db.display()))
@@ -171,7 +197,34 @@ pub fn load_history(db: &DbArgs) -> CliResult<History> {
             attrs: p.attrs,
         })
         .collect();
-    Ok(History::new(stages, statuses, people, rows.transitions))
+    let mut accounts = Vec::new();
+    if level == ReportLevel::Account {
+        let mut ids: Vec<&str> = rows
+            .transitions
+            .iter()
+            .filter(|t| t.level == Level::Account)
+            .map(|t| t.subject.as_str())
+            .collect();
+        ids.dedup();
+        for id in ids {
+            let attrs = store.account(id)?.map(|a| a.attrs).unwrap_or_default();
+            accounts.push(AccountInfo {
+                id: id.to_string(),
+                attrs,
+                visible: true,
+            });
+        }
+    }
+    let history = History::new(stages, statuses, people, rows.transitions);
+    Ok(match level {
+        ReportLevel::Person => history,
+        ReportLevel::Account => {
+            let names = model
+                .map(|m| m.account_stages.iter().map(|s| s.name.clone()).collect())
+                .unwrap_or_default();
+            history.with_accounts(accounts, names)
+        }
+    })
 }
 
 /// The names of the timer rules of the database's model: what counts as an SLA breach.
@@ -200,12 +253,13 @@ pub fn run(cmd: ReportCommand) -> CliResult {
     match cmd {
         ReportCommand::Flow {
             common,
+            level,
             period,
             from,
             to,
             as_of,
         } => {
-            let h = load_history(&common.db)?;
+            let h = load(&common.db, level)?;
             let opts = waterfall_report::FlowOptions {
                 period,
                 from: instant("--from", from.as_deref())?,
@@ -213,18 +267,27 @@ pub fn run(cmd: ReportCommand) -> CliResult {
                 by: common.by,
                 as_of: instant("--as-of", as_of.as_deref())?,
             };
-            print(&waterfall_report::flow(&h, &opts), common.format);
+            let report = match level {
+                ReportLevel::Person => waterfall_report::flow(&h, &opts),
+                ReportLevel::Account => waterfall_report::account_flow(&h, &opts),
+            };
+            print(&report, common.format);
         }
         ReportCommand::Cohort {
             common,
+            level,
             stage,
             period,
             as_of,
         } => {
-            let h = load_history(&common.db)?;
-            if h.stage_id(&stage).is_none() {
+            let h = load(&common.db, level)?;
+            let (stage, known) = match level {
+                ReportLevel::Person => (stage.unwrap_or_else(|| "MQL".into()), h.stages()),
+                ReportLevel::Account => (stage.unwrap_or_else(|| "MQA".into()), h.account_stages()),
+            };
+            if !known.contains(&stage) {
                 return Err(CliError::user(format!("unknown stage {stage:?}"))
-                    .hint(format!("stages: {}", h.stages().join(", "))));
+                    .hint(format!("stages: {}", known.join(", "))));
             }
             let opts = waterfall_report::CohortOptions {
                 stage,
@@ -232,7 +295,11 @@ pub fn run(cmd: ReportCommand) -> CliResult {
                 by: common.by,
                 as_of: instant("--as-of", as_of.as_deref())?,
             };
-            print(&waterfall_report::cohort(&h, &opts), common.format);
+            let report = match level {
+                ReportLevel::Person => waterfall_report::cohort(&h, &opts),
+                ReportLevel::Account => waterfall_report::account_cohort(&h, &opts),
+            };
+            print(&report, common.format);
         }
         ReportCommand::Velocity { common, window } => {
             let h = load_history(&common.db)?;
@@ -300,13 +367,21 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             };
             print(&waterfall_report::sla(&h, &opts), common.format);
         }
-        ReportCommand::Snapshot { common, as_of } => {
-            let h = load_history(&common.db)?;
+        ReportCommand::Snapshot {
+            common,
+            level,
+            as_of,
+        } => {
+            let h = load(&common.db, level)?;
             let opts = waterfall_report::SnapshotOptions {
                 as_of: instant("--as-of", as_of.as_deref())?.unwrap_or_else(Timestamp::now),
                 by: common.by,
             };
-            print(&waterfall_report::snapshot(&h, &opts), common.format);
+            let report = match level {
+                ReportLevel::Person => waterfall_report::snapshot(&h, &opts),
+                ReportLevel::Account => waterfall_report::account_snapshot(&h, &opts),
+            };
+            print(&report, common.format);
         }
     }
     Ok(())

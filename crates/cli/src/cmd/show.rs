@@ -173,6 +173,7 @@ pub fn describe(e: &Event) -> String {
 
 fn cause(store: &Store, t: &Transition) -> CliResult<String> {
     let rule = match t.rule.as_str() {
+        "created" if t.level == Level::Account => "the account was created".to_string(),
         "created" => "the person was created".to_string(),
         "explicit" => "set explicitly".to_string(),
         r => format!("rule `{r}`"),
@@ -241,6 +242,14 @@ fn show_person(a: SubjectArgs) -> CliResult {
     if let Some(s) = &p.status {
         println!("  status    {s}  (since {})", since(Field::Status));
     }
+    if let Some(t) = v.timeline.iter().rev().find(|t| t.field == Field::Owner) {
+        println!(
+            "  owner     {}  (since {}, {})",
+            t.to,
+            day(t.order.at),
+            t.rule
+        );
+    }
     println!("  created   {}", day(p.created_at));
     if let Some(t) = p.last_activity {
         println!("  last activity {}", day(t));
@@ -272,9 +281,38 @@ fn show_account(a: SubjectArgs) -> CliResult {
     for p in people.iter().filter(|p| p.merged_into.is_none()) {
         rows.push(person_view(&store, &p.id, as_of)?.person);
     }
+    // The buying group, scores and aggregates are derived state the store does not keep:
+    // derive the account's partition up to the instant asked for (default: now).
+    let model = store
+        .stored_model()?
+        .ok_or_else(|| CliError::internal("database has accounts but no model"))?;
+    let horizon = as_of.unwrap_or_else(Timestamp::now);
+    let events = store.partition_events(&account.partition, horizon)?;
+    let derived = derive(&model, &events, DeriveOptions { horizon });
+    let state = derived.accounts.into_iter().find(|x| x.id == a.id);
+    // The account timeline: stored (what reports count), or re-derived as of an instant.
+    let timeline: Vec<Transition> = match as_of {
+        None => store
+            .transitions_of(&a.id)?
+            .into_iter()
+            .filter(|t| t.level == Level::Account)
+            .collect(),
+        Some(_) => derived
+            .transitions
+            .into_iter()
+            .filter(|t| t.level == Level::Account && t.subject == a.id)
+            .collect(),
+    };
+    let stage = timeline.last().map(|t| t.to.clone());
     if a.format == Format::Json {
         let json = serde_json::json!({"account": a.id, "attrs": attrs, "type": account_type,
-            "opportunities": opportunities, "people": rows, "as_of": as_of});
+            "stage": stage, "fit": state.as_ref().map(|s| s.fit),
+            "engagement": state.as_ref().map(|s| s.engagement),
+            "aggregates": state.as_ref().map(|s| &s.aggregates),
+            "buying_group": state.as_ref().map(|s| &s.buying_group),
+            "coverage": state.as_ref().map(|s| &s.coverage),
+            "opportunities": opportunities, "people": rows, "timeline": timeline,
+            "as_of": as_of});
         println!(
             "{}",
             serde_json::to_string_pretty(&json).expect("serialisable")
@@ -283,10 +321,17 @@ fn show_account(a: SubjectArgs) -> CliResult {
     }
     let name = attrs.get("name").and_then(|v| v.as_str()).unwrap_or("");
     println!("account {} {name}", a.id);
+    if let Some(t) = as_of {
+        println!("  as of     {t}");
+    }
     println!(
         "  type      {}",
         account_type.as_deref().unwrap_or("(unknown)")
     );
+    if let Some(st) = &stage {
+        let since = timeline.last().map(|t| day(t.order.at)).unwrap_or_default();
+        println!("  stage     {st}  (since {since})");
+    }
     for k in ["domain", "industry", "region", "employees", "owner"] {
         if let Some(v) = attrs.get(k) {
             println!(
@@ -294,6 +339,52 @@ fn show_account(a: SubjectArgs) -> CliResult {
                 v.as_str()
                     .map(str::to_string)
                     .unwrap_or_else(|| v.to_string())
+            );
+        }
+    }
+    if let Some(s) = &state {
+        let g = &s.aggregates;
+        println!("  fit       {:.0}", s.fit + 0.0);
+        println!(
+            "  engagement {:.1} (account activity and its people, decayed)",
+            s.engagement
+        );
+        println!(
+            "  engaged people {}, MQL-or-later people {}, open opportunities {}, won {}, intent surges (30 days) {}",
+            g.engaged_people, g.mql_people, g.open_opportunities, g.won_opportunities, g.intent_surges_30d
+        );
+        println!("buying group ({}):", s.buying_group.len());
+        for m in &s.buying_group {
+            println!(
+                "  {:<16} {:<12} {:<14} {:<8} {}",
+                m.person,
+                m.stage,
+                m.journey.as_deref().unwrap_or(""),
+                if m.engaged { "engaged" } else { "quiet" },
+                if m.roles.is_empty() {
+                    "(no role)".to_string()
+                } else {
+                    m.roles.join(", ")
+                }
+            );
+        }
+        for c in &s.coverage {
+            println!(
+                "  coverage{}: covered {}; missing {}",
+                c.journey
+                    .as_deref()
+                    .map(|j| format!(" ({j})"))
+                    .unwrap_or_default(),
+                if c.covered.is_empty() {
+                    "none".to_string()
+                } else {
+                    c.covered.join(", ")
+                },
+                if c.missing.is_empty() {
+                    "none".to_string()
+                } else {
+                    c.missing.join(", ")
+                }
             );
         }
     }
@@ -318,6 +409,16 @@ fn show_account(a: SubjectArgs) -> CliResult {
             p.stage,
             p.status.as_deref().unwrap_or(""),
             attr(p, "title").unwrap_or("")
+        );
+    }
+    println!("timeline ({} changes):", timeline.len());
+    for t in &timeline {
+        println!(
+            "  {}  {:>12} → {:<12} {}",
+            day(t.order.at),
+            t.from.as_deref().unwrap_or("—"),
+            t.to,
+            cause(&store, t)?
         );
     }
     Ok(())
