@@ -45,11 +45,11 @@ fn parse(text: &str) -> Scenario {
         s.header.push(line.to_string());
         if let Some(h) = l.strip_prefix("horizon ") {
             s.horizon = Timestamp::parse(h.trim()).expect("horizon");
-        } else if l.starts_with('{') {
+        } else if let Some(rest) = l.strip_prefix('{') {
             let json = if l.contains("\"id\"") {
                 l.to_string()
             } else {
-                format!(r#"{{"id":"e{}",{}"#, s.events.len() + 1, &l[1..])
+                format!(r#"{{"id":"e{}",{rest}"#, s.events.len() + 1)
             };
             let event = parse_line(&json).unwrap_or_else(|e| panic!("line {}: {e}", n + 1));
             s.events.push(SequencedEvent {
