@@ -696,3 +696,69 @@ set_status = "Later"
     assert_eq!(conflicts.len(), 1, "{}", d.render());
     check(&text, "rule-conflict", "rules `t1` and `t2`");
 }
+
+#[test]
+fn roles_and_routing_load() {
+    let text = model(
+        r#"
+[[role]]
+name = "decision_maker"
+when = 'person.title == "CEO"'
+required = true
+
+[[role]]
+name = "champion"
+
+[routing]
+on_stage = "B"
+account_owner_first = true
+default_pool = ["r1", "r2"]
+
+[[routing.territory]]
+name = "big"
+when = "person.employees > 1000"
+pool = ["r3"]
+"#,
+    );
+    let m = load("ok.toml", &text).unwrap_or_else(|d| panic!("{}", d.render()));
+    assert_eq!(m.roles.len(), 2);
+    assert!(m.roles[0].required && m.roles[1].condition.is_none());
+    let r = m.routing.as_ref().unwrap();
+    assert_eq!(r.on_stage, m.stage_id("B").unwrap());
+    assert_eq!(r.owner_attr, "owner");
+    assert_eq!(r.territories[0].pool, ["r3"]);
+}
+
+#[test]
+fn role_condition_is_checked_like_a_fit_rule() {
+    let text = model("\n[[role]]\nname = \"x\"\nwhen = 'person.titel == \"CEO\"' #^\n");
+    check(&text, "cel-unknown-field", "person.titel");
+}
+
+#[test]
+fn duplicate_roles_are_rejected() {
+    let text = model("\n[[role]]\nname = \"x\"\n[[role]]\nname = \"x\" #^\n");
+    check(&text, "duplicate-name", "x");
+}
+
+#[test]
+fn routing_needs_a_known_stage_and_non_empty_pools() {
+    let text = model("\n[routing]\non_stage = \"MQLL\" #^\n");
+    check(&text, "unknown-stage", "MQLL");
+    let text = model(
+        "\n[routing]\non_stage = \"B\"\n[[routing.territory]]\nname = \"t\"\nwhen = \"true\"\npool = [] #^\n",
+    );
+    check(&text, "bad-value", "empty pool");
+}
+
+#[test]
+fn round_robin_is_a_stable_hash_of_the_person() {
+    use waterfall_model::Routing;
+    let pool: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(Routing::pick(&pool, "p1"), Routing::pick(&pool, "p1"));
+    assert_eq!(Routing::pick(&[], "p1"), None);
+    let picked: std::collections::BTreeSet<_> = (0..30)
+        .filter_map(|i| Routing::pick(&pool, &format!("p{i}")))
+        .collect();
+    assert_eq!(picked.len(), 3, "every rep of the pool gets people");
+}
