@@ -170,3 +170,58 @@ fn a_database_remembers_its_model() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("0 new"), "{}", text(&o));
 }
+
+#[test]
+fn the_account_waterfall_and_an_account_with_its_buying_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("story.jsonl");
+    std::fs::write(
+        &file,
+        r#"{"id":"1","at":"2025-01-01T00:00:00Z","type":"account","account":"a1","attrs":{"name":"Acme","industry":"software","employees":800,"region":"EMEA"}}
+{"id":"2","at":"2025-01-02T00:00:00Z","type":"person","person":"p1","account":"a1","attrs":{"title":"VP Marketing","seniority":"vp","department":"marketing"}}
+{"id":"3","at":"2025-01-02T00:00:00Z","type":"person","person":"p2","account":"a1","attrs":{"title":"Analyst","seniority":"ic","department":"marketing"}}
+{"id":"4","at":"2025-01-06T10:00:00Z","type":"activity","person":"p1","kind":"demo_request"}
+{"id":"5","at":"2025-01-06T11:00:00Z","type":"activity","person":"p2","kind":"webinar_attended"}
+"#,
+    )
+    .unwrap();
+    let db = dir.path().join("w.db");
+    let o = run(bin().args(["ingest", "--db"]).arg(&db).arg(&file));
+    assert!(o.status.success(), "{}", text(&o));
+    let flow = run(bin()
+        .args([
+            "report", "flow", "--level", "account", "--format", "csv", "--db",
+        ])
+        .arg(&db));
+    let t = text(&flow);
+    assert!(flow.status.success(), "{t}");
+    assert!(t.contains("MQA"), "{t}");
+    let snap = run(bin()
+        .args([
+            "report", "snapshot", "--level", "account", "--format", "json",
+        ])
+        .args(["--as-of", "2025-01-07", "--db"])
+        .arg(&db));
+    assert!(text(&snap).contains("\"MQA\""), "{}", text(&snap));
+    // By now nobody engaged for 90 days: the account was recycled (by a timer).
+    let now = run(bin()
+        .args([
+            "report", "snapshot", "--level", "account", "--format", "json", "--db",
+        ])
+        .arg(&db));
+    assert!(text(&now).contains("\"Recycled\""), "{}", text(&now));
+    let show = run(bin()
+        .args(["show", "account", "a1", "--as-of", "2025-01-07", "--db"])
+        .arg(&db));
+    let t = text(&show);
+    assert!(t.contains("stage     MQA"), "{t}");
+    assert!(t.contains("decision_maker"), "{t}");
+    assert!(t.contains("missing"), "{t}");
+    assert!(t.contains("rule `mqa`"), "{t}");
+    let person = run(bin().args(["show", "person", "p1", "--db"]).arg(&db));
+    assert!(
+        text(&person).contains("routing: territory EMEA"),
+        "{}",
+        text(&person)
+    );
+}
