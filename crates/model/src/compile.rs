@@ -713,6 +713,28 @@ impl Compiler<'_> {
                 .iter()
                 .filter_map(|x| self.resolve("account stage", &acc_names, x))
                 .collect();
+            // A guard stage the target may not follow would make the rule silently never fire.
+            if let Some(to) = set_stage {
+                for (x, &from) in r.only_from.iter().zip(&only_from) {
+                    if from != to && !account_stages[usize::from(from)].next.contains(&to) {
+                        self.d.error(
+                            "transition-not-allowed",
+                            x.span(),
+                            format!(
+                                "account rule `{}` moves accounts from `{}` to `{}`, which its `next` does not allow",
+                                r.name.get_ref(),
+                                acc_names[usize::from(from)],
+                                acc_names[usize::from(to)]
+                            ),
+                            Some(format!(
+                                "add `{}` to the `next` of account stage `{}`, or drop it from `only_from`",
+                                acc_names[usize::from(to)],
+                                acc_names[usize::from(from)]
+                            )),
+                        );
+                    }
+                }
+            }
             if let (Some(condition), Some(set_stage)) = (condition, set_stage) {
                 account_rules.push(AccountRule {
                     name: r.name.get_ref().clone(),

@@ -762,3 +762,31 @@ fn round_robin_is_a_stable_hash_of_the_person() {
         .collect();
     assert_eq!(picked.len(), 3, "every rep of the pool gets people");
 }
+
+#[test]
+fn an_account_rule_must_follow_the_account_stages_next() {
+    let text = model(
+        r#"
+[[account_stage]]
+name = "T"
+kind = "active"
+next = ["E"]
+
+[[account_stage]]
+name = "E"
+kind = "terminal"
+
+[[account_rule]]
+name = "back"
+when = "account.engaged_people == 0"
+set_stage = "T"
+only_from = ["E"] #^
+"#,
+    )
+    .replacen(
+        "initial_status = \"New\"",
+        "initial_status = \"New\"\ninitial_account_stage = \"T\"",
+        1,
+    );
+    check(&text, "transition-not-allowed", "account rule `back`");
+}
