@@ -6,6 +6,11 @@
 //! always gives the same output, which is what makes replay, late events and model diffs
 //! exact.
 //!
+//! Besides people, the engine derives each account's journey: account fit and engagement,
+//! the aggregates account rules read, buying-group roles and their coverage, and the account
+//! stage rolled up by the model's account rules; and, when the model routes, each new MQL's
+//! owner (a transition of field `owner`).
+//!
 //! The unit of derivation is a *partition*: the events of one account and its people (or of
 //! one person without an account). Partitions are independent, so the caller may derive them
 //! in parallel and re-derive only the ones a batch of late events touched.
