@@ -358,6 +358,7 @@ impl<'m> Deriver<'m> {
                         }
                         self.account_mut(a).members.insert(id.clone());
                         self.dirty.insert(a.clone());
+                        self.watch_engaged(&id);
                     }
                 }
                 let p = self.people.get_mut(&id).expect("just ensured");
@@ -459,6 +460,21 @@ impl<'m> Deriver<'m> {
             });
         }
         self.dirty.insert(id.to_string());
+    }
+
+    /// A person who joins an account while engaged stops counting as engaged when their window
+    /// ends: roll the account up again then.
+    fn watch_engaged(&mut self, id: &str) {
+        let p = &self.people[id];
+        if let (Some(t), Some(a)) = (p.last_engaged, p.account.clone()) {
+            let due = plus_days(t, ENGAGED_WINDOW_DAYS);
+            if due > self.cursor.at {
+                self.timers.insert(Timer {
+                    due,
+                    what: TimerWhat::Account { account: a },
+                });
+            }
+        }
     }
 
     /// Recomputes the roles the model's role conditions give a person.
@@ -1202,6 +1218,7 @@ impl<'m> Deriver<'m> {
             if self.people[&id].account.is_none() {
                 self.people.get_mut(&id).expect("exists").account = Some(acc_id.clone());
                 self.account_mut(&acc_id).members.insert(id.clone());
+                self.watch_engaged(&id);
             }
             if let Some(o) = &outcome {
                 if let Some(s) = o.stage {
