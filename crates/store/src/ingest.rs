@@ -1,9 +1,10 @@
 //! Appending events to the log and re-deriving the partitions they touch.
 
-use crate::{Store, StoreError};
+use crate::{schema, Store, StoreError};
 use rusqlite::{params, OptionalExtension, Transaction};
+use rustc_hash::FxHashSet;
 use std::collections::{HashMap, HashSet};
-use waterfall_core::{Event, EventBody, Field, Level, Subject, Timestamp};
+use waterfall_core::{Event, EventBody, Subject, Timestamp};
 use waterfall_engine::{derive_all, DeriveOptions, Derived, SequencedEvent};
 use waterfall_model::Model;
 
@@ -15,7 +16,7 @@ pub struct IngestOptions {
 }
 
 /// What one ingest did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct IngestSummary {
     /// Events handed in.
     pub received: usize,
@@ -29,6 +30,30 @@ pub struct IngestSummary {
     pub transitions: usize,
     /// People erased by this batch.
     pub erased: usize,
+    /// Wall-clock seconds per phase (`append`, `load`, `derive`, `write`, `commit`), for
+    /// `--verbose` and benchmarks.
+    pub phases: Vec<(&'static str, f64)>,
+}
+
+/// Wall-clock time per phase of an ingest.
+struct PhaseClock {
+    last: std::time::Instant,
+    phases: Vec<(&'static str, f64)>,
+}
+
+impl PhaseClock {
+    fn new() -> Self {
+        PhaseClock {
+            last: std::time::Instant::now(),
+            phases: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        self.phases.push((phase, (now - self.last).as_secs_f64()));
+        self.last = now;
+    }
 }
 
 /// Where events go: the partition map, loaded lazily from the database.
@@ -36,6 +61,17 @@ struct Router {
     people: HashMap<String, (String, i64)>,
     opportunities: HashMap<String, String>,
     touched: HashSet<String>,
+    /// The log was empty when the batch began: nothing to look up in the database.
+    fresh: bool,
+    /// Partition moves (person, from, to) waiting for the log's indexes (fresh loads).
+    deferred_moves: Vec<(String, String, String)>,
+}
+
+/// Moves every stored event of `person` from partition `from` to `to`.
+fn move_events(tx: &Transaction<'_>, person: &str, from: &str, to: &str) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE events SET partition = ?1 WHERE person = ?2 AND partition = ?3")?
+        .execute(params![to, person, from])?;
+    Ok(())
 }
 
 fn person_partition_key(person: &str) -> String {
@@ -50,6 +86,9 @@ impl Router {
     ) -> Result<Option<(String, i64)>, StoreError> {
         if let Some(v) = self.people.get(person) {
             return Ok(Some(v.clone()));
+        }
+        if self.fresh {
+            return Ok(None);
         }
         let v: Option<(String, i64)> = tx
             .prepare_cached("SELECT partition, at FROM person_partition WHERE person = ?1")?
@@ -89,8 +128,14 @@ impl Router {
         if from == to {
             return Ok(());
         }
-        tx.prepare_cached("UPDATE events SET partition = ?1 WHERE person = ?2 AND partition = ?3")?
-            .execute(params![to, person, from])?;
+        if self.fresh {
+            // The log's indexes are off during a fresh load: move once they are back (in
+            // order, which gives the same result since later events are routed to `to`).
+            self.deferred_moves
+                .push((person.to_string(), from.to_string(), to.to_string()));
+        } else {
+            move_events(tx, person, from, to)?;
+        }
         self.touched.insert(from.to_string());
         self.touched.insert(to.to_string());
         Ok(())
@@ -164,12 +209,15 @@ impl Router {
                 if let Some(p) = self.opportunities.get(opportunity) {
                     p.clone()
                 } else {
-                    let known: Option<String> = tx
-                        .prepare_cached(
+                    let known: Option<String> = if self.fresh {
+                        None
+                    } else {
+                        tx.prepare_cached(
                             "SELECT partition FROM opportunity_partition WHERE opportunity = ?1",
                         )?
                         .query_row([opportunity], |r| r.get(0))
-                        .optional()?;
+                        .optional()?
+                    };
                     let p = match (known, account) {
                         (Some(p), _) => p,
                         (None, Some(a)) => {
@@ -196,9 +244,10 @@ impl Store {
     pub fn ingest(
         &mut self,
         model: &Model,
-        events: &[Event],
+        events: Vec<Event>,
         opts: IngestOptions,
     ) -> Result<IngestSummary, StoreError> {
+        let mut clock = PhaseClock::new();
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -212,58 +261,89 @@ impl Store {
             people: HashMap::new(),
             opportunities: HashMap::new(),
             touched: HashSet::new(),
+            fresh: batch_start == 1,
+            deferred_moves: Vec::new(),
         };
         let mut summary = IngestSummary {
             received: events.len(),
             ..Default::default()
         };
         // Events of this batch by seq offset, so derivation does not re-read their bodies.
-        let mut in_memory: Vec<Option<&Event>> = Vec::with_capacity(events.len());
+        let mut in_memory: Vec<Option<Event>> = Vec::with_capacity(events.len());
         let mut erasures = Vec::new();
+        // On an empty log no id can be a duplicate of a stored one: skip the look-ups.
+        let log_is_empty = batch_start == 1;
+        // A repeated id inside one batch is as much a duplicate as one already stored (the
+        // first occurrence wins).
+        let repeated: Vec<bool> = {
+            let mut seen = FxHashSet::with_capacity_and_hasher(events.len(), Default::default());
+            events.iter().map(|e| !seen.insert(e.id.as_str())).collect()
+        };
+        if log_is_empty {
+            tx.execute_batch(schema::DROP_EVENT_INDEXES)?;
+        }
         {
-            let mut seen = HashSet::with_capacity(events.len());
-            for ev in events {
-                // A repeated id inside one batch is as much a duplicate as one already stored.
-                if !seen.insert(ev.id.as_str()) {
+            for (ev, repeated) in events.into_iter().zip(repeated) {
+                if repeated {
                     summary.duplicates += 1;
                     continue;
                 }
-                let exists = tx
-                    .prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
-                    .query_row([&ev.id], |_| Ok(()))
-                    .optional()?
-                    .is_some();
+                let exists = !log_is_empty
+                    && tx
+                        .prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
+                        .query_row([&ev.id], |_| Ok(()))
+                        .optional()?
+                        .is_some();
                 if exists {
                     summary.duplicates += 1;
                     continue;
                 }
-                let partition = router.route(&tx, ev)?;
+                let partition = router.route(&tx, &ev)?;
                 let seq = batch_start + in_memory.len() as i64;
                 tx.prepare_cached("INSERT INTO events(seq, id, at, partition, person, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
                     .execute(params![seq, ev.id, ev.at.0, partition, ev.body.person(), ev.to_json_line()])?;
-                in_memory.push(Some(ev));
-                router.touched.insert(partition);
                 if let EventBody::Erase { person } = &ev.body {
                     erasures.push(person.clone());
                 }
+                in_memory.push(Some(ev));
+                router.touched.insert(partition);
                 summary.stored += 1;
             }
+        }
+        if log_is_empty {
+            tx.execute_batch(schema::EVENT_INDEXES)?;
+        }
+        for (person, from, to) in std::mem::take(&mut router.deferred_moves) {
+            move_events(&tx, &person, &from, &to)?;
         }
         for person in &erasures {
             summary.erased += 1;
             erase_person(&tx, person)?;
             for slot in in_memory.iter_mut() {
-                if slot.is_some_and(|e| e.body.person() == Some(person.as_str())) {
+                if slot
+                    .as_ref()
+                    .is_some_and(|e| e.body.person() == Some(person.as_str()))
+                {
                     *slot = None;
                 }
             }
         }
+        clock.lap("append");
         let touched: Vec<String> = router.touched.into_iter().collect();
-        let (partitions, transitions) =
-            rederive(&tx, model, &touched, batch_start, &in_memory, opts)?;
+        let (partitions, transitions) = rederive(
+            &tx,
+            model,
+            &touched,
+            batch_start,
+            &mut in_memory,
+            opts,
+            &mut clock,
+        )?;
         summary.partitions = partitions;
         summary.transitions = transitions;
         tx.commit()?;
+        clock.lap("commit");
+        summary.phases = clock.phases;
         Ok(summary)
     }
 
@@ -284,18 +364,22 @@ impl Store {
             let rows = st.query_map([], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
-        let (partitions, transitions) = rederive(&tx, model, &touched, i64::MAX, &[], opts)?;
+        let mut clock = PhaseClock::new();
+        let (partitions, transitions) =
+            rederive(&tx, model, &touched, i64::MAX, &mut [], opts, &mut clock)?;
         tx.commit()?;
+        clock.lap("commit");
         Ok(IngestSummary {
             partitions,
             transitions,
+            phases: clock.phases,
             ..Default::default()
         })
     }
 
     /// Loads every partition's events in derivation order (for impact analysis and tests).
     pub fn all_partitions(&self) -> Result<Vec<Vec<SequencedEvent>>, StoreError> {
-        Ok(load_partitions(&self.conn, None, i64::MAX, &[])?
+        Ok(load_partitions(&self.conn, None, i64::MAX, &mut [])?
             .into_iter()
             .map(|(_, evs)| evs)
             .collect())
@@ -304,8 +388,10 @@ impl Store {
 
 /// Removes everything identifying a person from the log: their events keep only their id.
 fn erase_person(tx: &Transaction<'_>, person: &str) -> Result<(), StoreError> {
+    // A person's events all live in their partition: no index on `person` is needed.
     tx.execute(
-        "UPDATE events SET body = NULL, person = NULL WHERE person = ?1",
+        "UPDATE events SET body = NULL, person = NULL
+         WHERE partition = (SELECT partition FROM person_partition WHERE person = ?1) AND person = ?1",
         [person],
     )?;
     tx.execute("DELETE FROM person_partition WHERE person = ?1", [person])?;
@@ -318,7 +404,7 @@ fn load_partitions(
     conn: &rusqlite::Connection,
     only: Option<&str>,
     batch_start: i64,
-    in_memory: &[Option<&Event>],
+    in_memory: &mut [Option<Event>],
 ) -> Result<Vec<(String, Vec<SequencedEvent>)>, StoreError> {
     let sql = match only {
         Some(_) => "SELECT e.seq, e.partition, CASE WHEN e.seq < ?1 THEN e.body END
@@ -337,12 +423,12 @@ fn load_partitions(
             waterfall_core::parse_line(&body)
                 .map_err(|e| StoreError::Corrupt(format!("event #{seq}: {e}")))?
         } else {
+            // Each batch event belongs to exactly one partition: move it, never clone it.
             match in_memory
-                .get((seq - batch_start) as usize)
-                .copied()
-                .flatten()
+                .get_mut((seq - batch_start) as usize)
+                .and_then(Option::take)
             {
-                Some(e) => e.clone(),
+                Some(e) => e,
                 None => continue,
             }
         };
@@ -366,8 +452,9 @@ fn rederive(
     model: &Model,
     touched: &[String],
     batch_start: i64,
-    in_memory: &[Option<&Event>],
+    in_memory: &mut [Option<Event>],
     opts: IngestOptions,
+    clock: &mut PhaseClock,
 ) -> Result<(usize, usize), StoreError> {
     tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS touched(partition TEXT PRIMARY KEY); DELETE FROM temp.touched;")?;
     {
@@ -387,6 +474,7 @@ fn rederive(
         load_partitions(tx, Some("touched"), batch_start, in_memory)?
             .into_iter()
             .unzip();
+    clock.lap("load");
     let derived = derive_all(
         model,
         &partitions,
@@ -394,32 +482,21 @@ fn rederive(
             horizon: opts.horizon,
         },
     );
+    clock.lap("derive");
     let mut written = 0;
     for (partition, d) in names.iter().zip(&derived) {
         written += write_derived(tx, partition, d)?;
     }
+    clock.lap("write");
     Ok((partitions.len(), written))
 }
 
 fn write_derived(tx: &Transaction<'_>, partition: &str, d: &Derived) -> Result<usize, StoreError> {
-    let mut ins = tx.prepare_cached(
-        "INSERT INTO transitions(partition, level, subject, field, at, seq, sub, from_value, to_value, event_id, rule)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?;
-    for t in &d.transitions {
-        ins.execute(params![
-            partition,
-            matches!(t.level, Level::Account) as i64,
-            t.subject,
-            matches!(t.field, Field::Status) as i64,
-            t.order.at.0,
-            t.order.seq as i64,
-            t.order.sub as i64,
-            t.from,
-            t.to,
-            t.event,
-            t.rule
-        ])?;
+    if !d.transitions.is_empty() {
+        let data = postcard::to_stdvec(&d.transitions)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode transitions: {e}")))?;
+        tx.prepare_cached("INSERT INTO transitions(partition, count, data) VALUES (?1, ?2, ?3)")?
+            .execute(params![partition, d.transitions.len() as i64, data])?;
     }
     let mut ins = tx.prepare_cached(
         "INSERT OR REPLACE INTO people(id, partition, account, attrs, stage, status, created_at, last_activity, merged_into)

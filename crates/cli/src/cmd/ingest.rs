@@ -19,6 +19,9 @@ pub struct IngestArgs {
     /// All or nothing: if any line is rejected, store nothing.
     #[arg(long)]
     strict: bool,
+    /// Print how long each phase took (parse, append, load, derive, write, commit).
+    #[arg(long, short)]
+    verbose: bool,
     /// Event files in JSON Lines (`-` reads standard input).
     #[arg(required = true)]
     files: Vec<String>,
@@ -91,6 +94,7 @@ pub fn run(args: IngestArgs) -> CliResult {
         }
         pb.finish_and_clear();
     }
+    let parsed_in = started.elapsed().as_secs_f64();
     for r in rejected.iter().take(50) {
         eprintln!("{}:{}: {}", r.file, r.error.line, r.error.reason);
     }
@@ -106,7 +110,7 @@ pub fn run(args: IngestArgs) -> CliResult {
     let pb = spinner(&format!("storing and deriving {} events", events.len()));
     let summary = store.ingest(
         &model,
-        &events,
+        events,
         IngestOptions {
             horizon: Timestamp::now(),
         },
@@ -127,6 +131,13 @@ pub fn run(args: IngestArgs) -> CliResult {
         summary.transitions,
         model.name
     );
+    if args.verbose {
+        eprint!("phases: read+parse {parsed_in:.2}s");
+        for (phase, secs) in &summary.phases {
+            eprint!(", {phase} {secs:.2}s");
+        }
+        eprintln!();
+    }
     if !rejected.is_empty() {
         return Err(CliError::user(format!(
             "{} lines rejected (the good lines were stored)",

@@ -2,9 +2,10 @@
 
 use crate::error::{CliError, CliResult};
 use crate::DbArgs;
+use waterfall_core::{Field, Level};
 use waterfall_core::{Period, Timestamp};
 use waterfall_report::{History, PersonInfo, Report};
-use waterfall_store::Store;
+use waterfall_store::{HistoryQuery, Store};
 
 /// `waterfall report …`
 #[derive(clap::Subcommand)]
@@ -143,17 +144,30 @@ fn instant(flag: &str, v: Option<&str>) -> CliResult<Option<Timestamp>> {
         .transpose()
 }
 
+/// What a report reads: person-level stage transitions, plus statuses and rule names
+/// (`everything`), plus the `--by` attribute of each person.
+pub fn history_query(everything: bool, by: Option<&str>) -> HistoryQuery {
+    HistoryQuery {
+        field: (!everything).then_some(Field::Stage),
+        level: Some(Level::Person),
+        attributes: by.map(|b| Some(b.to_string())),
+    }
+}
+
 /// Loads what reports read from a database: the model's names, people and transitions.
-pub fn load_history(db: &DbArgs) -> CliResult<History> {
+pub fn load_history(db: &DbArgs, query: &HistoryQuery) -> CliResult<History> {
     if !db.db.exists() {
         return Err(
             CliError::user(format!("no database at {}", db.db.display()))
                 .hint("create one with `waterfall ingest` or `waterfall demo`"),
         );
     }
+    let t0 = std::time::Instant::now();
     let store = Store::open(&db.db)?;
     let model = store.stored_model()?;
-    let rows = store.history()?;
+    let t1 = std::time::Instant::now();
+    let mut rows = store.history_for(query)?;
+    let t2 = std::time::Instant::now();
     let (stages, statuses) = match &model {
         Some(m) => (
             m.stages.iter().map(|s| s.name.clone()).collect(),
@@ -161,8 +175,7 @@ pub fn load_history(db: &DbArgs) -> CliResult<History> {
         ),
         None => (Vec::new(), Vec::new()),
     };
-    let people = rows
-        .people
+    let people = std::mem::take(&mut rows.people)
         .into_iter()
         .map(|p| PersonInfo {
             visible: p.merged_into.is_none(),
@@ -171,7 +184,17 @@ pub fn load_history(db: &DbArgs) -> CliResult<History> {
             attrs: p.attrs,
         })
         .collect();
-    Ok(History::new(stages, statuses, people, rows.transitions))
+    let transitions = rows.transitions().collect::<Result<Vec<_>, _>>()?;
+    let h = History::from_refs(stages, statuses, people, transitions);
+    if std::env::var_os("WATERFALL_TIMING").is_some() {
+        eprintln!(
+            "open+model {:?} rows {:?} history {:?}",
+            t1 - t0,
+            t2 - t1,
+            t2.elapsed()
+        );
+    }
+    Ok(h)
 }
 
 /// The names of the timer rules of the database's model: what counts as an SLA breach.
@@ -205,7 +228,7 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             to,
             as_of,
         } => {
-            let h = load_history(&common.db)?;
+            let h = load_history(&common.db, &history_query(false, common.by.as_deref()))?;
             let opts = waterfall_report::FlowOptions {
                 period,
                 from: instant("--from", from.as_deref())?,
@@ -221,7 +244,7 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             period,
             as_of,
         } => {
-            let h = load_history(&common.db)?;
+            let h = load_history(&common.db, &history_query(false, common.by.as_deref()))?;
             if h.stage_id(&stage).is_none() {
                 return Err(CliError::user(format!("unknown stage {stage:?}"))
                     .hint(format!("stages: {}", h.stages().join(", "))));
@@ -235,7 +258,7 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             print(&waterfall_report::cohort(&h, &opts), common.format);
         }
         ReportCommand::Velocity { common, window } => {
-            let h = load_history(&common.db)?;
+            let h = load_history(&common.db, &history_query(false, common.by.as_deref()))?;
             let opts = waterfall_report::VelocityOptions {
                 period: window.period,
                 from: instant("--from", window.from.as_deref())?,
@@ -246,7 +269,7 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             print(&waterfall_report::velocity(&h, &opts), common.format);
         }
         ReportCommand::Conversion { common, window } => {
-            let h = load_history(&common.db)?;
+            let h = load_history(&common.db, &history_query(false, common.by.as_deref()))?;
             let opts = waterfall_report::ConversionOptions {
                 from: instant("--from", window.from.as_deref())?,
                 to: instant("--to", window.to.as_deref())?,
@@ -261,7 +284,7 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             stage,
             recycle,
         } => {
-            let h = load_history(&common.db)?;
+            let h = load_history(&common.db, &history_query(false, common.by.as_deref()))?;
             let opts = waterfall_report::RecyclingOptions {
                 stage,
                 recycle_stages: recycle,
@@ -272,7 +295,7 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             print(&waterfall_report::recycling(&h, &opts), common.format);
         }
         ReportCommand::Status { common, as_of } => {
-            let h = load_history(&common.db)?;
+            let h = load_history(&common.db, &history_query(true, common.by.as_deref()))?;
             let opts = waterfall_report::StatusOptions {
                 as_of: instant("--as-of", as_of.as_deref())?.unwrap_or_else(Timestamp::now),
                 by: common.by,
@@ -289,7 +312,7 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             } else {
                 rules
             };
-            let h = load_history(&common.db)?;
+            let h = load_history(&common.db, &history_query(true, common.by.as_deref()))?;
             let opts = waterfall_report::SlaOptions {
                 rules,
                 period: window.period,
@@ -301,7 +324,7 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             print(&waterfall_report::sla(&h, &opts), common.format);
         }
         ReportCommand::Snapshot { common, as_of } => {
-            let h = load_history(&common.db)?;
+            let h = load_history(&common.db, &history_query(false, common.by.as_deref()))?;
             let opts = waterfall_report::SnapshotOptions {
                 as_of: instant("--as-of", as_of.as_deref())?.unwrap_or_else(Timestamp::now),
                 by: common.by,
