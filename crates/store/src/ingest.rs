@@ -2,7 +2,6 @@
 
 use crate::{schema, Store, StoreError};
 use rusqlite::{params, OptionalExtension, Transaction};
-use rustc_hash::FxHashSet;
 use std::collections::{HashMap, HashSet};
 use waterfall_core::{Event, EventBody, Subject, Timestamp};
 use waterfall_engine::{derive_all, DeriveOptions, Derived, SequencedEvent};
@@ -49,9 +48,14 @@ impl PhaseClock {
         }
     }
 
+    /// Adds the time since the last lap to `phase` (phases repeat across passes).
     fn lap(&mut self, phase: &'static str) {
         let now = std::time::Instant::now();
-        self.phases.push((phase, (now - self.last).as_secs_f64()));
+        let secs = (now - self.last).as_secs_f64();
+        match self.phases.iter_mut().find(|(p, _)| *p == phase) {
+            Some((_, total)) => *total += secs,
+            None => self.phases.push((phase, secs)),
+        }
         self.last = now;
     }
 }
@@ -235,6 +239,38 @@ impl Router {
     }
 }
 
+/// Events kept in memory for derivation at most; past that, a batch re-reads its events from
+/// the log instead, so a file of any size ingests in bounded memory.
+const KEEP_IN_MEMORY: usize = 1_500_000;
+
+/// One all-or-nothing ingest in progress: events are appended chunk by chunk (so a caller can
+/// stream a large file and show progress), then [`Batch::finish`] re-derives the touched
+/// partitions and commits. Dropping a batch without finishing it stores nothing.
+pub struct Batch<'s> {
+    tx: Transaction<'s>,
+    model: &'s Model,
+    router: Router,
+    batch_start: i64,
+    next_seq: i64,
+    /// The log was empty: its indexes are off until `finish`, and in-batch duplicates are
+    /// found through `seen` (hash of id → seq of its first event).
+    fresh: bool,
+    seen: rustc_hash::FxHashMap<u64, i64>,
+    /// This batch's events by seq offset, while they fit in [`KEEP_IN_MEMORY`].
+    in_memory: Vec<Option<Event>>,
+    keep_in_memory: bool,
+    erasures: Vec<String>,
+    summary: IngestSummary,
+    clock: PhaseClock,
+}
+
+fn id_hash(id: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(id.as_bytes());
+    h.finish()
+}
+
 impl Store {
     /// Appends events to the log (skipping ids already there) and re-derives every partition
     /// they touch, all in one transaction. Events must already be valid for `model`.
@@ -247,7 +283,13 @@ impl Store {
         events: Vec<Event>,
         opts: IngestOptions,
     ) -> Result<IngestSummary, StoreError> {
-        let mut clock = PhaseClock::new();
+        let mut batch = self.begin(model)?;
+        batch.append(events)?;
+        batch.finish(opts)
+    }
+
+    /// Starts an all-or-nothing ingest (see [`Batch`]).
+    pub fn begin<'s>(&'s mut self, model: &'s Model) -> Result<Batch<'s>, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -257,69 +299,109 @@ impl Store {
             tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
                 r.get(0)
             })?;
-        let mut router = Router {
-            people: HashMap::new(),
-            opportunities: HashMap::new(),
-            touched: HashSet::new(),
-            fresh: batch_start == 1,
-            deferred_moves: Vec::new(),
-        };
-        let mut summary = IngestSummary {
-            received: events.len(),
-            ..Default::default()
-        };
-        // Events of this batch by seq offset, so derivation does not re-read their bodies.
-        let mut in_memory: Vec<Option<Event>> = Vec::with_capacity(events.len());
-        let mut erasures = Vec::new();
-        // On an empty log no id can be a duplicate of a stored one: skip the look-ups.
-        let log_is_empty = batch_start == 1;
-        // A repeated id inside one batch is as much a duplicate as one already stored (the
-        // first occurrence wins).
-        let repeated: Vec<bool> = {
-            let mut seen = FxHashSet::with_capacity_and_hasher(events.len(), Default::default());
-            events.iter().map(|e| !seen.insert(e.id.as_str())).collect()
-        };
-        if log_is_empty {
+        // On an empty log no id can be a duplicate of a stored one, and the log's indexes
+        // are cheaper built once at the end than maintained row by row.
+        let fresh = batch_start == 1;
+        if fresh {
             tx.execute_batch(schema::DROP_EVENT_INDEXES)?;
         }
-        {
-            for (ev, repeated) in events.into_iter().zip(repeated) {
-                if repeated {
-                    summary.duplicates += 1;
-                    continue;
+        Ok(Batch {
+            tx,
+            model,
+            router: Router {
+                people: HashMap::new(),
+                opportunities: HashMap::new(),
+                touched: HashSet::new(),
+                fresh,
+                deferred_moves: Vec::new(),
+            },
+            batch_start,
+            next_seq: batch_start,
+            fresh,
+            seen: Default::default(),
+            in_memory: Vec::new(),
+            keep_in_memory: true,
+            erasures: Vec::new(),
+            summary: IngestSummary::default(),
+            clock: PhaseClock::new(),
+        })
+    }
+}
+
+impl Batch<'_> {
+    /// Appends a chunk of events (in arrival order) to the batch.
+    pub fn append(&mut self, events: Vec<Event>) -> Result<(), StoreError> {
+        self.summary.received += events.len();
+        for ev in events {
+            if self.is_duplicate(&ev.id)? {
+                self.summary.duplicates += 1;
+                continue;
+            }
+            let partition = self.router.route(&self.tx, &ev)?;
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO events(seq, id, at, partition, person, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![seq, ev.id, ev.at.0, partition, ev.body.person(), ev.to_json_line()])?;
+            if self.fresh {
+                self.seen.entry(id_hash(&ev.id)).or_insert(seq);
+            }
+            if let EventBody::Erase { person } = &ev.body {
+                self.erasures.push(person.clone());
+            }
+            if self.keep_in_memory {
+                if self.in_memory.len() < KEEP_IN_MEMORY {
+                    self.in_memory.push(Some(ev));
+                } else {
+                    // The rest of the batch is read back from the log when derived.
+                    self.keep_in_memory = false;
                 }
-                let exists = !log_is_empty
-                    && tx
-                        .prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
-                        .query_row([&ev.id], |_| Ok(()))
-                        .optional()?
-                        .is_some();
-                if exists {
-                    summary.duplicates += 1;
-                    continue;
-                }
-                let partition = router.route(&tx, &ev)?;
-                let seq = batch_start + in_memory.len() as i64;
-                tx.prepare_cached("INSERT INTO events(seq, id, at, partition, person, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                    .execute(params![seq, ev.id, ev.at.0, partition, ev.body.person(), ev.to_json_line()])?;
-                if let EventBody::Erase { person } = &ev.body {
-                    erasures.push(person.clone());
-                }
-                in_memory.push(Some(ev));
-                router.touched.insert(partition);
-                summary.stored += 1;
+            }
+            self.router.touched.insert(partition);
+            self.summary.stored += 1;
+        }
+        Ok(())
+    }
+
+    /// Whether an event id is already in the log or earlier in this batch.
+    fn is_duplicate(&self, id: &str) -> Result<bool, StoreError> {
+        if !self.fresh {
+            // The unique index sees this transaction's own rows too.
+            return Ok(self
+                .tx
+                .prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
+                .query_row([id], |_| Ok(()))
+                .optional()?
+                .is_some());
+        }
+        match self.seen.get(&id_hash(id)) {
+            None => Ok(false),
+            Some(&seq) => {
+                let first: String = self
+                    .tx
+                    .prepare_cached("SELECT id FROM events WHERE seq = ?1")?
+                    .query_row([seq], |r| r.get(0))?;
+                Ok(first == id)
             }
         }
-        if log_is_empty {
+    }
+
+    /// Rebuilds what a fresh load postponed, applies erasures, re-derives every touched
+    /// partition and commits. Returns what the whole batch did.
+    pub fn finish(mut self, opts: IngestOptions) -> Result<IngestSummary, StoreError> {
+        let tx = &self.tx;
+        if self.fresh {
             tx.execute_batch(schema::EVENT_INDEXES)?;
         }
-        for (person, from, to) in std::mem::take(&mut router.deferred_moves) {
-            move_events(&tx, &person, &from, &to)?;
+        for (person, from, to) in std::mem::take(&mut self.router.deferred_moves) {
+            move_events(tx, &person, &from, &to)?;
         }
-        for person in &erasures {
-            summary.erased += 1;
-            erase_person(&tx, person)?;
-            for slot in in_memory.iter_mut() {
+        for person in &self.erasures {
+            self.summary.erased += 1;
+            erase_person(tx, person)?;
+            for slot in self.in_memory.iter_mut() {
                 if slot
                     .as_ref()
                     .is_some_and(|e| e.body.person() == Some(person.as_str()))
@@ -328,25 +410,29 @@ impl Store {
                 }
             }
         }
-        clock.lap("append");
-        let touched: Vec<String> = router.touched.into_iter().collect();
+        self.clock.lap("read+append");
+        let touched: Vec<String> = std::mem::take(&mut self.router.touched)
+            .into_iter()
+            .collect();
         let (partitions, transitions) = rederive(
-            &tx,
-            model,
+            tx,
+            self.model,
             &touched,
-            batch_start,
-            &mut in_memory,
+            self.batch_start,
+            &mut self.in_memory,
             opts,
-            &mut clock,
+            &mut self.clock,
         )?;
-        summary.partitions = partitions;
-        summary.transitions = transitions;
-        tx.commit()?;
-        clock.lap("commit");
-        summary.phases = clock.phases;
-        Ok(summary)
+        self.summary.partitions = partitions;
+        self.summary.transitions = transitions;
+        self.tx.commit()?;
+        self.clock.lap("commit");
+        self.summary.phases = self.clock.phases;
+        Ok(self.summary)
     }
+}
 
+impl Store {
     /// Re-derives every partition from the event log under `model` (after a model change),
     /// and records `model` as the database's model. One transaction: all or nothing.
     pub fn replay(
@@ -398,8 +484,10 @@ fn erase_person(tx: &Transaction<'_>, person: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Loads the events of some partitions (all when `only` is `None`), grouped by partition and
-/// sorted by (at, seq). Bodies of events at or after `batch_start` come from `in_memory`.
+/// Loads the events of some partitions, grouped by partition and sorted by (at, seq): all
+/// partitions when `only` is `None`, else those in `temp.touched`, reached through the
+/// partition index (`Some("index")`) or by one sequential scan (`Some("scan")`). Events with
+/// seq in `[batch_start, batch_start + in_memory.len())` are taken from `in_memory`.
 fn load_partitions(
     conn: &rusqlite::Connection,
     only: Option<&str>,
@@ -407,18 +495,25 @@ fn load_partitions(
     in_memory: &mut [Option<Event>],
 ) -> Result<Vec<(String, Vec<SequencedEvent>)>, StoreError> {
     let sql = match only {
-        Some(_) => "SELECT e.seq, e.partition, CASE WHEN e.seq < ?1 THEN e.body END
+        Some(_) => {
+            "SELECT e.seq, e.partition, CASE WHEN e.seq < ?1 OR e.seq >= ?2 THEN e.body END
                     FROM events e JOIN temp.touched t ON t.partition = e.partition
-                    WHERE e.body IS NOT NULL",
-        None => "SELECT seq, partition, CASE WHEN seq < ?1 THEN body END FROM events WHERE body IS NOT NULL",
+                    WHERE e.body IS NOT NULL"
+        }
+        None => {
+            "SELECT seq, partition, CASE WHEN seq < ?1 OR seq >= ?2 THEN body END
+                 FROM events WHERE body IS NOT NULL"
+        }
     };
+    // Events with seq in [batch_start, memory_end) are in `in_memory`; the rest are parsed.
+    let memory_end = batch_start.saturating_add(in_memory.len() as i64);
     let mut st = conn.prepare(sql)?;
-    let mut rows = st.query([batch_start])?;
+    let mut rows = st.query([batch_start, memory_end])?;
     let mut groups: HashMap<String, Vec<SequencedEvent>> = HashMap::new();
     while let Some(r) = rows.next()? {
         let seq: i64 = r.get(0)?;
         let partition: String = r.get(1)?;
-        let event = if seq < batch_start {
+        let event = if seq < batch_start || seq >= memory_end {
             let body: String = r.get(2)?;
             waterfall_core::parse_line(&body)
                 .map_err(|e| StoreError::Corrupt(format!("event #{seq}: {e}")))?
@@ -456,40 +551,61 @@ fn rederive(
     opts: IngestOptions,
     clock: &mut PhaseClock,
 ) -> Result<(usize, usize), StoreError> {
-    tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS touched(partition TEXT PRIMARY KEY); DELETE FROM temp.touched;")?;
-    {
-        let mut ins =
-            tx.prepare_cached("INSERT OR IGNORE INTO temp.touched(partition) VALUES (?1)")?;
-        for p in touched {
-            ins.execute([p])?;
+    tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS touched(partition TEXT PRIMARY KEY)")?;
+    let mut touched = touched.to_vec();
+    touched.sort();
+    let (mut partitions, mut written) = (0, 0);
+    // A pass at a time, so memory stays bounded however many partitions a batch touches.
+    for pass in touched.chunks(PARTITIONS_PER_PASS) {
+        tx.execute_batch("DELETE FROM temp.touched")?;
+        {
+            let mut ins =
+                tx.prepare_cached("INSERT OR IGNORE INTO temp.touched(partition) VALUES (?1)")?;
+            for p in pass {
+                ins.execute([p])?;
+            }
         }
+        for table in ["transitions", "people", "accounts", "rejections"] {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE partition IN (SELECT partition FROM temp.touched)"
+                ),
+                [],
+            )?;
+        }
+        let (names, events): (Vec<String>, Vec<Vec<SequencedEvent>>) = load_partitions(
+            tx,
+            Some(if touched.len() > 4096 {
+                "scan"
+            } else {
+                "index"
+            }),
+            batch_start,
+            in_memory,
+        )?
+        .into_iter()
+        .unzip();
+        clock.lap("load");
+        let derived = derive_all(
+            model,
+            &events,
+            DeriveOptions {
+                horizon: opts.horizon,
+            },
+        );
+        drop(events);
+        clock.lap("derive");
+        for (partition, d) in names.iter().zip(&derived) {
+            written += write_derived(tx, partition, d)?;
+        }
+        partitions += names.len();
+        clock.lap("write");
     }
-    for table in ["transitions", "people", "accounts", "rejections"] {
-        tx.execute(
-            &format!("DELETE FROM {table} WHERE partition IN (SELECT partition FROM temp.touched)"),
-            [],
-        )?;
-    }
-    let (names, partitions): (Vec<String>, Vec<Vec<SequencedEvent>>) =
-        load_partitions(tx, Some("touched"), batch_start, in_memory)?
-            .into_iter()
-            .unzip();
-    clock.lap("load");
-    let derived = derive_all(
-        model,
-        &partitions,
-        DeriveOptions {
-            horizon: opts.horizon,
-        },
-    );
-    clock.lap("derive");
-    let mut written = 0;
-    for (partition, d) in names.iter().zip(&derived) {
-        written += write_derived(tx, partition, d)?;
-    }
-    clock.lap("write");
-    Ok((partitions.len(), written))
+    Ok((partitions, written))
 }
+
+/// How many partitions are loaded, derived and written per pass.
+const PARTITIONS_PER_PASS: usize = 8192;
 
 fn write_derived(tx: &Transaction<'_>, partition: &str, d: &Derived) -> Result<usize, StoreError> {
     if !d.transitions.is_empty() {

@@ -11,7 +11,7 @@ mod ingest;
 mod query;
 mod schema;
 
-pub use ingest::{IngestOptions, IngestSummary};
+pub use ingest::{Batch, IngestOptions, IngestSummary};
 pub use query::{AccountRow, EventRow, HistoryQuery, HistoryRows, PersonRow, ReportRows};
 
 use rusqlite::{Connection, OptionalExtension};
