@@ -51,15 +51,22 @@ fn demo() -> &'static Path {
     })
 }
 
-/// A copy of the default model with the MQL engagement bar raised from 60 to 90.
+/// Two copies of the default model, the second with a higher MQL engagement bar (20 → 45).
+///
+/// Not the default's 60: in the 150-account demo nobody with an MQL fit reaches engagement
+/// 60 (every MQL there is a hand-raiser), so raising 60 changes nothing on that data.
 fn raised_model(dir: &Path) -> (PathBuf, PathBuf) {
     let text = std::fs::read_to_string(default_model()).unwrap();
     assert!(text.contains("mql_engagement = 60"));
     let (old, new) = (dir.join("old.toml"), dir.join("new.toml"));
-    std::fs::write(&old, &text).unwrap();
+    std::fs::write(
+        &old,
+        text.replace("mql_engagement = 60", "mql_engagement = 20"),
+    )
+    .unwrap();
     std::fs::write(
         &new,
-        text.replace("mql_engagement = 60", "mql_engagement = 90"),
+        text.replace("mql_engagement = 60", "mql_engagement = 45"),
     )
     .unwrap();
     (old, new)
@@ -125,7 +132,9 @@ fn cohort_sizes(db: &Path, as_of: &str) -> BTreeMap<String, i64> {
 fn sla_total(db: &Path, as_of: &str) -> i64 {
     let j = json(
         bin()
-            .args(["report", "sla", "--format", "json", "--as-of", as_of, "--db"])
+            .args([
+                "report", "sla", "--format", "json", "--as-of", as_of, "--db",
+            ])
             .arg(db),
     );
     j["rows"]
@@ -168,7 +177,12 @@ fn an_unchanged_model_shows_no_difference() {
     }
     assert_eq!(j["sla_breaches"]["delta"], 0);
     assert!(j["sla_breaches"]["before"].as_u64().unwrap() > 0);
-    let out = ok(bin().arg("diff").arg("--db").arg(db).arg(&model).arg(&model));
+    let out = ok(bin()
+        .arg("diff")
+        .arg("--db")
+        .arg(db)
+        .arg(&model)
+        .arg(&model));
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
         table.contains("the same lifecycle over this event log"),
@@ -181,7 +195,17 @@ fn an_unchanged_model_shows_no_difference() {
 fn a_raised_mql_bar_shows_fewer_mqls_with_the_exact_deltas_of_two_replays() {
     let dir = tempfile::tempdir().unwrap();
     let (old, new) = raised_model(dir.path());
-    let j = diff_json(demo(), &old, &new);
+    // `replay` derives up to the clock, the diff up to the latest event (the demo's log runs
+    // to the end of 2026): compare both as of an instant already past.
+    let as_of = "2026-06-30T00:00:00Z";
+    let j = json(
+        bin()
+            .args(["diff", "--format", "json", "--as-of", as_of, "--db"])
+            .arg(demo())
+            .arg(&old)
+            .arg(&new),
+    );
+    assert_eq!(j["as_of"], as_of);
 
     // The definitions: the threshold and the two rules that cross it, with their lines.
     let defs = j["definitions"].as_array().unwrap();
@@ -191,7 +215,7 @@ fn a_raised_mql_bar_shows_fewer_mqls_with_the_exact_deltas_of_two_replays() {
         .expect("the threshold change is listed");
     assert_eq!(threshold["name"], "mql_engagement");
     assert_eq!(threshold["kind"], "changed");
-    assert_eq!(threshold["details"][0], "value: 60 → 90");
+    assert_eq!(threshold["details"][0], "value: 20 → 45");
     let text = std::fs::read_to_string(&old).unwrap();
     let line = text
         .lines()
@@ -225,18 +249,32 @@ fn a_raised_mql_bar_shows_fewer_mqls_with_the_exact_deltas_of_two_replays() {
         .find(|g| g["change"] == "vanishes" && g["rule"] == "mql-by-engagement")
         .expect("MQLs by engagement vanish");
     let why = vanished["examples"][0]["why"].as_str().unwrap();
-    assert!(why.starts_with("rule `mql-by-engagement`, on event "), "{why}");
+    assert!(
+        why.starts_with("rule `mql-by-engagement`, on event "),
+        "{why}"
+    );
 
     // The same numbers the slow way: two full replays of copies of the database.
-    let as_of = j["as_of"].as_str().unwrap();
     let (a, b) = (dir.path().join("a.db"), dir.path().join("b.db"));
     copy_db(demo(), &a);
     copy_db(demo(), &b);
-    ok(bin().args(["replay", "--db"]).arg(&a).arg("--model").arg(&old));
-    ok(bin().args(["replay", "--db"]).arg(&b).arg("--model").arg(&new));
+    ok(bin()
+        .args(["replay", "--db"])
+        .arg(&a)
+        .arg("--model")
+        .arg(&old));
+    ok(bin()
+        .args(["replay", "--db"])
+        .arg(&b)
+        .arg("--model")
+        .arg(&new));
     let (fa, fb) = (flow_cells(&a, as_of), flow_cells(&b, as_of));
     let mut expected = Vec::new();
-    for key in fa.keys().chain(fb.keys()).collect::<std::collections::BTreeSet<_>>() {
+    for key in fa
+        .keys()
+        .chain(fb.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
         let (x, y) = (
             fa.get(key).copied().unwrap_or(0),
             fb.get(key).copied().unwrap_or(0),
@@ -268,8 +306,14 @@ fn a_raised_mql_bar_shows_fewer_mqls_with_the_exact_deltas_of_two_replays() {
     for r in j["cohort"].as_array().unwrap() {
         if r["measure"] == "size" {
             let p = r["period"].as_str().unwrap();
-            assert_eq!(r["before"].as_i64().unwrap(), ca.get(p).copied().unwrap_or(0));
-            assert_eq!(r["after"].as_i64().unwrap(), cb.get(p).copied().unwrap_or(0));
+            assert_eq!(
+                r["before"].as_i64().unwrap(),
+                ca.get(p).copied().unwrap_or(0)
+            );
+            assert_eq!(
+                r["after"].as_i64().unwrap(),
+                cb.get(p).copied().unwrap_or(0)
+            );
         }
     }
     assert_eq!(
@@ -293,15 +337,11 @@ fn two_git_revisions_of_a_model_file() {
             .current_dir(repo));
     };
     git(&["init", "-q"]);
-    let text = std::fs::read_to_string(default_model()).unwrap();
-    std::fs::write(repo.join("model.toml"), &text).unwrap();
+    let (old, new) = raised_model(repo);
+    std::fs::copy(&old, repo.join("model.toml")).unwrap();
     git(&["add", "model.toml"]);
     git(&["commit", "-qm", "model"]);
-    std::fs::write(
-        repo.join("model.toml"),
-        text.replace("mql_engagement = 60", "mql_engagement = 90"),
-    )
-    .unwrap();
+    std::fs::copy(&new, repo.join("model.toml")).unwrap();
     git(&["commit", "-qam", "raise the bar"]);
     let j = json(
         bin()

@@ -517,10 +517,7 @@ fn items(m: &Model) -> Vec<Item> {
                 ),
                 ("definition", j.definition.clone()),
             ],
-            line: j
-                .condition
-                .as_ref()
-                .and_then(|c| span_line(m, &c.span())),
+            line: j.condition.as_ref().and_then(|c| span_line(m, &c.span())),
         });
     }
     out
@@ -589,7 +586,10 @@ mod tests {
             )
         );
         assert_eq!(changes.len(), 3, "{changes:#?}");
-        assert!(changes[1].starts_with("changed rule re-mql"), "{changes:#?}");
+        assert!(
+            changes[1].starts_with("changed rule re-mql"),
+            "{changes:#?}"
+        );
     }
 
     fn rule_line(name: &str) -> Option<usize> {

@@ -30,8 +30,8 @@ mod raw;
 use std::ops::Range;
 
 pub use calendar::{Calendar, Duration, TimeUnit};
-pub use diff::{diff_models, ChangeKind, DefinitionChange};
 pub use diag::{Diagnostic, Diagnostics, RenderOptions, Severity};
+pub use diff::{diff_models, ChangeKind, DefinitionChange};
 pub use expr::{AccountAggregates, Condition, EvalContext, EvalError, FieldType};
 pub use waterfall_core::{OpportunityKind, Timestamp};
 

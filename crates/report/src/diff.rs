@@ -198,10 +198,8 @@ fn accounts_at(h: &History, t: i64) -> Subjects {
 
 /// Subjects visible in both (or known to one only) whose stage differs, per (before, after).
 fn moves(before: Subjects, after: Subjects, examples: usize) -> Vec<DiffMove> {
-    let mut after: HashMap<String, (bool, Option<String>)> = after
-        .into_iter()
-        .map(|(id, v, s)| (id, (v, s)))
-        .collect();
+    let mut after: HashMap<String, (bool, Option<String>)> =
+        after.into_iter().map(|(id, v, s)| (id, (v, s))).collect();
     let mut pairs: BTreeMap<(Option<String>, Option<String>), Vec<String>> = BTreeMap::new();
     for (id, visible, b) in before {
         let (visible, a) = match after.remove(&id) {
@@ -361,11 +359,7 @@ fn transitions(before: &History, after: &History, t: i64, examples: usize) -> Ve
 /// Compares two histories of the same people (replayed under two models).
 pub fn diff(before: &History, after: &History, options: &DiffOptions) -> DiffReport {
     let t = options.as_of.0;
-    let moves_of_people = moves(
-        people_at(before, t),
-        people_at(after, t),
-        options.examples,
-    );
+    let moves_of_people = moves(people_at(before, t), people_at(after, t), options.examples);
     let account_moves = moves(
         accounts_at(before, t),
         accounts_at(after, t),
@@ -415,7 +409,9 @@ pub fn diff(before: &History, after: &History, options: &DiffOptions) -> DiffRep
         let mut cells: BTreeMap<(String, usize, String), (u64, u64)> = BTreeMap::new();
         for (side, h) in [(0, before), (1, after)] {
             for r in cohort(h, &co).rows {
-                let cell = cells.entry((r.period.clone(), 0, "size".into())).or_default();
+                let cell = cells
+                    .entry((r.period.clone(), 0, "size".into()))
+                    .or_default();
                 if side == 0 {
                     cell.0 += r.size;
                 } else {

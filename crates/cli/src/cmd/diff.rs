@@ -139,8 +139,8 @@ pub fn run(args: DiffArgs) -> CliResult {
     explain(&mut report, &partitions);
     match args.format {
         OutputFormat::Json => {
-            let mut json = serde_json::to_value(&report)
-                .map_err(|e| CliError::internal(e.to_string()))?;
+            let mut json =
+                serde_json::to_value(&report).map_err(|e| CliError::internal(e.to_string()))?;
             if let Some(o) = json.as_object_mut() {
                 o.insert("old".into(), old_name.into());
                 o.insert("new".into(), new_name.into());

@@ -167,7 +167,12 @@ pub fn load_history(db: &DbArgs) -> CliResult<History> {
             attrs: p.attrs,
         })
         .collect();
-    Ok(history_of(model.as_ref(), people, Vec::new(), rows.transitions))
+    Ok(history_of(
+        model.as_ref(),
+        people,
+        Vec::new(),
+        rows.transitions,
+    ))
 }
 
 /// Builds what reports read from a model's names (in model order), people, accounts and
@@ -179,9 +184,10 @@ pub fn history_of(
     transitions: impl IntoIterator<Item = Transition>,
 ) -> History {
     let names = |f: &dyn Fn(&Model) -> Vec<String>| model.map(f).unwrap_or_default();
-    let stages = names(&|m| m.stages.iter().map(|s| s.name.clone()).collect());
-    let statuses = names(&|m| m.statuses.iter().map(|s| s.name.clone()).collect());
-    let account_stages = names(&|m| m.account_stages.iter().map(|s| s.name.clone()).collect());
+    let stages = names(&|m: &Model| m.stages.iter().map(|s| s.name.clone()).collect());
+    let statuses = names(&|m: &Model| m.statuses.iter().map(|s| s.name.clone()).collect());
+    let account_stages =
+        names(&|m: &Model| m.account_stages.iter().map(|s| s.name.clone()).collect());
     History::new(stages, statuses, people, transitions).with_accounts(accounts, account_stages)
 }
 

@@ -176,7 +176,11 @@ fn cause(store: &Store, t: &Transition) -> CliResult<String> {
         Some(id) => Some((id.as_str(), store.event(id)?.and_then(|r| r.event))),
         None => None,
     };
-    Ok(cause_text(&t.rule, event.as_ref().map(|(id, e)| (*id, e.as_ref())), t.order.at))
+    Ok(cause_text(
+        &t.rule,
+        event.as_ref().map(|(id, e)| (*id, e.as_ref())),
+        t.order.at,
+    ))
 }
 
 /// Why a change happened, in one line: the rule, and the event that caused it (its id and,
