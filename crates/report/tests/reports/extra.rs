@@ -423,7 +423,7 @@ fn diff_shows_who_moves_and_which_flow_cells_change() {
         "sla_breaches":{"before":0,"after":0,"delta":0},
         "sla":[]}),
     );
-    assert!(report.to_table().contains("2 people in a different stage"));
+    assert!(report.to_table().contains("3 people in a different stage"));
     let same = diff(&new, &new, &options);
     assert!(same.is_empty(), "{}", same.to_json());
     assert!(report.to_table().contains("moved"));
