@@ -2,9 +2,10 @@
 
 use crate::error::{CliError, CliResult};
 use crate::DbArgs;
-use waterfall_core::{Field, Level};
-use waterfall_core::{Period, Timestamp};
-use waterfall_report::{History, PersonInfo, Report};
+use waterfall_core::{Field, Level, Period, Timestamp, Transition, TransitionRef};
+use waterfall_engine::Derived;
+use waterfall_model::Model;
+use waterfall_report::{AccountInfo, History, PersonInfo, Report};
 use waterfall_store::{HistoryQuery, Store};
 
 /// `waterfall report …`
@@ -139,7 +140,8 @@ pub enum OutputFormat {
     Csv,
 }
 
-fn instant(flag: &str, v: Option<&str>) -> CliResult<Option<Timestamp>> {
+/// Parses an optional instant flag (RFC 3339 or YYYY-MM-DD).
+pub fn instant(flag: &str, v: Option<&str>) -> CliResult<Option<Timestamp>> {
     v.map(|s| Timestamp::parse_flexible(s).map_err(|e| CliError::user(format!("{flag}: {e}"))))
         .transpose()
 }
@@ -162,19 +164,9 @@ pub fn load_history(db: &DbArgs, query: &HistoryQuery) -> CliResult<History> {
                 .hint("create one with `waterfall ingest` or `waterfall demo`"),
         );
     }
-    let t0 = std::time::Instant::now();
     let store = Store::open(&db.db)?;
     let model = store.stored_model()?;
-    let t1 = std::time::Instant::now();
     let mut rows = store.history_for(query)?;
-    let t2 = std::time::Instant::now();
-    let (stages, statuses) = match &model {
-        Some(m) => (
-            m.stages.iter().map(|s| s.name.clone()).collect(),
-            m.statuses.iter().map(|s| s.name.clone()).collect(),
-        ),
-        None => (Vec::new(), Vec::new()),
-    };
     let people = std::mem::take(&mut rows.people)
         .into_iter()
         .map(|p| PersonInfo {
@@ -185,28 +177,67 @@ pub fn load_history(db: &DbArgs, query: &HistoryQuery) -> CliResult<History> {
         })
         .collect();
     let transitions = rows.transitions().collect::<Result<Vec<_>, _>>()?;
-    let h = History::from_refs(stages, statuses, people, transitions);
-    if std::env::var_os("WATERFALL_TIMING").is_some() {
-        eprintln!(
-            "open+model {:?} rows {:?} history {:?}",
-            t1 - t0,
-            t2 - t1,
-            t2.elapsed()
-        );
+    Ok(history_of(model.as_ref(), people, Vec::new(), transitions))
+}
+
+/// Builds what reports read from a model's names (in model order), people, accounts and
+/// transitions: the one way for stored rows and for in-memory replays alike.
+pub fn history_of<'a>(
+    model: Option<&Model>,
+    people: Vec<PersonInfo>,
+    accounts: Vec<AccountInfo>,
+    transitions: impl IntoIterator<Item = TransitionRef<'a>>,
+) -> History {
+    let names = |f: &dyn Fn(&Model) -> Vec<String>| model.map(f).unwrap_or_default();
+    let stages = names(&|m: &Model| m.stages.iter().map(|s| s.name.clone()).collect());
+    let statuses = names(&|m: &Model| m.statuses.iter().map(|s| s.name.clone()).collect());
+    let account_stages =
+        names(&|m: &Model| m.account_stages.iter().map(|s| s.name.clone()).collect());
+    History::from_refs(stages, statuses, people, transitions)
+        .with_accounts(accounts, account_stages)
+}
+
+/// Builds what reports read from a replay in memory: the engine's people, accounts and
+/// transitions of every partition, under `model`.
+pub fn history_from_derived(model: &Model, derived: Vec<Derived>) -> History {
+    let (mut people, mut accounts, mut transitions) = (Vec::new(), Vec::new(), Vec::new());
+    for d in derived {
+        people.extend(d.people.into_iter().map(|p| PersonInfo {
+            visible: p.merged_into.is_none(),
+            id: p.id,
+            account: p.account,
+            attrs: p.attrs,
+        }));
+        accounts.extend(d.accounts.into_iter().map(|a| AccountInfo {
+            id: a.id,
+            attrs: a.attrs,
+            visible: true,
+        }));
+        transitions.extend(d.transitions);
     }
-    Ok(h)
+    history_of(
+        Some(model),
+        people,
+        accounts,
+        transitions.iter().map(Transition::as_ref),
+    )
 }
 
 /// The names of the timer rules of the database's model: what counts as an SLA breach.
 fn timer_rules(db: &DbArgs) -> CliResult<Vec<String>> {
     let store = Store::open(&db.db)?;
-    let Some(model) = store.stored_model()? else {
-        return Ok(Vec::new());
-    };
-    Ok(model
+    Ok(store
+        .stored_model()?
+        .map(|m| timer_rules_of(&m))
+        .unwrap_or_default())
+}
+
+/// The names of a model's timer rules: what counts as an SLA breach under it.
+pub fn timer_rules_of(model: &Model) -> Vec<String> {
+    model
         .rules_for(waterfall_model::TriggerKind::Timer)
         .map(|r| r.name.clone())
-        .collect())
+        .collect()
 }
 
 /// Prints a report in the chosen format.

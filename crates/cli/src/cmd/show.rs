@@ -172,18 +172,30 @@ pub fn describe(e: &Event) -> String {
 }
 
 fn cause(store: &Store, t: &Transition) -> CliResult<String> {
-    let rule = match t.rule.as_str() {
+    let event = match &t.event {
+        Some(id) => Some((id.as_str(), store.event(id)?.and_then(|r| r.event))),
+        None => None,
+    };
+    Ok(cause_text(
+        &t.rule,
+        event.as_ref().map(|(id, e)| (*id, e.as_ref())),
+        t.order.at,
+    ))
+}
+
+/// Why a change happened, in one line: the rule, and the event that caused it (its id and,
+/// when its body is known, what it was) or the timer due at `at`.
+pub fn cause_text(rule: &str, event: Option<(&str, Option<&Event>)>, at: Timestamp) -> String {
+    let rule = match rule {
         "created" => "the person was created".to_string(),
         "explicit" => "set explicitly".to_string(),
         r => format!("rule `{r}`"),
     };
-    Ok(match &t.event {
-        Some(id) => match store.event(id)?.and_then(|r| r.event) {
-            Some(e) => format!("{rule}, on event {id} ({} at {})", describe(&e), day(e.at)),
-            None => format!("{rule}, on event {id} (erased)"),
-        },
-        None => format!("{rule} (a timer due at {})", day(t.order.at)),
-    })
+    match event {
+        Some((id, Some(e))) => format!("{rule}, on event {id} ({} at {})", describe(e), day(e.at)),
+        Some((id, None)) => format!("{rule}, on event {id} (erased)"),
+        None => format!("{rule} (a timer due at {})", day(at)),
+    }
 }
 
 /// Runs `waterfall show`.
