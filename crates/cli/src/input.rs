@@ -2,7 +2,6 @@
 
 use crate::error::{CliError, CliResult};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::Read;
 use std::path::Path;
 use waterfall_core::{parse_lines, Event, LineError};
 use waterfall_model::Model;
@@ -22,8 +21,8 @@ pub fn load_model(spec: &str) -> CliResult<Model> {
         CliError::user(format!("cannot read model {spec}: {e}"))
             .hint("shipped models: demand-waterfall, history-only")
     })?;
-    Model::from_toml(&text).map_err(|e| {
-        CliError::user(format!("{spec}: {e}"))
+    waterfall_model::load(spec, &text).map_err(|d| {
+        CliError::user(format!("{spec} is not a valid model:\n{}", d.render()))
             .hint(format!("run `waterfall check {spec}` for every problem"))
     })
 }
@@ -36,29 +35,75 @@ pub struct Rejected {
     pub error: LineError,
 }
 
-/// Reads one input (a path, or `-` for standard input) as text.
-pub fn read_input(spec: &str) -> CliResult<String> {
-    if spec == "-" {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s)?;
-        return Ok(s);
+/// Reads an input (a path, or `-` for standard input) in chunks of about `chunk_bytes` that
+/// end at a line break, calling `f(first_line_number, text, bytes_read)` for each. Lines that
+/// are not UTF-8 are blanked in the text and reported in `errors` with their line number.
+pub fn read_chunks(
+    spec: &str,
+    chunk_bytes: usize,
+    errors: &mut Vec<LineError>,
+    mut f: impl FnMut(usize, &str, usize) -> CliResult,
+) -> CliResult {
+    use std::io::BufRead;
+    let cannot = |e: std::io::Error| CliError::user(format!("cannot read {spec}: {e}"));
+    let mut reader: Box<dyn BufRead> = if spec == "-" {
+        Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin()))
+    } else {
+        Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            std::fs::File::open(spec).map_err(cannot)?,
+        ))
+    };
+    let mut line = 1;
+    let mut buf: Vec<u8> = Vec::with_capacity(chunk_bytes + (1 << 16));
+    loop {
+        buf.clear();
+        // Fill up to the chunk size, then finish the current line.
+        while buf.len() < chunk_bytes {
+            if reader.read_until(b'\n', &mut buf).map_err(cannot)? == 0 {
+                break;
+            }
+        }
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let bytes = buf.len();
+        let lines = buf.iter().filter(|&&b| b == b'\n').count();
+        match std::str::from_utf8(&buf) {
+            Ok(text) => f(line, text, bytes)?,
+            Err(_) => {
+                let mut text = String::with_capacity(buf.len());
+                for (i, l) in buf.split(|&b| b == b'\n').enumerate() {
+                    match std::str::from_utf8(l) {
+                        Ok(l) => text.push_str(l),
+                        Err(e) => errors.push(LineError {
+                            line: line + i,
+                            reason: format!("not valid UTF-8: {e}"),
+                        }),
+                    }
+                    text.push('\n');
+                }
+                f(line, &text, bytes)?;
+            }
+        }
+        line += lines;
     }
-    std::fs::read_to_string(spec).map_err(|e| CliError::user(format!("cannot read {spec}: {e}")))
 }
 
-/// Parses JSON Lines text on all cores, keeping line numbers true.
-pub fn parse_parallel(text: &str) -> (Vec<(usize, Event)>, Vec<LineError>) {
+/// Parses JSON Lines text on all cores, keeping line numbers true (`first_line` is the number
+/// of the text's first line in its input).
+pub fn parse_parallel(text: &str, first_line: usize) -> (Vec<(usize, Event)>, Vec<LineError>) {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
     if threads == 1 || text.len() < 1 << 20 {
-        let out = parse_lines(text, 1);
+        let out = parse_lines(text, first_line);
         return (out.events, out.errors);
     }
     // Cut at newlines into one chunk per thread, counting lines to keep numbers exact.
     let mut chunks = Vec::new();
     let mut start = 0;
-    let mut line = 1;
+    let mut line = first_line;
     let target = text.len() / threads + 1;
     while start < text.len() {
         let mut end = (start + target).min(text.len());

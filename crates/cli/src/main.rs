@@ -52,6 +52,9 @@ enum Command {
     /// Explain in plain words why a person is where they are.
     #[command(subcommand)]
     Why(cmd::show::WhyCommand),
+    /// What a model change would do: definition changes, then the whole event log replayed
+    /// under both models (in memory) — who moves, flow, cohorts, transitions, SLA breaches.
+    Diff(cmd::diff::DiffArgs),
 }
 
 /// Options shared by commands that open a database.
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Report(c) => cmd::report::run(c),
         Command::Show(c) => cmd::show::show(c),
         Command::Why(c) => cmd::show::why(c),
+        Command::Diff(a) => cmd::diff::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

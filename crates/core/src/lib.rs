@@ -14,4 +14,4 @@ pub use event::{
     OpportunityKind, OpportunityState, ParseOutcome, Subject,
 };
 pub use time::{Period, Timestamp, MICROS_PER_DAY};
-pub use transition::{Field, Level, Order, Transition};
+pub use transition::{Field, Level, Order, Transition, TransitionRef};

@@ -70,3 +70,41 @@ pub struct Transition {
     /// The model rule that fired, or a built-in cause (`created`, `explicit`, `coupling:…`).
     pub rule: String,
 }
+
+/// A borrowed view of a [`Transition`], with the same serialised form: readers that only look
+/// (reports over millions of stored transitions) decode into it without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TransitionRef<'a> {
+    /// A person or an account.
+    pub level: Level,
+    /// The person's or account's id.
+    pub subject: &'a str,
+    /// Stage or status.
+    pub field: Field,
+    /// When and in which order it happened.
+    pub order: Order,
+    /// The value before.
+    pub from: Option<&'a str>,
+    /// The value after.
+    pub to: &'a str,
+    /// The id of the causing event.
+    pub event: Option<&'a str>,
+    /// The rule that fired.
+    pub rule: &'a str,
+}
+
+impl Transition {
+    /// A borrowed view of this transition.
+    pub fn as_ref(&self) -> TransitionRef<'_> {
+        TransitionRef {
+            level: self.level,
+            subject: &self.subject,
+            field: self.field,
+            order: self.order,
+            from: self.from.as_deref(),
+            to: &self.to,
+            event: self.event.as_deref(),
+            rule: &self.rule,
+        }
+    }
+}

@@ -22,6 +22,7 @@
 mod calendar;
 mod compile;
 mod diag;
+mod diff;
 mod expr;
 mod graph;
 mod raw;
@@ -30,6 +31,7 @@ use std::ops::Range;
 
 pub use calendar::{Calendar, Duration, TimeUnit};
 pub use diag::{Diagnostic, Diagnostics, RenderOptions, Severity};
+pub use diff::{diff_models, ChangeKind, DefinitionChange};
 pub use expr::{AccountAggregates, Condition, EvalContext, EvalError, FieldType};
 pub use waterfall_core::{OpportunityKind, Timestamp};
 

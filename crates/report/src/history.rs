@@ -1,9 +1,9 @@
 //! The in-memory history every report reads: interned stage, status and person names, and
 //! each subject's entries sorted by the total order of changes.
 
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
-use waterfall_core::{Field, Level, Transition};
+use waterfall_core::{Field, Level, Transition, TransitionRef};
 
 /// What reports need to know about a person besides their transitions.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -121,7 +121,7 @@ pub(crate) fn until(entries: &[Entry], t: Option<i64>) -> &[Entry] {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Interner {
     names: Vec<String>,
-    index: HashMap<String, u32>,
+    index: FxHashMap<String, u32>,
 }
 
 impl Interner {
@@ -178,6 +178,23 @@ impl History {
         people: Vec<PersonInfo>,
         transitions: impl IntoIterator<Item = Transition>,
     ) -> History {
+        let transitions: Vec<Transition> = transitions.into_iter().collect();
+        History::from_refs(
+            stages,
+            statuses,
+            people,
+            transitions.iter().map(Transition::as_ref),
+        )
+    }
+
+    /// [`History::new`] over borrowed transitions (decoded without allocating, e.g. straight
+    /// from storage).
+    pub fn from_refs<'a>(
+        stages: Vec<String>,
+        statuses: Vec<String>,
+        people: Vec<PersonInfo>,
+        transitions: impl IntoIterator<Item = TransitionRef<'a>>,
+    ) -> History {
         let mut h = History::default();
         for s in &stages {
             h.stages.intern(s);
@@ -186,7 +203,8 @@ impl History {
         for s in &statuses {
             h.statuses.intern(s);
         }
-        let mut person_index: HashMap<String, u32> = HashMap::with_capacity(people.len());
+        let mut person_index: FxHashMap<String, u32> =
+            FxHashMap::with_capacity_and_hasher(people.len(), Default::default());
         for p in people {
             if person_index.contains_key(&p.id) {
                 continue;
@@ -203,7 +221,7 @@ impl History {
             if t.field == Field::Owner {
                 continue;
             }
-            let rule = h.rules.intern(&t.rule);
+            let rule = h.rules.intern(t.rule);
             let cached = match last {
                 Some((Level::Person, i)) if t.level == Level::Person => {
                     (h.people[i as usize].id == t.subject).then_some(i)
@@ -215,13 +233,13 @@ impl History {
             };
             let subject = match (cached, t.level) {
                 (Some(i), _) => i,
-                (None, Level::Person) => match person_index.get(&t.subject) {
+                (None, Level::Person) => match person_index.get(t.subject) {
                     Some(&i) => i,
                     None => {
                         let i = h.people.len() as u32;
-                        person_index.insert(t.subject.clone(), i);
+                        person_index.insert(t.subject.to_string(), i);
                         h.people.push(PersonInfo {
-                            id: t.subject.clone(),
+                            id: t.subject.to_string(),
                             account: None,
                             attrs: Map::new(),
                             visible: true,
@@ -229,13 +247,13 @@ impl History {
                         i
                     }
                 },
-                (None, Level::Account) => h.accounts.intern(&t.subject),
+                (None, Level::Account) => h.accounts.intern(t.subject),
             };
             last = Some((t.level, subject));
             let value = match (t.level, t.field) {
-                (Level::Person, Field::Stage) => h.stages.intern(&t.to),
-                (Level::Account, Field::Stage) => h.account_stages.intern(&t.to),
-                (_, Field::Status) => h.statuses.intern(&t.to),
+                (Level::Person, Field::Stage) => h.stages.intern(t.to),
+                (Level::Account, Field::Stage) => h.account_stages.intern(t.to),
+                (_, Field::Status) => h.statuses.intern(t.to),
                 (_, Field::Owner) => continue,
             };
             let e = Entry {

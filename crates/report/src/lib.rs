@@ -45,11 +45,14 @@ mod velocity;
 
 pub use cohort::{account_cohort, cohort, CohortOptions, CohortReport, CohortRow};
 pub use conversion::{conversion, ConversionOptions, ConversionReport, ConversionRow};
-pub use diff::{diff, DiffFlowRow, DiffMove, DiffOptions, DiffReport};
+pub use diff::{
+    diff, DiffCohortRow, DiffCount, DiffExample, DiffFlowRow, DiffMove, DiffOptions, DiffReport,
+    DiffSlaRow, DiffTransitions,
+};
 pub use flow::{account_flow, flow, FlowOptions, FlowReport, FlowRow};
 pub use history::{AccountInfo, Entry, History, PersonInfo, Track};
 pub use recycling::{recycling, RecyclingOptions, RecyclingReport, RecyclingRow};
-pub use render::{Report, Tabular};
+pub use render::{table_of, Report, Tabular};
 pub use sla::{sla, SlaOptions, SlaReport, SlaRow};
 pub use snapshot::{account_snapshot, snapshot, SnapshotOptions, SnapshotReport, SnapshotRow};
 pub use status::{status, StatusByStageRow, StatusOptions, StatusReport, StatusRow};

@@ -55,8 +55,13 @@ pub trait Report {
 
 /// Renders a report as an aligned human table with a caption line.
 pub fn table(report: &(impl Report + ?Sized)) -> String {
-    let t = report.human();
-    let mut out = report.title();
+    table_of(&report.title(), &report.human())
+}
+
+/// Renders one captioned table (`(no rows)` when empty): the building block of reports with
+/// several sections.
+pub fn table_of(title: &str, t: &Tabular) -> String {
+    let mut out = title.to_string();
     out.push('\n');
     if t.rows.is_empty() {
         out.push_str("(no rows)\n");

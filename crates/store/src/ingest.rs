@@ -1,9 +1,9 @@
 //! Appending events to the log and re-deriving the partitions they touch.
 
-use crate::{Store, StoreError};
+use crate::{schema, Store, StoreError};
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::collections::{HashMap, HashSet};
-use waterfall_core::{Event, EventBody, Field, Level, Subject, Timestamp};
+use waterfall_core::{Event, EventBody, Subject, Timestamp};
 use waterfall_engine::{derive_all, DeriveOptions, Derived, SequencedEvent};
 use waterfall_model::Model;
 
@@ -15,7 +15,7 @@ pub struct IngestOptions {
 }
 
 /// What one ingest did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct IngestSummary {
     /// Events handed in.
     pub received: usize,
@@ -29,6 +29,35 @@ pub struct IngestSummary {
     pub transitions: usize,
     /// People erased by this batch.
     pub erased: usize,
+    /// Wall-clock seconds per phase (`append`, `load`, `derive`, `write`, `commit`), for
+    /// `--verbose` and benchmarks.
+    pub phases: Vec<(&'static str, f64)>,
+}
+
+/// Wall-clock time per phase of an ingest.
+struct PhaseClock {
+    last: std::time::Instant,
+    phases: Vec<(&'static str, f64)>,
+}
+
+impl PhaseClock {
+    fn new() -> Self {
+        PhaseClock {
+            last: std::time::Instant::now(),
+            phases: Vec::new(),
+        }
+    }
+
+    /// Adds the time since the last lap to `phase` (phases repeat across passes).
+    fn lap(&mut self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        let secs = (now - self.last).as_secs_f64();
+        match self.phases.iter_mut().find(|(p, _)| *p == phase) {
+            Some((_, total)) => *total += secs,
+            None => self.phases.push((phase, secs)),
+        }
+        self.last = now;
+    }
 }
 
 /// Where events go: the partition map, loaded lazily from the database.
@@ -36,6 +65,17 @@ struct Router {
     people: HashMap<String, (String, i64)>,
     opportunities: HashMap<String, String>,
     touched: HashSet<String>,
+    /// The log was empty when the batch began: nothing to look up in the database.
+    fresh: bool,
+    /// Partition moves (person, from, to) waiting for the log's indexes (fresh loads).
+    deferred_moves: Vec<(String, String, String)>,
+}
+
+/// Moves every stored event of `person` from partition `from` to `to`.
+fn move_events(tx: &Transaction<'_>, person: &str, from: &str, to: &str) -> Result<(), StoreError> {
+    tx.prepare_cached("UPDATE events SET partition = ?1 WHERE person = ?2 AND partition = ?3")?
+        .execute(params![to, person, from])?;
+    Ok(())
 }
 
 fn person_partition_key(person: &str) -> String {
@@ -50,6 +90,9 @@ impl Router {
     ) -> Result<Option<(String, i64)>, StoreError> {
         if let Some(v) = self.people.get(person) {
             return Ok(Some(v.clone()));
+        }
+        if self.fresh {
+            return Ok(None);
         }
         let v: Option<(String, i64)> = tx
             .prepare_cached("SELECT partition, at FROM person_partition WHERE person = ?1")?
@@ -89,8 +132,14 @@ impl Router {
         if from == to {
             return Ok(());
         }
-        tx.prepare_cached("UPDATE events SET partition = ?1 WHERE person = ?2 AND partition = ?3")?
-            .execute(params![to, person, from])?;
+        if self.fresh {
+            // The log's indexes are off during a fresh load: move once they are back (in
+            // order, which gives the same result since later events are routed to `to`).
+            self.deferred_moves
+                .push((person.to_string(), from.to_string(), to.to_string()));
+        } else {
+            move_events(tx, person, from, to)?;
+        }
         self.touched.insert(from.to_string());
         self.touched.insert(to.to_string());
         Ok(())
@@ -164,12 +213,15 @@ impl Router {
                 if let Some(p) = self.opportunities.get(opportunity) {
                     p.clone()
                 } else {
-                    let known: Option<String> = tx
-                        .prepare_cached(
+                    let known: Option<String> = if self.fresh {
+                        None
+                    } else {
+                        tx.prepare_cached(
                             "SELECT partition FROM opportunity_partition WHERE opportunity = ?1",
                         )?
                         .query_row([opportunity], |r| r.get(0))
-                        .optional()?;
+                        .optional()?
+                    };
                     let p = match (known, account) {
                         (Some(p), _) => p,
                         (None, Some(a)) => {
@@ -187,6 +239,38 @@ impl Router {
     }
 }
 
+/// Events kept in memory for derivation at most; past that, a batch re-reads its events from
+/// the log instead, so a file of any size ingests in bounded memory.
+const KEEP_IN_MEMORY: usize = 1_500_000;
+
+/// One all-or-nothing ingest in progress: events are appended chunk by chunk (so a caller can
+/// stream a large file and show progress), then [`Batch::finish`] re-derives the touched
+/// partitions and commits. Dropping a batch without finishing it stores nothing.
+pub struct Batch<'s> {
+    tx: Transaction<'s>,
+    model: &'s Model,
+    router: Router,
+    batch_start: i64,
+    next_seq: i64,
+    /// The log was empty: its indexes are off until `finish`, and in-batch duplicates are
+    /// found through `seen` (hash of id → seq of its first event).
+    fresh: bool,
+    seen: rustc_hash::FxHashMap<u64, i64>,
+    /// This batch's events by seq offset, while they fit in [`KEEP_IN_MEMORY`].
+    in_memory: Vec<Option<Event>>,
+    keep_in_memory: bool,
+    erasures: Vec<String>,
+    summary: IngestSummary,
+    clock: PhaseClock,
+}
+
+fn id_hash(id: &str) -> u64 {
+    use std::hash::Hasher;
+    let mut h = rustc_hash::FxHasher::default();
+    h.write(id.as_bytes());
+    h.finish()
+}
+
 impl Store {
     /// Appends events to the log (skipping ids already there) and re-derives every partition
     /// they touch, all in one transaction. Events must already be valid for `model`.
@@ -196,9 +280,16 @@ impl Store {
     pub fn ingest(
         &mut self,
         model: &Model,
-        events: &[Event],
+        events: Vec<Event>,
         opts: IngestOptions,
     ) -> Result<IngestSummary, StoreError> {
+        let mut batch = self.begin(model)?;
+        batch.append(events)?;
+        batch.finish(opts)
+    }
+
+    /// Starts an all-or-nothing ingest (see [`Batch`]).
+    pub fn begin<'s>(&'s mut self, model: &'s Model) -> Result<Batch<'s>, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -208,65 +299,140 @@ impl Store {
             tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
                 r.get(0)
             })?;
-        let mut router = Router {
-            people: HashMap::new(),
-            opportunities: HashMap::new(),
-            touched: HashSet::new(),
-        };
-        let mut summary = IngestSummary {
-            received: events.len(),
-            ..Default::default()
-        };
-        // Events of this batch by seq offset, so derivation does not re-read their bodies.
-        let mut in_memory: Vec<Option<&Event>> = Vec::with_capacity(events.len());
-        let mut erasures = Vec::new();
-        {
-            let mut seen = HashSet::with_capacity(events.len());
-            for ev in events {
-                // A repeated id inside one batch is as much a duplicate as one already stored.
-                if !seen.insert(ev.id.as_str()) {
-                    summary.duplicates += 1;
-                    continue;
+        // On an empty log no id can be a duplicate of a stored one, and the log's indexes
+        // are cheaper built once at the end than maintained row by row.
+        let fresh = batch_start == 1;
+        if fresh {
+            tx.execute_batch(schema::DROP_EVENT_INDEXES)?;
+        }
+        Ok(Batch {
+            tx,
+            model,
+            router: Router {
+                people: HashMap::new(),
+                opportunities: HashMap::new(),
+                touched: HashSet::new(),
+                fresh,
+                deferred_moves: Vec::new(),
+            },
+            batch_start,
+            next_seq: batch_start,
+            fresh,
+            seen: Default::default(),
+            in_memory: Vec::new(),
+            keep_in_memory: true,
+            erasures: Vec::new(),
+            summary: IngestSummary::default(),
+            clock: PhaseClock::new(),
+        })
+    }
+}
+
+impl Batch<'_> {
+    /// Appends a chunk of events (in arrival order) to the batch.
+    pub fn append(&mut self, events: Vec<Event>) -> Result<(), StoreError> {
+        self.summary.received += events.len();
+        for ev in events {
+            if self.is_duplicate(&ev.id)? {
+                self.summary.duplicates += 1;
+                continue;
+            }
+            let partition = self.router.route(&self.tx, &ev)?;
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.tx
+                .prepare_cached(
+                    "INSERT INTO events(seq, id, at, partition, person, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![seq, ev.id, ev.at.0, partition, ev.body.person(), ev.to_json_line()])?;
+            if self.fresh {
+                self.seen.entry(id_hash(&ev.id)).or_insert(seq);
+            }
+            if let EventBody::Erase { person } = &ev.body {
+                self.erasures.push(person.clone());
+            }
+            if self.keep_in_memory {
+                if self.in_memory.len() < KEEP_IN_MEMORY {
+                    self.in_memory.push(Some(ev));
+                } else {
+                    // The rest of the batch is read back from the log when derived.
+                    self.keep_in_memory = false;
                 }
-                let exists = tx
-                    .prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
-                    .query_row([&ev.id], |_| Ok(()))
-                    .optional()?
-                    .is_some();
-                if exists {
-                    summary.duplicates += 1;
-                    continue;
-                }
-                let partition = router.route(&tx, ev)?;
-                let seq = batch_start + in_memory.len() as i64;
-                tx.prepare_cached("INSERT INTO events(seq, id, at, partition, person, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-                    .execute(params![seq, ev.id, ev.at.0, partition, ev.body.person(), ev.to_json_line()])?;
-                in_memory.push(Some(ev));
-                router.touched.insert(partition);
-                if let EventBody::Erase { person } = &ev.body {
-                    erasures.push(person.clone());
-                }
-                summary.stored += 1;
+            }
+            self.router.touched.insert(partition);
+            self.summary.stored += 1;
+        }
+        Ok(())
+    }
+
+    /// Whether an event id is already in the log or earlier in this batch.
+    fn is_duplicate(&self, id: &str) -> Result<bool, StoreError> {
+        if !self.fresh {
+            // The unique index sees this transaction's own rows too.
+            return Ok(self
+                .tx
+                .prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
+                .query_row([id], |_| Ok(()))
+                .optional()?
+                .is_some());
+        }
+        match self.seen.get(&id_hash(id)) {
+            None => Ok(false),
+            Some(&seq) => {
+                let first: String = self
+                    .tx
+                    .prepare_cached("SELECT id FROM events WHERE seq = ?1")?
+                    .query_row([seq], |r| r.get(0))?;
+                Ok(first == id)
             }
         }
-        for person in &erasures {
-            summary.erased += 1;
-            erase_person(&tx, person)?;
-            for slot in in_memory.iter_mut() {
-                if slot.is_some_and(|e| e.body.person() == Some(person.as_str())) {
+    }
+
+    /// Rebuilds what a fresh load postponed, applies erasures, re-derives every touched
+    /// partition and commits. Returns what the whole batch did.
+    pub fn finish(mut self, opts: IngestOptions) -> Result<IngestSummary, StoreError> {
+        let tx = &self.tx;
+        if self.fresh {
+            tx.execute_batch(schema::EVENT_INDEXES)?;
+        }
+        for (person, from, to) in std::mem::take(&mut self.router.deferred_moves) {
+            move_events(tx, &person, &from, &to)?;
+        }
+        for person in &self.erasures {
+            self.summary.erased += 1;
+            erase_person(tx, person)?;
+            for slot in self.in_memory.iter_mut() {
+                if slot
+                    .as_ref()
+                    .is_some_and(|e| e.body.person() == Some(person.as_str()))
+                {
                     *slot = None;
                 }
             }
         }
-        let touched: Vec<String> = router.touched.into_iter().collect();
-        let (partitions, transitions) =
-            rederive(&tx, model, &touched, batch_start, &in_memory, opts)?;
-        summary.partitions = partitions;
-        summary.transitions = transitions;
-        tx.commit()?;
-        Ok(summary)
+        self.clock.lap("read+append");
+        let touched: Vec<String> = std::mem::take(&mut self.router.touched)
+            .into_iter()
+            .collect();
+        let (partitions, transitions) = rederive(
+            tx,
+            self.model,
+            &touched,
+            self.batch_start,
+            &mut self.in_memory,
+            opts,
+            &mut self.clock,
+        )?;
+        self.summary.partitions = partitions;
+        self.summary.transitions = transitions;
+        self.tx.commit()?;
+        self.clock.lap("commit");
+        self.summary.phases = self.clock.phases;
+        Ok(self.summary)
     }
+}
 
+impl Store {
     /// Re-derives every partition from the event log under `model` (after a model change),
     /// and records `model` as the database's model. One transaction: all or nothing.
     pub fn replay(
@@ -284,18 +450,22 @@ impl Store {
             let rows = st.query_map([], |r| r.get(0))?;
             rows.collect::<Result<_, _>>()?
         };
-        let (partitions, transitions) = rederive(&tx, model, &touched, i64::MAX, &[], opts)?;
+        let mut clock = PhaseClock::new();
+        let (partitions, transitions) =
+            rederive(&tx, model, &touched, i64::MAX, &mut [], opts, &mut clock)?;
         tx.commit()?;
+        clock.lap("commit");
         Ok(IngestSummary {
             partitions,
             transitions,
+            phases: clock.phases,
             ..Default::default()
         })
     }
 
     /// Loads every partition's events in derivation order (for impact analysis and tests).
     pub fn all_partitions(&self) -> Result<Vec<Vec<SequencedEvent>>, StoreError> {
-        Ok(load_partitions(&self.conn, None, i64::MAX, &[])?
+        Ok(load_partitions(&self.conn, None, i64::MAX, &mut [])?
             .into_iter()
             .map(|(_, evs)| evs)
             .collect())
@@ -304,45 +474,56 @@ impl Store {
 
 /// Removes everything identifying a person from the log: their events keep only their id.
 fn erase_person(tx: &Transaction<'_>, person: &str) -> Result<(), StoreError> {
+    // A person's events all live in their partition: no index on `person` is needed.
     tx.execute(
-        "UPDATE events SET body = NULL, person = NULL WHERE person = ?1",
+        "UPDATE events SET body = NULL, person = NULL
+         WHERE partition = (SELECT partition FROM person_partition WHERE person = ?1) AND person = ?1",
         [person],
     )?;
     tx.execute("DELETE FROM person_partition WHERE person = ?1", [person])?;
     Ok(())
 }
 
-/// Loads the events of some partitions (all when `only` is `None`), grouped by partition and
-/// sorted by (at, seq). Bodies of events at or after `batch_start` come from `in_memory`.
+/// Loads the events of some partitions, grouped by partition and sorted by (at, seq): all
+/// partitions when `only` is `None`, else those in `temp.touched`, reached through the
+/// partition index (`Some("index")`) or by one sequential scan (`Some("scan")`). Events with
+/// seq in `[batch_start, batch_start + in_memory.len())` are taken from `in_memory`.
 fn load_partitions(
     conn: &rusqlite::Connection,
     only: Option<&str>,
     batch_start: i64,
-    in_memory: &[Option<&Event>],
+    in_memory: &mut [Option<Event>],
 ) -> Result<Vec<(String, Vec<SequencedEvent>)>, StoreError> {
     let sql = match only {
-        Some(_) => "SELECT e.seq, e.partition, CASE WHEN e.seq < ?1 THEN e.body END
+        Some(_) => {
+            "SELECT e.seq, e.partition, CASE WHEN e.seq < ?1 OR e.seq >= ?2 THEN e.body END
                     FROM events e JOIN temp.touched t ON t.partition = e.partition
-                    WHERE e.body IS NOT NULL",
-        None => "SELECT seq, partition, CASE WHEN seq < ?1 THEN body END FROM events WHERE body IS NOT NULL",
+                    WHERE e.body IS NOT NULL"
+        }
+        None => {
+            "SELECT seq, partition, CASE WHEN seq < ?1 OR seq >= ?2 THEN body END
+                 FROM events WHERE body IS NOT NULL"
+        }
     };
+    // Events with seq in [batch_start, memory_end) are in `in_memory`; the rest are parsed.
+    let memory_end = batch_start.saturating_add(in_memory.len() as i64);
     let mut st = conn.prepare(sql)?;
-    let mut rows = st.query([batch_start])?;
+    let mut rows = st.query([batch_start, memory_end])?;
     let mut groups: HashMap<String, Vec<SequencedEvent>> = HashMap::new();
     while let Some(r) = rows.next()? {
         let seq: i64 = r.get(0)?;
         let partition: String = r.get(1)?;
-        let event = if seq < batch_start {
+        let event = if seq < batch_start || seq >= memory_end {
             let body: String = r.get(2)?;
             waterfall_core::parse_line(&body)
                 .map_err(|e| StoreError::Corrupt(format!("event #{seq}: {e}")))?
         } else {
+            // Each batch event belongs to exactly one partition: move it, never clone it.
             match in_memory
-                .get((seq - batch_start) as usize)
-                .copied()
-                .flatten()
+                .get_mut((seq - batch_start) as usize)
+                .and_then(Option::take)
             {
-                Some(e) => e.clone(),
+                Some(e) => e,
                 None => continue,
             }
         };
@@ -366,64 +547,72 @@ fn rederive(
     model: &Model,
     touched: &[String],
     batch_start: i64,
-    in_memory: &[Option<&Event>],
+    in_memory: &mut [Option<Event>],
     opts: IngestOptions,
+    clock: &mut PhaseClock,
 ) -> Result<(usize, usize), StoreError> {
-    tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS touched(partition TEXT PRIMARY KEY); DELETE FROM temp.touched;")?;
-    {
-        let mut ins =
-            tx.prepare_cached("INSERT OR IGNORE INTO temp.touched(partition) VALUES (?1)")?;
-        for p in touched {
-            ins.execute([p])?;
+    tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS touched(partition TEXT PRIMARY KEY)")?;
+    let mut touched = touched.to_vec();
+    touched.sort();
+    let (mut partitions, mut written) = (0, 0);
+    // A pass at a time, so memory stays bounded however many partitions a batch touches.
+    for pass in touched.chunks(PARTITIONS_PER_PASS) {
+        tx.execute_batch("DELETE FROM temp.touched")?;
+        {
+            let mut ins =
+                tx.prepare_cached("INSERT OR IGNORE INTO temp.touched(partition) VALUES (?1)")?;
+            for p in pass {
+                ins.execute([p])?;
+            }
         }
+        for table in ["transitions", "people", "accounts", "rejections"] {
+            tx.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE partition IN (SELECT partition FROM temp.touched)"
+                ),
+                [],
+            )?;
+        }
+        let (names, events): (Vec<String>, Vec<Vec<SequencedEvent>>) = load_partitions(
+            tx,
+            Some(if touched.len() > 4096 {
+                "scan"
+            } else {
+                "index"
+            }),
+            batch_start,
+            in_memory,
+        )?
+        .into_iter()
+        .unzip();
+        clock.lap("load");
+        let derived = derive_all(
+            model,
+            &events,
+            DeriveOptions {
+                horizon: opts.horizon,
+            },
+        );
+        drop(events);
+        clock.lap("derive");
+        for (partition, d) in names.iter().zip(&derived) {
+            written += write_derived(tx, partition, d)?;
+        }
+        partitions += names.len();
+        clock.lap("write");
     }
-    for table in ["transitions", "people", "accounts", "rejections"] {
-        tx.execute(
-            &format!("DELETE FROM {table} WHERE partition IN (SELECT partition FROM temp.touched)"),
-            [],
-        )?;
-    }
-    let (names, partitions): (Vec<String>, Vec<Vec<SequencedEvent>>) =
-        load_partitions(tx, Some("touched"), batch_start, in_memory)?
-            .into_iter()
-            .unzip();
-    let derived = derive_all(
-        model,
-        &partitions,
-        DeriveOptions {
-            horizon: opts.horizon,
-        },
-    );
-    let mut written = 0;
-    for (partition, d) in names.iter().zip(&derived) {
-        written += write_derived(tx, partition, d)?;
-    }
-    Ok((partitions.len(), written))
+    Ok((partitions, written))
 }
 
+/// How many partitions are loaded, derived and written per pass.
+const PARTITIONS_PER_PASS: usize = 8192;
+
 fn write_derived(tx: &Transaction<'_>, partition: &str, d: &Derived) -> Result<usize, StoreError> {
-    let mut ins = tx.prepare_cached(
-        "INSERT INTO transitions(partition, level, subject, field, at, seq, sub, from_value, to_value, event_id, rule)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?;
-    for t in &d.transitions {
-        ins.execute(params![
-            partition,
-            matches!(t.level, Level::Account) as i64,
-            t.subject,
-            match t.field {
-                Field::Stage => 0i64,
-                Field::Status => 1,
-                Field::Owner => 2,
-            },
-            t.order.at.0,
-            t.order.seq as i64,
-            t.order.sub as i64,
-            t.from,
-            t.to,
-            t.event,
-            t.rule
-        ])?;
+    if !d.transitions.is_empty() {
+        let data = postcard::to_stdvec(&d.transitions)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode transitions: {e}")))?;
+        tx.prepare_cached("INSERT INTO transitions(partition, count, data) VALUES (?1, ?2, ?3)")?
+            .execute(params![partition, d.transitions.len() as i64, data])?;
     }
     let mut ins = tx.prepare_cached(
         "INSERT OR REPLACE INTO people(id, partition, account, attrs, stage, status, created_at, last_activity, merged_into)

@@ -11,8 +11,8 @@ mod ingest;
 mod query;
 mod schema;
 
-pub use ingest::{IngestOptions, IngestSummary};
-pub use query::{AccountRow, EventRow, HistoryRows, PersonRow};
+pub use ingest::{Batch, IngestOptions, IngestSummary};
+pub use query::{AccountRow, EventRow, HistoryQuery, HistoryRows, PersonRow, ReportRows};
 
 use rusqlite::{Connection, OptionalExtension};
 use std::path::Path;
@@ -64,7 +64,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
-        conn.pragma_update(None, "cache_size", -262_144)?; // 256 MiB
+        conn.pragma_update(None, "cache_size", -65_536)?; // 64 MiB
         let mut store = Store { conn };
         schema::migrate(&mut store.conn)?;
         Ok(store)

@@ -3,7 +3,7 @@
 use crate::{Store, StoreError};
 use rusqlite::{params, OptionalExtension, Row};
 use serde::Serialize;
-use waterfall_core::{Attrs, Event, Field, Level, Order, Timestamp, Transition};
+use waterfall_core::{Attrs, Event, Field, Level, Timestamp, Transition, TransitionRef};
 use waterfall_engine::SequencedEvent;
 
 /// A person as stored.
@@ -93,33 +93,65 @@ fn person_row(r: &Row<'_>) -> rusqlite::Result<(PersonRow, String)> {
 const PERSON_COLUMNS: &str =
     "id, partition, account, attrs, stage, status, created_at, last_activity, merged_into";
 
-fn transition_row(r: &Row<'_>) -> rusqlite::Result<Transition> {
-    Ok(Transition {
-        level: if r.get::<_, i64>(0)? == 1 {
-            Level::Account
-        } else {
-            Level::Person
-        },
-        subject: r.get(1)?,
-        field: match r.get::<_, i64>(2)? {
-            1 => Field::Status,
-            2 => Field::Owner,
-            _ => Field::Stage,
-        },
-        order: Order {
-            at: Timestamp(r.get(3)?),
-            seq: r.get::<_, i64>(4)? as u64,
-            sub: r.get::<_, i64>(5)? as u32,
-        },
-        from: r.get(6)?,
-        to: r.get(7)?,
-        event: r.get(8)?,
-        rule: r.get(9)?,
-    })
+/// Decodes one partition's transitions (as written by the ingest).
+fn decode_transitions(data: &[u8]) -> Result<Vec<Transition>, StoreError> {
+    postcard::from_bytes(data).map_err(|e| StoreError::Corrupt(format!("stored transitions: {e}")))
 }
 
-const TRANSITION_COLUMNS: &str =
-    "level, subject, field, at, seq, sub, from_value, to_value, event_id, rule";
+/// People and the stored transitions, as read for a report.
+pub struct ReportRows {
+    /// Every person, merged-away ones included.
+    pub people: Vec<PersonRow>,
+    blobs: Vec<Vec<u8>>,
+    field: Option<Field>,
+    level: Option<Level>,
+}
+
+impl ReportRows {
+    /// The transitions the query asked for, decoded without copying their strings.
+    pub fn transitions(&self) -> impl Iterator<Item = Result<TransitionRef<'_>, StoreError>> + '_ {
+        let (field, level) = (self.field, self.level);
+        self.blobs.iter().flat_map(move |b| {
+            let decoded: Result<Vec<TransitionRef<'_>>, StoreError> = postcard::from_bytes(b)
+                .map_err(|e| StoreError::Corrupt(format!("stored transitions: {e}")));
+            let items: Vec<Result<TransitionRef<'_>, StoreError>> = match decoded {
+                Ok(ts) => ts
+                    .into_iter()
+                    .filter(|t| {
+                        field.is_none_or(|f| t.field == f) && level.is_none_or(|l| t.level == l)
+                    })
+                    .map(Ok)
+                    .collect(),
+                Err(e) => vec![Err(e)],
+            };
+            items
+        })
+    }
+}
+
+fn to_owned_transition(t: TransitionRef<'_>) -> Transition {
+    Transition {
+        level: t.level,
+        subject: t.subject.to_string(),
+        field: t.field,
+        order: t.order,
+        from: t.from.map(str::to_string),
+        to: t.to.to_string(),
+        event: t.event.map(str::to_string),
+        rule: t.rule.to_string(),
+    }
+}
+
+/// What a report needs from the store (loading less is faster).
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    /// Only transitions of this field (stage or status); all when `None`.
+    pub field: Option<Field>,
+    /// Only transitions of this level (person or account); all when `None`.
+    pub level: Option<Level>,
+    /// Load people's attributes: `None` none, `Some(None)` all, `Some(Some(k))` only `k`.
+    pub attributes: Option<Option<String>>,
+}
 
 impl Store {
     /// One person, by id.
@@ -178,11 +210,32 @@ impl Store {
 
     /// The transitions of one person or account, in order.
     pub fn transitions_of(&self, subject: &str) -> Result<Vec<Transition>, StoreError> {
-        let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {TRANSITION_COLUMNS} FROM transitions WHERE subject = ?1 ORDER BY at, seq, sub"
-        ))?;
-        let rows = st.query_map([subject], transition_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let partition: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT partition FROM people WHERE id = ?1
+                 UNION ALL SELECT partition FROM accounts WHERE id = ?1 LIMIT 1",
+                [subject],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(partition) = partition else {
+            return Ok(Vec::new());
+        };
+        let data: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT data FROM transitions WHERE partition = ?1",
+                [&partition],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(data) = data else {
+            return Ok(Vec::new());
+        };
+        let mut all = decode_transitions(&data)?;
+        all.retain(|t| t.subject == subject);
+        Ok(all)
     }
 
     /// One stored event by id.
@@ -249,31 +302,85 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Everything reports read: all people and all transitions.
+    /// Everything stored: all people (with attributes) and all transitions, owned.
     pub fn history(&self) -> Result<HistoryRows, StoreError> {
-        let mut st = self
-            .conn
-            .prepare(&format!("SELECT {PERSON_COLUMNS} FROM people"))?;
-        let people = st
-            .query_map([], person_row)?
-            .map(|r| {
-                let (mut p, attrs) = r?;
-                p.attrs = attrs_of(&attrs)?;
-                Ok(p)
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let mut st = self
-            .conn
-            .prepare(&format!("SELECT {TRANSITION_COLUMNS} FROM transitions"))?;
-        let mut transitions: Vec<Transition> = st
-            .query_map([], transition_row)?
+        let rows = self.history_for(&HistoryQuery {
+            attributes: Some(None),
+            ..HistoryQuery::default()
+        })?;
+        let transitions = rows
+            .transitions()
+            .map(|t| t.map(to_owned_transition))
             .collect::<Result<_, _>>()?;
-        transitions
-            .sort_by(|a, b| (a.level, &a.subject, a.order).cmp(&(b.level, &b.subject, b.order)));
         Ok(HistoryRows {
-            people,
+            people: rows.people,
             transitions,
         })
+    }
+
+    /// What a report reads, and no more: people (with the asked attributes) and the stored
+    /// transitions, decoded lazily and filtered by [`ReportRows::transitions`].
+    pub fn history_for(&self, q: &HistoryQuery) -> Result<ReportRows, StoreError> {
+        let people = self.people_for(q)?;
+        let mut st = self.conn.prepare("SELECT data FROM transitions")?;
+        let mut rows = st.query([])?;
+        let mut blobs = Vec::new();
+        while let Some(r) = rows.next()? {
+            blobs.push(r.get::<_, Vec<u8>>(0)?);
+        }
+        Ok(ReportRows {
+            people,
+            blobs,
+            field: q.field,
+            level: q.level,
+        })
+    }
+
+    fn people_for(&self, q: &HistoryQuery) -> Result<Vec<PersonRow>, StoreError> {
+        let attrs_sql = match &q.attributes {
+            None => "NULL",
+            Some(None) => "attrs",
+            Some(Some(_)) => "json_extract(attrs, '$.' || ?1)",
+        };
+        let sql = format!(
+            "SELECT id, partition, account, {attrs_sql}, stage, status, created_at, last_activity, merged_into FROM people"
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let mut rows = match &q.attributes {
+            Some(Some(k)) => st.query([k])?,
+            _ => st.query([])?,
+        };
+        let mut people = Vec::new();
+        while let Some(r) = rows.next()? {
+            let mut p = PersonRow {
+                id: r.get(0)?,
+                partition: r.get(1)?,
+                account: r.get(2)?,
+                attrs: Attrs::new(),
+                stage: r.get(4)?,
+                status: r.get(5)?,
+                created_at: Timestamp(r.get(6)?),
+                last_activity: r.get::<_, Option<i64>>(7)?.map(Timestamp),
+                merged_into: r.get(8)?,
+            };
+            match &q.attributes {
+                None => {}
+                Some(None) => p.attrs = attrs_of(&r.get::<_, String>(3)?)?,
+                Some(Some(k)) => {
+                    let json = match r.get::<_, rusqlite::types::Value>(3)? {
+                        rusqlite::types::Value::Integer(i) => Some(serde_json::Value::from(i)),
+                        rusqlite::types::Value::Real(f) => Some(serde_json::Value::from(f)),
+                        rusqlite::types::Value::Text(t) => Some(serde_json::Value::from(t)),
+                        rusqlite::types::Value::Null | rusqlite::types::Value::Blob(_) => None,
+                    };
+                    if let Some(v) = json {
+                        p.attrs.insert(k.clone(), v);
+                    }
+                }
+            }
+            people.push(p);
+        }
+        Ok(people)
     }
 
     /// Counts of what is stored: (events, people, accounts, transitions).
@@ -285,7 +392,7 @@ impl Store {
             c("SELECT COUNT(*) FROM events WHERE body IS NOT NULL")?,
             c("SELECT COUNT(*) FROM people WHERE merged_into IS NULL")?,
             c("SELECT COUNT(*) FROM accounts")?,
-            c("SELECT COUNT(*) FROM transitions")?,
+            c("SELECT COALESCE(SUM(count), 0) FROM transitions")?,
         ))
     }
 }

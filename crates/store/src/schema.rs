@@ -19,30 +19,20 @@ CREATE TABLE events (
     person    TEXT,
     body      TEXT
 );
-CREATE UNIQUE INDEX events_id ON events(id);
-CREATE INDEX events_partition ON events(partition);
-CREATE INDEX events_person ON events(person) WHERE person IS NOT NULL;
 
 -- Where each person's and opportunity's events live.
 CREATE TABLE person_partition (person TEXT PRIMARY KEY, partition TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE opportunity_partition (opportunity TEXT PRIMARY KEY, partition TEXT NOT NULL) WITHOUT ROWID;
 
 -- Derived: replaced per partition whenever a partition is re-derived.
+-- Every transition of a partition, in order, as one compact record (postcard-encoded
+-- `Vec<Transition>`): a partition is always derived and replaced whole, and reports read
+-- them all, so one row per partition keeps writes and reads sequential.
 CREATE TABLE transitions (
-    partition TEXT NOT NULL,
-    level     INTEGER NOT NULL,  -- 0 person, 1 account
-    subject   TEXT NOT NULL,
-    field     INTEGER NOT NULL,  -- 0 stage, 1 status
-    at        INTEGER NOT NULL,
-    seq       INTEGER NOT NULL,
-    sub       INTEGER NOT NULL,
-    from_value TEXT,
-    to_value  TEXT NOT NULL,
-    event_id  TEXT,
-    rule      TEXT NOT NULL
+    partition TEXT PRIMARY KEY,
+    count     INTEGER NOT NULL,
+    data      BLOB NOT NULL
 );
-CREATE INDEX transitions_partition ON transitions(partition);
-CREATE INDEX transitions_subject ON transitions(subject, at, seq, sub);
 
 CREATE TABLE people (
     id            TEXT PRIMARY KEY,
@@ -75,6 +65,17 @@ CREATE TABLE rejections (
 CREATE INDEX rejections_partition ON rejections(partition);
 "#;
 
+/// The indexes of the event log: dropped while a batch loads into an empty log and built
+/// once at its end (one sort instead of a million random inserts), inside the same
+/// transaction.
+pub const EVENT_INDEXES: &str = "
+CREATE UNIQUE INDEX events_id ON events(id);
+CREATE INDEX events_partition ON events(partition);
+";
+
+/// Drops the event log's indexes (see [`EVENT_INDEXES`]).
+pub const DROP_EVENT_INDEXES: &str = "DROP INDEX events_id; DROP INDEX events_partition;";
+
 /// Brings a database to [`SCHEMA_VERSION`], one migration per version, each in a transaction.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -88,6 +89,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     for (i, sql) in migrations.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
+        if i == 0 {
+            tx.execute_batch(EVENT_INDEXES)?;
+        }
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.commit()?;
     }

@@ -102,7 +102,7 @@ fn history(store: &Store) -> (Vec<String>, Vec<Change>) {
 fn ingest_all(model: &Model, batches: &[&[Event]]) -> Store {
     let mut s = Store::open_in_memory().unwrap();
     for b in batches {
-        s.ingest(model, b, HORIZON).unwrap();
+        s.ingest(model, b.to_vec(), HORIZON).unwrap();
     }
     s
 }
@@ -150,7 +150,7 @@ proptest! {
         let model = Model::history_only();
         let mut s = ingest_all(&model, &[&events]);
         let before = history(&s);
-        let again = s.ingest(&model, &events, HORIZON).unwrap();
+        let again = s.ingest(&model, events.clone(), HORIZON).unwrap();
         prop_assert_eq!(again.stored, 0);
         prop_assert_eq!(again.duplicates, events.len());
         prop_assert_eq!(before, history(&s));
@@ -227,7 +227,7 @@ fn erase_leaves_nothing_identifying() {
     let mut s = ingest_all(&model, &[&events]);
     s.ingest(
         &model,
-        &[ev(
+        vec![ev(
             "4",
             "2025-03-01T00:00:00Z",
             r#""type":"erase","person":"jo""#,
@@ -252,7 +252,7 @@ fn erase_leaves_nothing_identifying() {
         "{dump}"
     );
     // Re-ingesting the erased events is a no-op: the ids are remembered.
-    let again = s.ingest(&model, &events, HORIZON).unwrap();
+    let again = s.ingest(&model, events.clone(), HORIZON).unwrap();
     assert_eq!(again.stored, 0);
     assert!(s.person("jo").unwrap().is_none());
 }
@@ -279,4 +279,34 @@ fn late_event_moves_a_person_into_their_account() {
         Timestamp::parse("2025-01-01T00:00:00Z").unwrap()
     );
     assert_eq!(s.transitions_of("p").unwrap().len(), 3);
+}
+
+#[test]
+fn a_person_moving_into_an_account_within_one_fresh_batch_keeps_all_events() {
+    let model = Model::history_only();
+    let batch = vec![
+        ev(
+            "1",
+            "2025-01-05T00:00:00Z",
+            r#""type":"stage","person":"p","stage":"MQL""#,
+        ),
+        ev(
+            "2",
+            "2025-01-06T00:00:00Z",
+            r#""type":"person","person":"p","account":"acme""#,
+        ),
+        ev(
+            "3",
+            "2025-01-07T00:00:00Z",
+            r#""type":"stage","person":"p","stage":"SAL""#,
+        ),
+    ];
+    let s = ingest_all(&model, &[&batch]);
+    let p = s.person("p").unwrap().unwrap();
+    assert_eq!(p.partition, "acme");
+    assert_eq!(p.stage, "SAL");
+    assert_eq!(s.event("1").unwrap().unwrap().partition, "acme");
+    // Re-ingesting into the now non-empty log finds every id.
+    let mut s = s;
+    assert_eq!(s.ingest(&model, batch, HORIZON).unwrap().stored, 0);
 }

@@ -1,6 +1,6 @@
 //! `waterfall demo`: the whole product in one command, on generated data.
 
-use crate::cmd::report::{load_history, OutputFormat};
+use crate::cmd::report::{history_query, load_history, OutputFormat};
 use crate::error::{CliError, CliResult};
 use crate::input::spinner;
 use crate::DbArgs;
@@ -75,9 +75,10 @@ pub fn run(args: DemoArgs) -> CliResult {
     ));
     let mut store = Store::open(&args.db)?;
     let t = Instant::now();
+    let generated = events.len();
     let summary = store.ingest(
         &model,
-        &events,
+        events,
         IngestOptions {
             horizon: opts.end(),
         },
@@ -87,15 +88,18 @@ pub fn run(args: DemoArgs) -> CliResult {
     println!(
         "ingested into {} in {secs:.1}s ({:.0} events/s): {} transitions for {} partitions",
         args.db.display(),
-        events.len() as f64 / secs.max(1e-9),
+        generated as f64 / secs.max(1e-9),
         summary.transitions,
         summary.partitions
     );
     drop(store);
 
-    let history = load_history(&DbArgs {
-        db: args.db.clone(),
-    })?;
+    let history = load_history(
+        &DbArgs {
+            db: args.db.clone(),
+        },
+        &history_query(false, None),
+    )?;
     let window = |t: Timestamp| Some(t);
     let f = flow(
         &history,

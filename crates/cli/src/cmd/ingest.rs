@@ -1,11 +1,14 @@
 //! `waterfall ingest` and `waterfall replay`.
 
 use crate::error::{CliError, CliResult};
-use crate::input::{load_model, parse_parallel, read_input, spinner, Rejected};
+use crate::input::{load_model, parse_parallel, read_chunks, spinner, Rejected};
 use crate::DbArgs;
 use std::time::Instant;
 use waterfall_core::{LineError, Timestamp};
 use waterfall_store::{IngestOptions, Store};
+
+/// How much of an input file is parsed and appended at a time (bounds memory).
+const CHUNK_BYTES: usize = 32 << 20;
 
 /// Arguments of `waterfall ingest`.
 #[derive(clap::Args)]
@@ -19,6 +22,9 @@ pub struct IngestArgs {
     /// All or nothing: if any line is rejected, store nothing.
     #[arg(long)]
     strict: bool,
+    /// Print how long each phase took (parse, append, load, derive, write, commit).
+    #[arg(long, short)]
+    verbose: bool,
     /// Event files in JSON Lines (`-` reads standard input).
     #[arg(required = true)]
     files: Vec<String>,
@@ -69,28 +75,61 @@ pub fn open_with_model(
 pub fn run(args: IngestArgs) -> CliResult {
     let (mut store, model) = open_with_model(&args.db, args.model.as_deref())?;
     let started = Instant::now();
-    let mut events = Vec::new();
     let mut rejected: Vec<Rejected> = Vec::new();
+    let total: u64 = args
+        .files
+        .iter()
+        .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let pb = indicatif::ProgressBar::new(total);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {binary_bytes}/{binary_total_bytes} {msg} ({elapsed}, eta {eta})",
+        )
+        .expect("valid template"),
+    );
+    let mut batch = store.begin(&model)?;
+    let mut appended = 0usize;
     for file in &args.files {
-        let pb = spinner(&format!("reading {file}"));
-        let text = read_input(file)?;
-        pb.set_message(format!("parsing {file}"));
-        let (parsed, errors) = parse_parallel(&text);
-        rejected.extend(errors.into_iter().map(|error| Rejected {
+        let mut unreadable = Vec::new();
+        read_chunks(
+            file,
+            CHUNK_BYTES,
+            &mut unreadable,
+            |first_line, text, bytes| {
+                let (parsed, errors) = parse_parallel(text, first_line);
+                rejected.extend(errors.into_iter().map(|error| Rejected {
+                    file: file.clone(),
+                    error,
+                }));
+                let mut good = Vec::with_capacity(parsed.len());
+                for (line, ev) in parsed {
+                    match waterfall_engine::validate(&model, &ev) {
+                        Ok(()) => good.push(ev),
+                        Err(reason) => rejected.push(Rejected {
+                            file: file.clone(),
+                            error: LineError { line, reason },
+                        }),
+                    }
+                }
+                appended += good.len();
+                batch.append(good)?;
+                pb.inc(bytes as u64);
+                let secs = started.elapsed().as_secs_f64().max(1e-9);
+                pb.set_message(format!(
+                    "{appended} events, {:.0}/s",
+                    appended as f64 / secs
+                ));
+                Ok(())
+            },
+        )?;
+        rejected.extend(unreadable.into_iter().map(|error| Rejected {
             file: file.clone(),
             error,
         }));
-        for (line, ev) in parsed {
-            match waterfall_engine::validate(&model, &ev) {
-                Ok(()) => events.push(ev),
-                Err(reason) => rejected.push(Rejected {
-                    file: file.clone(),
-                    error: LineError { line, reason },
-                }),
-            }
-        }
-        pb.finish_and_clear();
     }
+    rejected.sort_by(|a, b| (&a.file, a.error.line).cmp(&(&b.file, b.error.line)));
+    pb.finish_and_clear();
     for r in rejected.iter().take(50) {
         eprintln!("{}:{}: {}", r.file, r.error.line, r.error.reason);
     }
@@ -103,14 +142,12 @@ pub fn run(args: IngestArgs) -> CliResult {
             rejected.len()
         )));
     }
-    let pb = spinner(&format!("storing and deriving {} events", events.len()));
-    let summary = store.ingest(
-        &model,
-        &events,
-        IngestOptions {
-            horizon: Timestamp::now(),
-        },
-    )?;
+    let pb = spinner(&format!(
+        "deriving stages and statuses from {appended} events"
+    ));
+    let summary = batch.finish(IngestOptions {
+        horizon: Timestamp::now(),
+    })?;
     pb.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     println!(
@@ -127,6 +164,14 @@ pub fn run(args: IngestArgs) -> CliResult {
         summary.transitions,
         model.name
     );
+    if args.verbose {
+        let phases: Vec<String> = summary
+            .phases
+            .iter()
+            .map(|(p, s)| format!("{p} {s:.2}s"))
+            .collect();
+        eprintln!("phases: {}", phases.join(", "));
+    }
     if !rejected.is_empty() {
         return Err(CliError::user(format!(
             "{} lines rejected (the good lines were stored)",

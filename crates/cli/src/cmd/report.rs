@@ -2,9 +2,11 @@
 
 use crate::error::{CliError, CliResult};
 use crate::DbArgs;
-use waterfall_core::{Level, Period, Timestamp};
+use waterfall_core::{Field, Level, Period, Timestamp, Transition, TransitionRef};
+use waterfall_engine::Derived;
+use waterfall_model::Model;
 use waterfall_report::{AccountInfo, History, PersonInfo, Report};
-use waterfall_store::Store;
+use waterfall_store::{HistoryQuery, Store};
 
 /// `waterfall report …`
 #[derive(clap::Subcommand)]
@@ -158,19 +160,24 @@ pub enum OutputFormat {
     Csv,
 }
 
-fn instant(flag: &str, v: Option<&str>) -> CliResult<Option<Timestamp>> {
+/// Parses an optional instant flag (RFC 3339 or YYYY-MM-DD).
+pub fn instant(flag: &str, v: Option<&str>) -> CliResult<Option<Timestamp>> {
     v.map(|s| Timestamp::parse_flexible(s).map_err(|e| CliError::user(format!("{flag}: {e}"))))
         .transpose()
 }
 
-/// Loads what reports read from a database: the model's names, people and transitions.
-pub fn load_history(db: &DbArgs) -> CliResult<History> {
-    load(db, ReportLevel::Person)
+/// What a report reads: person-level stage transitions, plus statuses and rule names
+/// (`everything`), plus the `--by` attribute of each person.
+pub fn history_query(everything: bool, by: Option<&str>) -> HistoryQuery {
+    HistoryQuery {
+        field: (!everything).then_some(Field::Stage),
+        level: Some(Level::Person),
+        attributes: by.map(|b| Some(b.to_string())),
+    }
 }
 
-/// Loads the history for reports at a level: for accounts, also every account with a stage
-/// (its attributes for `--by`) and the model's account stages in model order.
-pub fn load(db: &DbArgs, level: ReportLevel) -> CliResult<History> {
+/// Loads what reports read from a database: the model's names, people and transitions.
+pub fn load_history(db: &DbArgs, query: &HistoryQuery) -> CliResult<History> {
     if !db.db.exists() {
         return Err(
             CliError::user(format!("no database at {}", db.db.display()))
@@ -179,16 +186,8 @@ pub fn load(db: &DbArgs, level: ReportLevel) -> CliResult<History> {
     }
     let store = Store::open(&db.db)?;
     let model = store.stored_model()?;
-    let rows = store.history()?;
-    let (stages, statuses) = match &model {
-        Some(m) => (
-            m.stages.iter().map(|s| s.name.clone()).collect(),
-            m.statuses.iter().map(|s| s.name.clone()).collect(),
-        ),
-        None => (Vec::new(), Vec::new()),
-    };
-    let people = rows
-        .people
+    let mut rows = store.history_for(query)?;
+    let people = std::mem::take(&mut rows.people)
         .into_iter()
         .map(|p| PersonInfo {
             visible: p.merged_into.is_none(),
@@ -197,46 +196,113 @@ pub fn load(db: &DbArgs, level: ReportLevel) -> CliResult<History> {
             attrs: p.attrs,
         })
         .collect();
-    let mut accounts = Vec::new();
-    if level == ReportLevel::Account {
-        let mut ids: Vec<&str> = rows
-            .transitions
-            .iter()
-            .filter(|t| t.level == Level::Account)
-            .map(|t| t.subject.as_str())
-            .collect();
-        ids.dedup();
-        for id in ids {
-            let attrs = store.account(id)?.map(|a| a.attrs).unwrap_or_default();
-            accounts.push(AccountInfo {
-                id: id.to_string(),
-                attrs,
-                visible: true,
-            });
-        }
+    let transitions = rows.transitions().collect::<Result<Vec<_>, _>>()?;
+    Ok(history_of(model.as_ref(), people, Vec::new(), transitions))
+}
+
+/// Loads the account-level history: account stage transitions, every account with a stage
+/// (its attributes for `--by`) and the model's account stages in model order.
+pub fn load_account_history(db: &DbArgs) -> CliResult<History> {
+    if !db.db.exists() {
+        return Err(
+            CliError::user(format!("no database at {}", db.db.display()))
+                .hint("create one with `waterfall ingest` or `waterfall demo`"),
+        );
     }
-    let history = History::new(stages, statuses, people, rows.transitions);
-    Ok(match level {
-        ReportLevel::Person => history,
-        ReportLevel::Account => {
-            let names = model
-                .map(|m| m.account_stages.iter().map(|s| s.name.clone()).collect())
-                .unwrap_or_default();
-            history.with_accounts(accounts, names)
-        }
-    })
+    let store = Store::open(&db.db)?;
+    let model = store.stored_model()?;
+    let rows = store.history_for(&HistoryQuery {
+        field: Some(Field::Stage),
+        level: Some(Level::Account),
+        attributes: None,
+    })?;
+    let transitions = rows.transitions().collect::<Result<Vec<_>, _>>()?;
+    let mut ids: Vec<&str> = transitions.iter().map(|t| t.subject).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut accounts = Vec::new();
+    for id in ids {
+        let attrs = store.account(id)?.map(|a| a.attrs).unwrap_or_default();
+        accounts.push(AccountInfo {
+            id: id.to_string(),
+            attrs,
+            visible: true,
+        });
+    }
+    Ok(history_of(
+        model.as_ref(),
+        Vec::new(),
+        accounts,
+        transitions,
+    ))
+}
+
+/// Loads the history a report at `level` reads (`by` groups people or accounts).
+fn load_level(db: &DbArgs, level: ReportLevel, by: Option<&str>) -> CliResult<History> {
+    match level {
+        ReportLevel::Person => load_history(db, &history_query(false, by)),
+        ReportLevel::Account => load_account_history(db),
+    }
+}
+
+/// Builds what reports read from a model's names (in model order), people, accounts and
+/// transitions: the one way for stored rows and for in-memory replays alike.
+pub fn history_of<'a>(
+    model: Option<&Model>,
+    people: Vec<PersonInfo>,
+    accounts: Vec<AccountInfo>,
+    transitions: impl IntoIterator<Item = TransitionRef<'a>>,
+) -> History {
+    let names = |f: &dyn Fn(&Model) -> Vec<String>| model.map(f).unwrap_or_default();
+    let stages = names(&|m: &Model| m.stages.iter().map(|s| s.name.clone()).collect());
+    let statuses = names(&|m: &Model| m.statuses.iter().map(|s| s.name.clone()).collect());
+    let account_stages =
+        names(&|m: &Model| m.account_stages.iter().map(|s| s.name.clone()).collect());
+    History::from_refs(stages, statuses, people, transitions)
+        .with_accounts(accounts, account_stages)
+}
+
+/// Builds what reports read from a replay in memory: the engine's people, accounts and
+/// transitions of every partition, under `model`.
+pub fn history_from_derived(model: &Model, derived: Vec<Derived>) -> History {
+    let (mut people, mut accounts, mut transitions) = (Vec::new(), Vec::new(), Vec::new());
+    for d in derived {
+        people.extend(d.people.into_iter().map(|p| PersonInfo {
+            visible: p.merged_into.is_none(),
+            id: p.id,
+            account: p.account,
+            attrs: p.attrs,
+        }));
+        accounts.extend(d.accounts.into_iter().map(|a| AccountInfo {
+            id: a.id,
+            attrs: a.attrs,
+            visible: true,
+        }));
+        transitions.extend(d.transitions);
+    }
+    history_of(
+        Some(model),
+        people,
+        accounts,
+        transitions.iter().map(Transition::as_ref),
+    )
 }
 
 /// The names of the timer rules of the database's model: what counts as an SLA breach.
 fn timer_rules(db: &DbArgs) -> CliResult<Vec<String>> {
     let store = Store::open(&db.db)?;
-    let Some(model) = store.stored_model()? else {
-        return Ok(Vec::new());
-    };
-    Ok(model
+    Ok(store
+        .stored_model()?
+        .map(|m| timer_rules_of(&m))
+        .unwrap_or_default())
+}
+
+/// The names of a model's timer rules: what counts as an SLA breach under it.
+pub fn timer_rules_of(model: &Model) -> Vec<String> {
+    model
         .rules_for(waterfall_model::TriggerKind::Timer)
         .map(|r| r.name.clone())
-        .collect())
+        .collect()
 }
 
 /// Prints a report in the chosen format.
@@ -259,7 +325,7 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             to,
             as_of,
         } => {
-            let h = load(&common.db, level)?;
+            let h = load_level(&common.db, level, common.by.as_deref())?;
             let opts = waterfall_report::FlowOptions {
                 period,
                 from: instant("--from", from.as_deref())?,
@@ -280,7 +346,7 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             period,
             as_of,
         } => {
-            let h = load(&common.db, level)?;
+            let h = load_level(&common.db, level, common.by.as_deref())?;
             let (stage, known) = match level {
                 ReportLevel::Person => (stage.unwrap_or_else(|| "MQL".into()), h.stages()),
                 ReportLevel::Account => (stage.unwrap_or_else(|| "MQA".into()), h.account_stages()),
@@ -302,7 +368,7 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             print(&report, common.format);
         }
         ReportCommand::Velocity { common, window } => {
-            let h = load_history(&common.db)?;
+            let h = load_history(&common.db, &history_query(false, common.by.as_deref()))?;
             let opts = waterfall_report::VelocityOptions {
                 period: window.period,
                 from: instant("--from", window.from.as_deref())?,
@@ -313,7 +379,7 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             print(&waterfall_report::velocity(&h, &opts), common.format);
         }
         ReportCommand::Conversion { common, window } => {
-            let h = load_history(&common.db)?;
+            let h = load_history(&common.db, &history_query(false, common.by.as_deref()))?;
             let opts = waterfall_report::ConversionOptions {
                 from: instant("--from", window.from.as_deref())?,
                 to: instant("--to", window.to.as_deref())?,
@@ -328,7 +394,7 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             stage,
             recycle,
         } => {
-            let h = load_history(&common.db)?;
+            let h = load_history(&common.db, &history_query(false, common.by.as_deref()))?;
             let opts = waterfall_report::RecyclingOptions {
                 stage,
                 recycle_stages: recycle,
@@ -339,7 +405,7 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             print(&waterfall_report::recycling(&h, &opts), common.format);
         }
         ReportCommand::Status { common, as_of } => {
-            let h = load_history(&common.db)?;
+            let h = load_history(&common.db, &history_query(true, common.by.as_deref()))?;
             let opts = waterfall_report::StatusOptions {
                 as_of: instant("--as-of", as_of.as_deref())?.unwrap_or_else(Timestamp::now),
                 by: common.by,
@@ -356,7 +422,7 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             } else {
                 rules
             };
-            let h = load_history(&common.db)?;
+            let h = load_history(&common.db, &history_query(true, common.by.as_deref()))?;
             let opts = waterfall_report::SlaOptions {
                 rules,
                 period: window.period,
@@ -372,7 +438,7 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             level,
             as_of,
         } => {
-            let h = load(&common.db, level)?;
+            let h = load_level(&common.db, level, common.by.as_deref())?;
             let opts = waterfall_report::SnapshotOptions {
                 as_of: instant("--as-of", as_of.as_deref())?.unwrap_or_else(Timestamp::now),
                 by: common.by,

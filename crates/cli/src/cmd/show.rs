@@ -172,19 +172,35 @@ pub fn describe(e: &Event) -> String {
 }
 
 fn cause(store: &Store, t: &Transition) -> CliResult<String> {
-    let rule = match t.rule.as_str() {
-        "created" if t.level == Level::Account => "the account was created".to_string(),
+    let event = match &t.event {
+        Some(id) => Some((id.as_str(), store.event(id)?.and_then(|r| r.event))),
+        None => None,
+    };
+    let rule = match (t.level, t.rule.as_str()) {
+        (Level::Account, "created") => "account created",
+        (_, r) => r,
+    };
+    Ok(cause_text(
+        rule,
+        event.as_ref().map(|(id, e)| (*id, e.as_ref())),
+        t.order.at,
+    ))
+}
+
+/// Why a change happened, in one line: the rule, and the event that caused it (its id and,
+/// when its body is known, what it was) or the timer due at `at`.
+pub fn cause_text(rule: &str, event: Option<(&str, Option<&Event>)>, at: Timestamp) -> String {
+    let rule = match rule {
+        "account created" => "the account was created".to_string(),
         "created" => "the person was created".to_string(),
         "explicit" => "set explicitly".to_string(),
         r => format!("rule `{r}`"),
     };
-    Ok(match &t.event {
-        Some(id) => match store.event(id)?.and_then(|r| r.event) {
-            Some(e) => format!("{rule}, on event {id} ({} at {})", describe(&e), day(e.at)),
-            None => format!("{rule}, on event {id} (erased)"),
-        },
-        None => format!("{rule} (a timer due at {})", day(t.order.at)),
-    })
+    match event {
+        Some((id, Some(e))) => format!("{rule}, on event {id} ({} at {})", describe(e), day(e.at)),
+        Some((id, None)) => format!("{rule}, on event {id} (erased)"),
+        None => format!("{rule} (a timer due at {})", day(at)),
+    }
 }
 
 /// Runs `waterfall show`.

@@ -235,28 +235,47 @@ impl EventBody {
 impl Event {
     /// Serialises the event back to its canonical JSON object (the stored and exported form).
     pub fn to_json(&self) -> Value {
-        let mut o = Map::new();
-        o.insert("id".into(), self.id.clone().into());
-        o.insert("at".into(), self.at.to_rfc3339().into());
-        o.insert("type".into(), self.body.type_name().into());
-        let put = |o: &mut Map<String, Value>, k: &str, v: Option<&str>| {
-            if let Some(v) = v {
-                o.insert(k.into(), v.into());
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+
+    /// Serialises the event to one JSON line (no trailing newline).
+    pub fn to_json_line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The canonical wire form: exactly the fields of `shared/docs/events.md`, absent ones omitted.
+/// Written field by field (no intermediate `Value`), since every stored event goes through it.
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = serializer.serialize_map(None)?;
+        m.serialize_entry("id", &self.id)?;
+        m.serialize_entry("at", &self.at.to_rfc3339())?;
+        m.serialize_entry("type", self.body.type_name())?;
+        fn opt<M: SerializeMap, T: Serialize + ?Sized>(
+            m: &mut M,
+            k: &str,
+            v: Option<&T>,
+        ) -> Result<(), M::Error> {
+            match v {
+                Some(v) => m.serialize_entry(k, v),
+                None => Ok(()),
             }
-        };
+        }
         match &self.body {
             EventBody::Account { account, attrs } => {
-                put(&mut o, "account", Some(account));
-                o.insert("attrs".into(), Value::Object(attrs.clone()));
+                m.serialize_entry("account", account)?;
+                m.serialize_entry("attrs", attrs)?;
             }
             EventBody::Person {
                 person,
                 account,
                 attrs,
             } => {
-                put(&mut o, "person", Some(person));
-                put(&mut o, "account", account.as_deref());
-                o.insert("attrs".into(), Value::Object(attrs.clone()));
+                m.serialize_entry("person", person)?;
+                opt(&mut m, "account", account.as_ref())?;
+                m.serialize_entry("attrs", attrs)?;
             }
             EventBody::Activity {
                 subject,
@@ -264,12 +283,12 @@ impl Event {
                 attrs,
             } => {
                 match subject {
-                    Subject::Person(p) => put(&mut o, "person", Some(p)),
-                    Subject::Account(a) => put(&mut o, "account", Some(a)),
+                    Subject::Person(p) => m.serialize_entry("person", p)?,
+                    Subject::Account(a) => m.serialize_entry("account", a)?,
                 }
-                put(&mut o, "kind", Some(kind));
+                m.serialize_entry("kind", kind)?;
                 if !attrs.is_empty() {
-                    o.insert("attrs".into(), Value::Object(attrs.clone()));
+                    m.serialize_entry("attrs", attrs)?;
                 }
             }
             EventBody::Opportunity {
@@ -281,20 +300,13 @@ impl Event {
                 amount,
                 contacts,
             } => {
-                put(&mut o, "opportunity", Some(opportunity));
-                put(&mut o, "account", account.as_deref());
-                put(&mut o, "kind", kind.map(|k| k.as_str()));
-                put(&mut o, "state", Some(state.as_str()));
-                put(&mut o, "stage", stage.as_deref());
-                if let Some(a) = amount {
-                    o.insert("amount".into(), serde_json::json!(a));
-                }
-                if let Some(c) = contacts {
-                    o.insert(
-                        "contacts".into(),
-                        serde_json::to_value(c).unwrap_or(Value::Null),
-                    );
-                }
+                m.serialize_entry("opportunity", opportunity)?;
+                opt(&mut m, "account", account.as_ref())?;
+                opt(&mut m, "kind", kind.map(|k| k.as_str()))?;
+                m.serialize_entry("state", state.as_str())?;
+                opt(&mut m, "stage", stage.as_ref())?;
+                opt(&mut m, "amount", amount.as_ref())?;
+                opt(&mut m, "contacts", contacts.as_ref())?;
             }
             EventBody::Status {
                 person,
@@ -302,10 +314,10 @@ impl Event {
                 by,
                 reason,
             } => {
-                put(&mut o, "person", Some(person));
-                put(&mut o, "status", Some(status));
-                put(&mut o, "by", by.as_deref());
-                put(&mut o, "reason", reason.as_deref());
+                m.serialize_entry("person", person)?;
+                m.serialize_entry("status", status)?;
+                opt(&mut m, "by", by.as_ref())?;
+                opt(&mut m, "reason", reason.as_ref())?;
             }
             EventBody::Stage {
                 person,
@@ -313,22 +325,17 @@ impl Event {
                 by,
                 reason,
             } => {
-                put(&mut o, "person", Some(person));
-                put(&mut o, "stage", Some(stage));
-                put(&mut o, "by", by.as_deref());
-                put(&mut o, "reason", reason.as_deref());
+                m.serialize_entry("person", person)?;
+                m.serialize_entry("stage", stage)?;
+                opt(&mut m, "by", by.as_ref())?;
+                opt(&mut m, "reason", reason.as_ref())?;
             }
             EventBody::Merge { person, into } => {
-                put(&mut o, "person", Some(person));
-                put(&mut o, "into", Some(into));
+                m.serialize_entry("person", person)?;
+                m.serialize_entry("into", into)?;
             }
-            EventBody::Erase { person } => put(&mut o, "person", Some(person)),
+            EventBody::Erase { person } => m.serialize_entry("person", person)?,
         }
-        Value::Object(o)
-    }
-
-    /// Serialises the event to one JSON line (no trailing newline).
-    pub fn to_json_line(&self) -> String {
-        self.to_json().to_string()
+        m.end()
     }
 }

@@ -391,6 +391,9 @@ fn diff_shows_who_moves_and_which_flow_cells_change() {
         as_of: ts("2025-03-01T00:00:00Z"),
         period: Period::Month,
         examples: 1,
+        cohort_stage: Some("MQL".into()),
+        sla_rules_before: vec![],
+        sla_rules_after: vec![],
     };
     let report = diff(&old, &new, &options);
     check(
@@ -400,12 +403,28 @@ fn diff_shows_who_moves_and_which_flow_cells_change() {
             {"before":null,"after":"MAL","people":1,"examples":["p4"]},
             {"before":"MAL","after":"MQL","people":2,"examples":["p1"]},
         ],
+        "account_moves":[],
         "flow":[
-            {"period":"2025-01","stage":"MAL","before":3,"after":4,"delta":1},
-            {"period":"2025-01","stage":"MQL","before":1,"after":2,"delta":1},
-            {"period":"2025-02","stage":"MQL","before":0,"after":1,"delta":1},
-        ]}),
+            {"period":"2025-01","stage":"MAL","before":3,"after":4,"delta":1,"relative":1.0/3.0},
+            {"period":"2025-01","stage":"MQL","before":1,"after":2,"delta":1,"relative":1.0},
+            {"period":"2025-02","stage":"MQL","before":0,"after":1,"delta":1,"relative":null},
+        ],
+        "cohort_stage":"MQL",
+        "cohort":[
+            {"period":"2025-01","measure":"size","before":1,"after":2,"delta":1,"relative":1.0},
+            {"period":"2025-02","measure":"size","before":0,"after":1,"delta":1,"relative":null},
+        ],
+        "transitions":[
+            {"change":"appears","rule":"explicit","to":"MAL","transitions":1,"people":1,"examples":[
+                {"person":"p4","at":"2025-01-05T00:00:00Z","from":null,"event":null,"why":null}]},
+            {"change":"appears","rule":"explicit","to":"MQL","transitions":2,"people":2,"examples":[
+                {"person":"p1","at":"2025-01-03T00:00:00Z","from":"MAL","event":null,"why":null}]},
+        ],
+        "sla_breaches":{"before":0,"after":0,"delta":0},
+        "sla":[]}),
     );
-    assert!(report.to_table().contains("moved"));
+    assert!(report.to_table().contains("3 people in a different stage"));
+    let same = diff(&new, &new, &options);
+    assert!(same.is_empty(), "{}", same.to_json());
     assert_eq!(report.to_csv().lines().count(), 6);
 }
