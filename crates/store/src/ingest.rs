@@ -243,6 +243,9 @@ impl Store {
                     .execute(params![seq, ev.id, ev.at.0, partition, ev.body.person(), ev.to_json_line()])?;
                 in_memory.push(Some(ev));
                 router.touched.insert(partition);
+                if model.matching.is_active() {
+                    crate::matching::observe(&tx, ev)?;
+                }
                 if let EventBody::Erase { person } = &ev.body {
                     erasures.push(person.clone());
                 }
@@ -252,12 +255,17 @@ impl Store {
         for person in &erasures {
             summary.erased += 1;
             erase_person(&tx, person)?;
+            crate::matching::forget(&tx, person)?;
             for slot in in_memory.iter_mut() {
                 if slot.is_some_and(|e| e.body.person() == Some(person.as_str())) {
                     *slot = None;
                 }
             }
         }
+        // Matching and dedup may move people now that the whole batch is routed.
+        router
+            .touched
+            .extend(crate::matching::reconcile(&tx, &model.matching)?);
         let touched: Vec<String> = router.touched.into_iter().collect();
         let (partitions, transitions) =
             rederive(&tx, model, &touched, batch_start, &in_memory, opts)?;
@@ -279,10 +287,13 @@ impl Store {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         Store::set_meta(&tx, "model_source", &model.source)?;
         Store::set_meta(&tx, "model_name", &model.name)?;
+        let moved = crate::matching::before_replay(&tx, &model.matching)?;
         let touched: Vec<String> = {
             let mut st = tx.prepare("SELECT DISTINCT partition FROM events")?;
             let rows = st.query_map([], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
+            let mut all: Vec<String> = rows.collect::<Result<_, _>>()?;
+            all.extend(moved);
+            all
         };
         let (partitions, transitions) = rederive(&tx, model, &touched, i64::MAX, &[], opts)?;
         tx.commit()?;
@@ -295,10 +306,9 @@ impl Store {
 
     /// Loads every partition's events in derivation order (for impact analysis and tests).
     pub fn all_partitions(&self) -> Result<Vec<Vec<SequencedEvent>>, StoreError> {
-        Ok(load_partitions(&self.conn, None, i64::MAX, &[])?
-            .into_iter()
-            .map(|(_, evs)| evs)
-            .collect())
+        let mut all = load_partitions(&self.conn, None, i64::MAX, &[])?;
+        crate::matching::adjust(&self.conn, &mut all)?;
+        Ok(all.into_iter().map(|(_, evs)| evs).collect())
     }
 }
 
@@ -383,10 +393,9 @@ fn rederive(
             [],
         )?;
     }
-    let (names, partitions): (Vec<String>, Vec<Vec<SequencedEvent>>) =
-        load_partitions(tx, Some("touched"), batch_start, in_memory)?
-            .into_iter()
-            .unzip();
+    let mut loaded = load_partitions(tx, Some("touched"), batch_start, in_memory)?;
+    crate::matching::adjust(tx, &mut loaded)?;
+    let (names, partitions): (Vec<String>, Vec<Vec<SequencedEvent>>) = loaded.into_iter().unzip();
     let derived = derive_all(
         model,
         &partitions,

@@ -8,10 +8,12 @@
 //! acknowledged batch survives `kill -9`.
 
 mod ingest;
+mod matching;
 mod query;
 mod schema;
 
 pub use ingest::{IngestOptions, IngestSummary};
+pub use matching::{PersonDuplicate, PersonMatch};
 pub use query::{AccountRow, EventRow, HistoryRows, PersonRow};
 
 use rusqlite::{Connection, OptionalExtension};
