@@ -214,6 +214,7 @@ impl AccountIndex {
             .map(|&i| {
                 let a = &accs[i];
                 match rule {
+                    TieBreak::MostPeople if a.people == 1 => format!("{}: 1 person", a.id),
                     TieBreak::MostPeople => format!("{}: {} people", a.id, a.people),
                     TieBreak::Oldest => format!("{}: first seen {}", a.id, a.first_seen),
                     TieBreak::LargestEmployees => match a.employees {

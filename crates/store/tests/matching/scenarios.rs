@@ -376,3 +376,120 @@ fn the_default_model_matches_and_merges() {
     assert_eq!(person(&s, "jo").account.as_deref(), Some("acme"));
     assert_eq!(person(&s, "jo2").merged_into.as_deref(), Some("jo"));
 }
+
+const NAMES: [&str; 5] = [
+    "Acme, Inc.",
+    "ACME Incorporated",
+    "Globex GmbH",
+    "Initech",
+    "Initech Software",
+];
+const DOMAINS: [&str; 3] = ["acme.com", "globex.com", "initech.com"];
+const EMAILS: [&str; 8] = [
+    "jo@acme.com",
+    "JO+news@Acme.com",
+    "al@globex.com",
+    "Al@GLOBEX.com",
+    "kim@gmail.com",
+    "k.i.m+x@googlemail.com",
+    "sam@initech.com",
+    "pat@unknown.io",
+];
+const COMPANIES: [&str; 5] = ["acme corp", "Globex", "Initech Sofware", "Umbrella", ""];
+
+/// Messy people and accounts: shared emails in several spellings, free-mail, renamed and
+/// domain-sharing accounts, explicit accounts now and then. Every instant is distinct.
+fn messy_strategy() -> impl Strategy<Value = Vec<Event>> {
+    prop::collection::vec((0usize..6, 0u8..5, 0usize..8, 0usize..5, 1i64..300), 1..40).prop_map(
+        |actions| {
+            let mut out = Vec::new();
+            for (i, (p, kind, a, b, gap)) in actions.into_iter().enumerate() {
+                let at = Timestamp((1_735_689_600 + (i as i64 * 400 + gap) * 3600) * 1_000_000);
+                let person = format!("p{p}");
+                let line = match kind {
+                    0 | 1 => {
+                        let mut attrs = serde_json::json!({"email": EMAILS[a]});
+                        if !COMPANIES[b].is_empty() {
+                            attrs["company"] = COMPANIES[b].into();
+                        }
+                        let account = (kind == 1 && b == 0).then(|| format!("a{}", a % 3));
+                        serde_json::json!({"type": "person", "person": person, "account": account, "attrs": attrs})
+                    }
+                    2 => serde_json::json!({"type": "stage", "person": person, "stage": STAGES[a % 6]}),
+                    _ => serde_json::json!({
+                        "type": "account",
+                        "account": format!("a{}", b % 3),
+                        "attrs": {"name": NAMES[a % 5], "domain": DOMAINS[(a + b) % 3], "employees": a * 100}
+                    }),
+                };
+                let mut line = line;
+                if line.get("account").is_some_and(|v| v.is_null()) {
+                    line.as_object_mut().unwrap().remove("account");
+                }
+                line["id"] = format!("e{i}").into();
+                line["at"] = at.to_string().into();
+                out.push(waterfall_core::parse_line(&line.to_string()).unwrap());
+            }
+            out
+        },
+    )
+}
+
+/// History plus every matching and dedup decision.
+fn decisions(s: &Store) -> (Vec<String>, Vec<Change>, Vec<String>) {
+    let mut d = Vec::new();
+    for p in 0..6 {
+        let id = format!("p{p}");
+        if let Some(m) = s.person_match(&id).unwrap() {
+            d.push(format!(
+                "{id} {} {} {:.4} {}",
+                m.account, m.method, m.confidence, m.explanation
+            ));
+        }
+        for x in s.person_duplicates(&id).unwrap() {
+            d.push(format!("{} -> {} ({})", x.person, x.survivor, x.email));
+        }
+    }
+    d.sort();
+    d.dedup();
+    let (people, ts) = history(s);
+    (people, ts, d)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, .. ProptestConfig::default() })]
+
+    #[test]
+    fn matching_and_dedup_do_not_depend_on_arrival_order(events in messy_strategy(), seed in any::<u64>()) {
+        let model = matching_model("");
+        let mut sorted = events.clone();
+        sorted.sort_by_key(|e| e.at);
+        let mut shuffled = events.clone();
+        let mut x = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            shuffled.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        let a = ingest_all(&model, &[&sorted]);
+        let b = ingest_all(&model, &[&shuffled]);
+        prop_assert_eq!(decisions(&a), decisions(&b));
+    }
+
+    #[test]
+    fn matching_and_dedup_do_not_depend_on_batching_or_replay(events in messy_strategy(), cuts in prop::collection::vec(0usize..40, 0..5)) {
+        let model = matching_model("");
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(events.len())).collect();
+        cuts.sort();
+        let mut batches: Vec<&[Event]> = Vec::new();
+        let mut start = 0;
+        for c in cuts.into_iter().chain([events.len()]) {
+            batches.push(&events[start..c]);
+            start = c;
+        }
+        let once = ingest_all(&model, &[&events]);
+        let mut chunked = ingest_all(&model, &batches);
+        prop_assert_eq!(decisions(&once), decisions(&chunked));
+        chunked.replay(&model, HORIZON).unwrap();
+        prop_assert_eq!(decisions(&once), decisions(&chunked));
+    }
+}
