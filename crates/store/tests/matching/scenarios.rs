@@ -244,7 +244,7 @@ fn duplicates_from_two_sources_are_merged_keeping_both_histories() {
 fn a_conversion_never_creates_a_duplicate_person() {
     // A CRM lead converted into a contact arrives as a new id with the same email.
     let model = matching_model("");
-    let events = vec![
+    let events = [
         ev(
             "a",
             "2025-01-01T00:00:00Z",
