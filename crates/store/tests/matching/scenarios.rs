@@ -493,3 +493,38 @@ proptest! {
         prop_assert_eq!(decisions(&once), decisions(&chunked));
     }
 }
+
+#[test]
+fn erasing_the_survivor_leaves_the_duplicate_on_its_own() {
+    let model = matching_model("");
+    let events = [
+        ev(
+            "1",
+            "2025-01-01T00:00:00Z",
+            r#""type":"person","person":"old","attrs":{"email":"jo@acme.com"}"#,
+        ),
+        ev(
+            "2",
+            "2025-01-02T00:00:00Z",
+            r#""type":"person","person":"new","attrs":{"email":"JO@acme.com"}"#,
+        ),
+    ];
+    let mut s = ingest_all(&model, &[&events]);
+    assert_eq!(person(&s, "new").merged_into.as_deref(), Some("old"));
+    s.ingest(
+        &model,
+        &[ev(
+            "3",
+            "2025-03-01T00:00:00Z",
+            r#""type":"erase","person":"old""#,
+        )],
+        HORIZON,
+    )
+    .unwrap();
+    assert!(s.person("old").unwrap().is_none());
+    let new = person(&s, "new");
+    assert_eq!((new.merged_into, new.partition.as_str()), (None, "~p:new"));
+    assert!(s.person_duplicates("new").unwrap().is_empty());
+    let dump = format!("{:?}", s.history().unwrap());
+    assert!(!dump.contains("\"old\""), "{dump}");
+}
