@@ -34,6 +34,7 @@ pub use diag::{Diagnostic, Diagnostics, RenderOptions, Severity};
 pub use diff::{diff_models, ChangeKind, DefinitionChange};
 pub use expr::{AccountAggregates, Condition, EvalContext, EvalError, FieldType};
 pub use waterfall_core::{OpportunityKind, Timestamp};
+pub use waterfall_match::{DedupRules, MatchPolicy, TieBreak};
 
 /// Index of a stage in [`Model::stages`].
 pub type StageId = u16;
@@ -522,6 +523,8 @@ pub struct Model {
     pub account_rules: Vec<AccountRule>,
     /// Journeys (empty: one implicit journey).
     pub journeys: Vec<Journey>,
+    /// Lead-to-account matching and person dedup (`[matching]`; off when absent).
+    pub matching: MatchPolicy,
     /// Warnings found while checking (the model is usable).
     pub warnings: Vec<Diagnostic>,
     /// `allowed[from * n + to]`.
