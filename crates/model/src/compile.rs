@@ -630,6 +630,12 @@ impl Compiler<'_> {
             .map(|c| self.calendar(c.get_ref()))
             .unwrap_or_default();
 
+        let matching = raw
+            .matching
+            .as_ref()
+            .map(|m| self.matching(m.get_ref()))
+            .unwrap_or_default();
+
         // Account stages and rollup rules.
         self.duplicates(
             "account stage",
@@ -1105,10 +1111,82 @@ impl Compiler<'_> {
             journeys,
             roles,
             routing,
+            matching,
             warnings: Vec::new(),
             allowed,
             by_trigger,
         })
+    }
+
+    fn matching(&mut self, m: &RawMatching) -> MatchPolicy {
+        let defaults = MatchPolicy::enabled();
+        let mut p = MatchPolicy {
+            enabled: m.enabled.unwrap_or(true),
+            extra_free_mail: m
+                .free_mail
+                .iter()
+                .map(|d| d.trim().to_lowercase())
+                .collect(),
+            dedup: DedupRules {
+                merge_duplicates: m.merge_duplicates.unwrap_or(true),
+                ignore_plus_addressing: m
+                    .ignore_plus_addressing
+                    .unwrap_or(defaults.dedup.ignore_plus_addressing),
+                ignore_gmail_dots: m
+                    .ignore_gmail_dots
+                    .unwrap_or(defaults.dedup.ignore_gmail_dots),
+            },
+            ..defaults
+        };
+        if let Some(c) = &m.min_confidence {
+            let v = *c.get_ref();
+            if (0.0..=1.0).contains(&v) {
+                p.min_confidence = v;
+            } else {
+                self.d.error(
+                    "bad-value",
+                    c.span(),
+                    "`min_confidence` must be between 0 and 1",
+                    Some("e.g. `min_confidence = 0.85`: exact names score 0.92 to 0.95, domains 0.9 to 0.99".into()),
+                );
+            }
+        }
+        if let Some(t) = &m.tie_break {
+            match TieBreak::parse(t.get_ref()) {
+                Some(rule) => p.tie_break = rule,
+                None => self.d.error(
+                    "bad-value",
+                    t.span(),
+                    format!("unknown tie-break rule `{}`", t.get_ref()),
+                    Some("use `most_people`, `oldest` or `largest_employees`".into()),
+                ),
+            }
+        }
+        if let Some(on) = &m.match_on {
+            p.by_domain = false;
+            p.by_company = false;
+            for what in on.get_ref() {
+                match what.get_ref().as_str() {
+                    "domain" => p.by_domain = true,
+                    "company" => p.by_company = true,
+                    other => self.d.error(
+                        "bad-value",
+                        what.span(),
+                        format!("unknown match key `{other}`"),
+                        Some("use `\"domain\"` and/or `\"company\"`".into()),
+                    ),
+                }
+            }
+            if p.enabled && on.get_ref().is_empty() {
+                self.d.error(
+                    "bad-value",
+                    on.span(),
+                    "matching is enabled but `match_on` is empty",
+                    Some("list `\"domain\"` and/or `\"company\"`, or set `enabled = false`".into()),
+                );
+            }
+        }
+        p
     }
 
     fn calendar(&mut self, c: &RawCalendar) -> Calendar {

@@ -34,6 +34,7 @@ pub use diag::{Diagnostic, Diagnostics, RenderOptions, Severity};
 pub use diff::{diff_models, ChangeKind, DefinitionChange};
 pub use expr::{AccountAggregates, Condition, EvalContext, EvalError, FieldType};
 pub use waterfall_core::{OpportunityKind, Timestamp};
+pub use waterfall_match::{DedupRules, MatchPolicy, TieBreak};
 
 /// Index of a stage in [`Model::stages`].
 pub type StageId = u16;
@@ -586,6 +587,8 @@ pub struct Model {
     pub roles: Vec<Role>,
     /// Owner assignment (`None`: the engine assigns no owners).
     pub routing: Option<Routing>,
+    /// Lead-to-account matching and person dedup (`[matching]`; off when absent).
+    pub matching: MatchPolicy,
     /// Warnings found while checking (the model is usable).
     pub warnings: Vec<Diagnostic>,
     /// `allowed[from * n + to]`.

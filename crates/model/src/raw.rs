@@ -61,6 +61,10 @@ pub(crate) struct RawModel {
     #[serde(default)]
     #[schemars(with = "Option<RawRouting>")]
     pub routing: Option<Spanned<RawRouting>>,
+    /// Lead-to-account matching and person dedup (absent: nothing is matched or merged).
+    #[serde(default)]
+    #[schemars(with = "Option<RawMatching>")]
+    pub matching: Option<Spanned<RawMatching>>,
 }
 
 /// `[model]`: name and starting points.
@@ -605,4 +609,41 @@ pub(crate) struct RawTerritory {
 pub(crate) fn json_schema() -> String {
     let schema = schemars::schema_for!(RawModel);
     serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
+
+/// `[matching]`: lead-to-account matching and person dedup.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMatching {
+    /// Match people who arrive without an account to a known account (default `true`).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// What to match on, in order: `"domain"` (the email's domain) and/or `"company"` (the
+    /// company name, exact after normalising, then fuzzy). Default both.
+    #[serde(default)]
+    #[schemars(with = "Option<Vec<String>>")]
+    pub match_on: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Matches below this confidence (0 to 1) are not made (default `0.85`).
+    #[serde(default)]
+    #[schemars(with = "Option<f64>")]
+    pub min_confidence: Option<Spanned<f64>>,
+    /// How to choose between accounts that match equally well, e.g. subsidiaries sharing a
+    /// domain: `"most_people"` (default), `"oldest"` or `"largest_employees"`; the account id
+    /// breaks any remaining tie.
+    #[serde(default)]
+    #[schemars(with = "Option<String>")]
+    pub tie_break: Option<Spanned<String>>,
+    /// More domains to treat as free-mail, besides the built-in list.
+    #[serde(default)]
+    pub free_mail: Vec<String>,
+    /// Merge people with the same normalised email into the one created first (default
+    /// `true`). History is kept: the duplicate's events are re-attributed to the survivor.
+    #[serde(default)]
+    pub merge_duplicates: Option<bool>,
+    /// Ignore `+tag` plus-addressing when comparing emails (default `true`).
+    #[serde(default)]
+    pub ignore_plus_addressing: Option<bool>,
+    /// Ignore dots in Gmail local parts when comparing emails, as Gmail does (default `true`).
+    #[serde(default)]
+    pub ignore_gmail_dots: Option<bool>,
 }

@@ -348,6 +348,9 @@ impl Batch<'_> {
             if self.fresh {
                 self.seen.entry(id_hash(&ev.id)).or_insert(seq);
             }
+            if self.model.matching.is_active() {
+                crate::matching::observe(&self.tx, &ev)?;
+            }
             if let EventBody::Erase { person } = &ev.body {
                 self.erasures.push(person.clone());
             }
@@ -401,6 +404,7 @@ impl Batch<'_> {
         for person in &self.erasures {
             self.summary.erased += 1;
             erase_person(tx, person)?;
+            crate::matching::forget(tx, person)?;
             for slot in self.in_memory.iter_mut() {
                 if slot
                     .as_ref()
@@ -410,6 +414,9 @@ impl Batch<'_> {
                 }
             }
         }
+        // Matching and dedup may move people now that the whole batch is routed.
+        let moved = crate::matching::reconcile(tx, &self.model.matching)?;
+        self.router.touched.extend(moved);
         self.clock.lap("read+append");
         let touched: Vec<String> = std::mem::take(&mut self.router.touched)
             .into_iter()
@@ -445,10 +452,13 @@ impl Store {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         Store::set_meta(&tx, "model_source", &model.source)?;
         Store::set_meta(&tx, "model_name", &model.name)?;
+        let moved = crate::matching::before_replay(&tx, &model.matching)?;
         let touched: Vec<String> = {
             let mut st = tx.prepare("SELECT DISTINCT partition FROM events")?;
             let rows = st.query_map([], |r| r.get(0))?;
-            rows.collect::<Result<_, _>>()?
+            let mut all: Vec<String> = rows.collect::<Result<_, _>>()?;
+            all.extend(moved);
+            all
         };
         let mut clock = PhaseClock::new();
         let (partitions, transitions) =
@@ -465,10 +475,9 @@ impl Store {
 
     /// Loads every partition's events in derivation order (for impact analysis and tests).
     pub fn all_partitions(&self) -> Result<Vec<Vec<SequencedEvent>>, StoreError> {
-        Ok(load_partitions(&self.conn, None, i64::MAX, &mut [])?
-            .into_iter()
-            .map(|(_, evs)| evs)
-            .collect())
+        let mut all = load_partitions(&self.conn, None, i64::MAX, &mut [])?;
+        crate::matching::adjust(&self.conn, &mut all)?;
+        Ok(all.into_iter().map(|(_, evs)| evs).collect())
     }
 }
 
@@ -573,18 +582,15 @@ fn rederive(
                 [],
             )?;
         }
-        let (names, events): (Vec<String>, Vec<Vec<SequencedEvent>>) = load_partitions(
-            tx,
-            Some(if touched.len() > 4096 {
-                "scan"
-            } else {
-                "index"
-            }),
-            batch_start,
-            in_memory,
-        )?
-        .into_iter()
-        .unzip();
+        let how = if touched.len() > 4096 {
+            "scan"
+        } else {
+            "index"
+        };
+        let mut loaded = load_partitions(tx, Some(how), batch_start, in_memory)?;
+        // Matched accounts and automatic merges are applied as the partitions are read.
+        crate::matching::adjust(tx, &mut loaded)?;
+        let (names, events): (Vec<String>, Vec<Vec<SequencedEvent>>) = loaded.into_iter().unzip();
         clock.lap("load");
         let derived = derive_all(
             model,

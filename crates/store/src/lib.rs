@@ -8,10 +8,12 @@
 //! acknowledged batch survives `kill -9`.
 
 mod ingest;
+mod matching;
 mod query;
 mod schema;
 
 pub use ingest::{Batch, IngestOptions, IngestSummary};
+pub use matching::{PersonDuplicate, PersonMatch};
 pub use query::{AccountRow, EventRow, HistoryQuery, HistoryRows, PersonRow, ReportRows};
 
 use rusqlite::{Connection, OptionalExtension};

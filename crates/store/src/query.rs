@@ -276,16 +276,22 @@ impl Store {
         let rows = st.query_map(params![partition, until.0], |r| {
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
         })?;
-        rows.map(|r| {
-            let (seq, body) = r?;
-            let event = waterfall_core::parse_line(&body)
-                .map_err(|e| StoreError::Corrupt(format!("event #{seq}: {e}")))?;
-            Ok(SequencedEvent {
-                seq: seq as u64,
-                event,
+        let events = rows
+            .map(|r| {
+                let (seq, body) = r?;
+                let event = waterfall_core::parse_line(&body)
+                    .map_err(|e| StoreError::Corrupt(format!("event #{seq}: {e}")))?;
+                Ok(SequencedEvent {
+                    seq: seq as u64,
+                    event,
+                })
             })
-        })
-        .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        // Matching and dedup decisions apply to any derivation of the partition.
+        let mut one = [(partition.to_string(), events)];
+        crate::matching::adjust(&self.conn, &mut one)?;
+        let [(_, events)] = one;
+        Ok(events)
     }
 
     /// Rejections recorded for a partition: (event id, at, reason).

@@ -4,7 +4,7 @@ use crate::StoreError;
 use rusqlite::Connection;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const V1: &str = r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -76,6 +76,49 @@ CREATE INDEX events_partition ON events(partition);
 /// Drops the event log's indexes (see [`EVENT_INDEXES`]).
 pub const DROP_EVENT_INDEXES: &str = "DROP INDEX events_id; DROP INDEX events_partition;";
 
+/// Version 2: lead-to-account matching and person dedup (see `matching.rs`).
+const V2: &str = r#"
+-- Facts matching needs, kept while routing; each value is the latest by (at, event id).
+CREATE TABLE match_people (
+    person     TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    email      TEXT, email_at INTEGER, email_ev TEXT,
+    company    TEXT, company_at INTEGER, company_ev TEXT,
+    account    TEXT, account_at INTEGER, account_ev TEXT,  -- named by the person's own events
+    merged     INTEGER NOT NULL DEFAULT 0                  -- merged away by a `merge` event
+) WITHOUT ROWID;
+CREATE TABLE match_accounts (
+    account    TEXT PRIMARY KEY,
+    first_at   INTEGER NOT NULL,
+    name       TEXT, name_at INTEGER, name_ev TEXT,
+    employees  TEXT, employees_at INTEGER, employees_ev TEXT
+) WITHOUT ROWID;
+-- Every name and domain an account has ever had (a renamed company still matches).
+CREATE TABLE match_account_keys (
+    account TEXT NOT NULL,
+    kind    TEXT NOT NULL,  -- 'name' | 'domain'
+    value   TEXT NOT NULL,
+    PRIMARY KEY (account, kind, value)
+) WITHOUT ROWID;
+
+-- Decisions, recomputed from the facts after every batch.
+CREATE TABLE person_matches (
+    person      TEXT PRIMARY KEY,
+    account     TEXT NOT NULL,
+    confidence  REAL NOT NULL,
+    method      TEXT NOT NULL,  -- 'domain' | 'company_exact' | 'company_fuzzy'
+    explanation TEXT NOT NULL,
+    at          INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE person_duplicates (
+    person    TEXT PRIMARY KEY,
+    survivor  TEXT NOT NULL,
+    email     TEXT NOT NULL,
+    partition TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX person_duplicates_survivor ON person_duplicates(survivor);
+"#;
+
 /// Brings a database to [`SCHEMA_VERSION`], one migration per version, each in a transaction.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -85,7 +128,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    let migrations: [&str; 1] = [V1];
+    let migrations: [&str; 2] = [V1, V2];
     for (i, sql) in migrations.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;

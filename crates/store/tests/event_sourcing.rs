@@ -6,6 +6,9 @@ use waterfall_core::{Event, EventBody, Subject, Timestamp, Transition};
 use waterfall_model::Model;
 use waterfall_store::{IngestOptions, Store};
 
+#[path = "matching/scenarios.rs"]
+mod matching;
+
 const HORIZON: IngestOptions = IngestOptions {
     horizon: Timestamp(4_000_000_000_000_000),
 };

@@ -216,8 +216,12 @@ fn show_person(a: SubjectArgs) -> CliResult {
     let as_of = a.as_of.as_deref().map(parse_instant).transpose()?;
     let v = person_view(&store, &a.id, as_of)?;
     if a.format == Format::Json {
-        let json =
-            serde_json::json!({ "person": v.person, "timeline": v.timeline, "as_of": as_of });
+        let matched = store.person_match(&a.id)?.map(|m| {
+            serde_json::json!({"account": m.account,
+            "confidence": m.confidence, "method": m.method, "explanation": m.explanation})
+        });
+        let json = serde_json::json!({ "person": v.person, "timeline": v.timeline, "as_of": as_of,
+            "match": matched });
         println!(
             "{}",
             serde_json::to_string_pretty(&json).expect("serialisable")
@@ -245,7 +249,20 @@ fn show_person(a: SubjectArgs) -> CliResult {
     if let Some(t) = as_of {
         println!("  as of     {t}");
     }
-    println!("  account   {}", p.account.as_deref().unwrap_or("(none)"));
+    let matched = store
+        .person_match(&p.id)?
+        .filter(|m| p.account.as_deref() == Some(m.account.as_str()))
+        .map(|m| {
+            format!(
+                "  (matched by {}, confidence {:.2})",
+                m.method, m.confidence
+            )
+        });
+    println!(
+        "  account   {}{}",
+        p.account.as_deref().unwrap_or("(none)"),
+        matched.unwrap_or_default()
+    );
     let since = |field: Field| {
         v.timeline
             .iter()
@@ -452,7 +469,30 @@ pub fn why(cmd: WhyCommand) -> CliResult {
             "{} is the same human as {into} (merged): everything it did counts for {into}.",
             p.id
         );
+        for d in store
+            .person_duplicates(&p.id)?
+            .iter()
+            .filter(|d| d.person == p.id)
+        {
+            println!("It was merged automatically: both have the email {}, and {into} was created first.", d.email);
+        }
         return Ok(());
+    }
+    if let Some(m) = store.person_match(&p.id)? {
+        println!(
+            "{} belongs to account {} by matching ({}, confidence {:.2}): {}.",
+            p.id, m.account, m.method, m.confidence, m.explanation
+        );
+    }
+    for d in store
+        .person_duplicates(&p.id)?
+        .iter()
+        .filter(|d| d.person != p.id)
+    {
+        println!(
+            "{} was merged into {} automatically: same email {}.",
+            d.person, p.id, d.email
+        );
     }
     let stages: Vec<&Transition> = v
         .timeline

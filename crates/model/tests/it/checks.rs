@@ -790,3 +790,41 @@ only_from = ["E"] #^
     );
     check(&text, "transition-not-allowed", "account rule `back`");
 }
+
+#[test]
+fn matching_rejects_an_unknown_tie_break() {
+    let text = model("\n[matching]\ntie_break = \"biggest\" #^\n");
+    let d = check(&text, "bad-value", "unknown tie-break rule `biggest`");
+    assert!(d.hint.unwrap().contains("most_people"));
+}
+
+#[test]
+fn matching_rejects_a_confidence_outside_zero_to_one() {
+    let text = model("\n[matching]\nmin_confidence = 85 #^\n");
+    check(&text, "bad-value", "between 0 and 1");
+}
+
+#[test]
+fn matching_rejects_an_unknown_match_key() {
+    let text = model("\n[matching]\nmatch_on = [\n  \"domain\",\n  \"phone\", #^\n]\n");
+    check(&text, "bad-value", "unknown match key `phone`");
+}
+
+#[test]
+fn matching_section_compiles_into_the_policy() {
+    use waterfall_model::TieBreak;
+    let text = model(
+        "\n[matching]\ntie_break = \"oldest\"\nmin_confidence = 0.9\nmatch_on = [\"company\"]\nfree_mail = [\"ISP.example\"]\nignore_plus_addressing = false\n",
+    );
+    let m = load("ok.toml", &text).unwrap_or_else(|d| panic!("{}", d.render()));
+    let p = &m.matching;
+    assert!(p.enabled && p.dedup.merge_duplicates);
+    assert!(!p.by_domain && p.by_company);
+    assert_eq!(p.tie_break, TieBreak::Oldest);
+    assert_eq!(p.min_confidence, 0.9);
+    assert_eq!(p.extra_free_mail, vec!["isp.example".to_string()]);
+    assert!(!p.dedup.ignore_plus_addressing);
+    // Without the section nothing is matched or merged.
+    let m = load("ok.toml", &model("")).unwrap();
+    assert!(!m.matching.is_active());
+}

@@ -166,3 +166,13 @@ fn json_schema_is_committed_and_current() {
         "schema drifted: run with UPDATE_SCHEMA=1"
     );
 }
+
+#[test]
+fn shipped_models_state_their_matching() {
+    let d = Model::demand_waterfall();
+    assert!(d.matching.enabled && d.matching.dedup.merge_duplicates);
+    assert_eq!(d.matching.tie_break, TieBreak::MostPeople);
+    // History-only trusts the imported data: no inferred accounts, no automatic merges.
+    let h = Model::history_only();
+    assert!(!h.matching.is_active());
+}

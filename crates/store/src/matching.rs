@@ -1,0 +1,638 @@
+//! Lead-to-account matching and person dedup, where events are routed to partitions.
+//!
+//! Matching decides partitions, so it lives in the store, next to routing, and follows the
+//! same rule as everything else: its decisions are a function of the event log and the
+//! model, never of arrival order. It works in three steps:
+//!
+//! 1. **Observe** (per new event, while routing): keep the *facts* matching needs, each
+//!    "latest by (instant, event id)" or a set, so they do not depend on arrival order:
+//!    people's email, company, explicit account and creation instant (`match_people`), and
+//!    every name and domain each account has had (`match_accounts`, `match_account_keys`).
+//! 2. **Reconcile** (once per batch, after routing): recompute from all facts who is a
+//!    duplicate of whom and which account each person without an explicit one matches;
+//!    move people whose partition changed and record the decisions (`person_matches`,
+//!    `person_duplicates`). An account named by the person's own events always wins.
+//! 3. **Adjust** (at derivation): a matched person's `person` events get the matched
+//!    account, and each duplicate gets a synthetic `merge` into its survivor (id
+//!    `auto-merge:<dup>:<survivor>`). Nothing synthetic is written to the log, so a decision
+//!    that changes later (an email corrected, an account renamed) is simply recomputed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use waterfall_core::{Event, EventBody, Timestamp};
+use waterfall_engine::SequencedEvent;
+use waterfall_match::{
+    match_person, AccountIndex, AccountRecord, MatchPolicy, PersonFacts, PersonIndex,
+};
+
+use crate::{Store, StoreError};
+
+/// One value that keeps the latest offer by (instant, event id).
+#[derive(Debug, Clone, Default)]
+struct Latest {
+    value: Option<String>,
+    at: i64,
+    ev: String,
+}
+
+impl Latest {
+    fn offer(&mut self, value: &str, at: i64, ev: &str) {
+        if self.value.is_none() || (at, ev) > (self.at, self.ev.as_str()) {
+            self.value = Some(value.to_string());
+            self.at = at;
+            self.ev = ev.to_string();
+        }
+    }
+
+    fn read(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Latest> {
+        Ok(Latest {
+            value: r.get(i)?,
+            at: r.get::<_, Option<i64>>(i + 1)?.unwrap_or(0),
+            ev: r.get::<_, Option<String>>(i + 2)?.unwrap_or_default(),
+        })
+    }
+
+    fn merge(&mut self, other: &Latest) {
+        if let Some(v) = &other.value {
+            self.offer(v, other.at, &other.ev);
+        }
+    }
+}
+
+/// What matching knows about one person.
+#[derive(Debug, Clone)]
+struct PersonFact {
+    person: String,
+    created_at: i64,
+    email: Latest,
+    company: Latest,
+    account: Latest,
+    /// Merged away by an explicit `merge` event: routing follows the event, not matching.
+    merged: bool,
+}
+
+const PERSON_FACT_COLUMNS: &str = "person, created_at, email, email_at, email_ev, company, company_at, company_ev, account, account_at, account_ev, merged";
+
+fn person_fact(r: &rusqlite::Row<'_>) -> rusqlite::Result<PersonFact> {
+    Ok(PersonFact {
+        person: r.get(0)?,
+        created_at: r.get(1)?,
+        email: Latest::read(r, 2)?,
+        company: Latest::read(r, 5)?,
+        account: Latest::read(r, 8)?,
+        merged: r.get(11)?,
+    })
+}
+
+fn load_person_fact(tx: &Transaction<'_>, person: &str) -> Result<PersonFact, StoreError> {
+    Ok(tx
+        .prepare_cached(&format!(
+            "SELECT {PERSON_FACT_COLUMNS} FROM match_people WHERE person = ?1"
+        ))?
+        .query_row([person], person_fact)
+        .optional()?
+        .unwrap_or(PersonFact {
+            person: person.to_string(),
+            created_at: i64::MAX,
+            email: Latest::default(),
+            company: Latest::default(),
+            account: Latest::default(),
+            merged: false,
+        }))
+}
+
+fn save_person_fact(tx: &Transaction<'_>, f: &PersonFact) -> Result<(), StoreError> {
+    tx.prepare_cached(&format!(
+        "INSERT OR REPLACE INTO match_people({PERSON_FACT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    ))?
+    .execute(params![
+        f.person,
+        f.created_at,
+        f.email.value,
+        f.email.at,
+        f.email.ev,
+        f.company.value,
+        f.company.at,
+        f.company.ev,
+        f.account.value,
+        f.account.at,
+        f.account.ev,
+        f.merged
+    ])?;
+    Ok(())
+}
+
+fn attr_str<'a>(attrs: &'a waterfall_core::Attrs, key: &str) -> Option<&'a str> {
+    attrs
+        .get(key)
+        .and_then(|v| v.as_str())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// Step 1: records what matching needs from one new event. Only called when the model's
+/// policy is active.
+pub(crate) fn observe(tx: &Transaction<'_>, ev: &Event) -> Result<(), StoreError> {
+    let at = ev.at.0;
+    match &ev.body {
+        EventBody::Person {
+            person,
+            account,
+            attrs,
+        } => {
+            let mut f = load_person_fact(tx, person)?;
+            f.created_at = f.created_at.min(at);
+            if let Some(e) = attr_str(attrs, "email") {
+                f.email.offer(e, at, &ev.id);
+            }
+            if let Some(c) = attr_str(attrs, "company") {
+                f.company.offer(c, at, &ev.id);
+            }
+            if let Some(a) = account {
+                f.account.offer(a, at, &ev.id);
+            }
+            save_person_fact(tx, &f)?;
+        }
+        EventBody::Merge { person, .. } => {
+            let mut f = load_person_fact(tx, person)?;
+            f.merged = true;
+            save_person_fact(tx, &f)?;
+        }
+        EventBody::Account { account, attrs } => {
+            let row: Option<(i64, Latest, Latest)> = tx
+                .prepare_cached(
+                    "SELECT first_at, name, name_at, name_ev, employees, employees_at, employees_ev
+                     FROM match_accounts WHERE account = ?1",
+                )?
+                .query_row([account], |r| {
+                    Ok((r.get(0)?, Latest::read(r, 1)?, Latest::read(r, 4)?))
+                })
+                .optional()?;
+            let (mut first_at, mut name, mut employees) =
+                row.unwrap_or((at, Latest::default(), Latest::default()));
+            first_at = first_at.min(at);
+            let mut keys: Vec<(&str, String)> = Vec::new();
+            if let Some(n) = attr_str(attrs, "name") {
+                name.offer(n, at, &ev.id);
+                keys.push(("name", n.to_string()));
+            }
+            if let Some(e) = attrs.get("employees").and_then(|v| v.as_f64()) {
+                employees.offer(&e.to_string(), at, &ev.id);
+            }
+            for key in ["domain", "website"] {
+                if let Some(d) = attr_str(attrs, key) {
+                    keys.push(("domain", d.to_string()));
+                }
+            }
+            if let Some(list) = attrs.get("domains").and_then(|v| v.as_array()) {
+                for d in list.iter().filter_map(|v| v.as_str()) {
+                    keys.push(("domain", d.trim().to_string()));
+                }
+            }
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO match_accounts(account, first_at, name, name_at, name_ev, employees, employees_at, employees_ev)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?
+            .execute(params![
+                account,
+                first_at,
+                name.value,
+                name.at,
+                name.ev,
+                employees.value,
+                employees.at,
+                employees.ev
+            ])?;
+            let mut ins = tx.prepare_cached(
+                "INSERT OR IGNORE INTO match_account_keys(account, kind, value) VALUES (?1, ?2, ?3)",
+            )?;
+            for (kind, value) in keys {
+                ins.execute(params![account, kind, value])?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Forgets everything matching knew about an erased person.
+pub(crate) fn forget(tx: &Transaction<'_>, person: &str) -> Result<(), StoreError> {
+    for table in ["match_people", "person_matches", "person_duplicates"] {
+        tx.execute(&format!("DELETE FROM {table} WHERE person = ?1"), [person])?;
+    }
+    Ok(())
+}
+
+/// Rebuilds the facts from the whole log (a replay under a model that matches).
+fn rebuild_facts(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute_batch(
+        "DELETE FROM match_people; DELETE FROM match_accounts; DELETE FROM match_account_keys;",
+    )?;
+    let bodies: Vec<String> = {
+        let mut st = tx.prepare("SELECT body FROM events WHERE body IS NOT NULL ORDER BY seq")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for body in bodies {
+        let ev = waterfall_core::parse_line(&body)
+            .map_err(|e| StoreError::Corrupt(format!("event {body:?}: {e}")))?;
+        observe(tx, &ev)?;
+    }
+    Ok(())
+}
+
+/// A person's stored match decision.
+#[derive(Debug, Clone, PartialEq)]
+struct MatchRow {
+    account: String,
+    confidence: f64,
+    method: String,
+    explanation: String,
+    at: i64,
+}
+
+/// A person's stored dedup decision: (survivor, normalised email, partition).
+type DupRow = (String, String, String);
+
+/// Step 2: recomputes every matching and dedup decision from the facts and moves the people
+/// whose partition changed. Returns the partitions to re-derive.
+pub(crate) fn reconcile(
+    tx: &Transaction<'_>,
+    policy: &MatchPolicy,
+) -> Result<Vec<String>, StoreError> {
+    let old_matches: HashMap<String, MatchRow> = {
+        let mut st = tx.prepare(
+            "SELECT person, account, confidence, method, explanation, at FROM person_matches",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                MatchRow {
+                    account: r.get(1)?,
+                    confidence: r.get(2)?,
+                    method: r.get(3)?,
+                    explanation: r.get(4)?,
+                    at: r.get(5)?,
+                },
+            ))
+        })?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let old_dups: HashMap<String, DupRow> = {
+        let mut st =
+            tx.prepare("SELECT person, survivor, email, partition FROM person_duplicates")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    if !policy.is_active() && old_matches.is_empty() && old_dups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let facts: Vec<PersonFact> = {
+        let mut st = tx.prepare(&format!(
+            "SELECT {PERSON_FACT_COLUMNS} FROM match_people ORDER BY person"
+        ))?;
+        let rows = st.query_map([], person_fact)?;
+        rows.collect::<Result<_, _>>()?
+    };
+
+    // Accounts, with every name and domain they have had.
+    let index = if policy.enabled {
+        let mut people: HashMap<&str, u64> = HashMap::new();
+        for f in facts.iter().filter(|f| !f.merged) {
+            if let Some(a) = &f.account.value {
+                *people.entry(a.as_str()).or_default() += 1;
+            }
+        }
+        let mut records: BTreeMap<String, AccountRecord> = BTreeMap::new();
+        {
+            let mut st =
+                tx.prepare("SELECT account, first_at, name, employees FROM match_accounts")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let id: String = r.get(0)?;
+                let name: Option<String> = r.get(2)?;
+                let employees: Option<String> = r.get(3)?;
+                records.insert(
+                    id.clone(),
+                    AccountRecord {
+                        people: people.get(id.as_str()).copied().unwrap_or(0),
+                        id,
+                        names: name.into_iter().collect(),
+                        domains: Vec::new(),
+                        first_seen: r.get(1)?,
+                        employees: employees.and_then(|e| e.parse().ok()),
+                    },
+                );
+            }
+        }
+        {
+            let mut st = tx.prepare(
+                "SELECT account, kind, value FROM match_account_keys ORDER BY account, kind, value",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let (id, kind, value): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+                if let Some(rec) = records.get_mut(&id) {
+                    match kind.as_str() {
+                        "name" if !rec.names.contains(&value) => rec.names.push(value),
+                        "domain" => rec.domains.push(value),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        AccountIndex::new(records.into_values().collect())
+    } else {
+        AccountIndex::default()
+    };
+
+    // Dedup groups: the same normalised email, survivor created first, then smallest id.
+    let mut dedup = PersonIndex::new(policy.dedup.clone());
+    let mut survivor_of: HashMap<String, (String, String)> = HashMap::new();
+    if policy.dedup.merge_duplicates {
+        for f in facts.iter().filter(|f| !f.merged) {
+            if let Some(e) = &f.email.value {
+                dedup.insert(&f.person, e, f.created_at);
+            }
+        }
+        for g in dedup.groups() {
+            for d in g.duplicates {
+                survivor_of.insert(d, (g.survivor.clone(), g.email.clone()));
+            }
+        }
+    }
+    let by_id: HashMap<&str, &PersonFact> = facts.iter().map(|f| (f.person.as_str(), f)).collect();
+    let mut members: BTreeMap<&str, Vec<&PersonFact>> = BTreeMap::new();
+    for f in facts.iter().filter(|f| !f.merged) {
+        let root = survivor_of
+            .get(&f.person)
+            .map(|(s, _)| s.as_str())
+            .filter(|s| by_id.contains_key(s))
+            .unwrap_or(&f.person);
+        members.entry(root).or_default().push(f);
+    }
+
+    // Decide each group's partition: explicit account, else a match, else its own.
+    let mut want: BTreeMap<String, (String, i64)> = BTreeMap::new();
+    let mut new_matches: HashMap<String, MatchRow> = HashMap::new();
+    let mut new_dups: HashMap<String, DupRow> = HashMap::new();
+    for (root, group) in &members {
+        let (mut email, mut company, mut account) =
+            (Latest::default(), Latest::default(), Latest::default());
+        let mut created = i64::MAX;
+        for f in group {
+            email.merge(&f.email);
+            company.merge(&f.company);
+            account.merge(&f.account);
+            created = created.min(f.created_at);
+        }
+        let (partition, at) = if let Some(a) = &account.value {
+            (a.clone(), account.at)
+        } else if let Some(m) = match_person(
+            &index,
+            &PersonFacts {
+                email: email.value.as_deref(),
+                company: company.value.as_deref(),
+            },
+            policy,
+        ) {
+            let p = m.account.clone();
+            new_matches.insert(
+                root.to_string(),
+                MatchRow {
+                    account: m.account,
+                    confidence: m.confidence,
+                    method: m.method.as_str().to_string(),
+                    explanation: m.explanation,
+                    at: created,
+                },
+            );
+            (p, i64::MIN)
+        } else {
+            (format!("~p:{root}"), i64::MIN)
+        };
+        for f in group {
+            if f.person == *root {
+                want.insert(f.person.clone(), (partition.clone(), at));
+            } else {
+                // A duplicate follows its survivor wherever it goes; routing never moves it.
+                want.insert(f.person.clone(), (partition.clone(), i64::MAX));
+                let email = survivor_of[&f.person].1.clone();
+                new_dups.insert(
+                    f.person.clone(),
+                    (root.to_string(), email, partition.clone()),
+                );
+            }
+        }
+    }
+
+    // Apply: move people, then record the decisions that changed.
+    let mut touched: HashSet<String> = HashSet::new();
+    for (person, (partition, at)) in &want {
+        let current: Option<(String, i64)> = tx
+            .prepare_cached("SELECT partition, at FROM person_partition WHERE person = ?1")?
+            .query_row([person], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((cur, cur_at)) = current else {
+            continue;
+        };
+        let moved = &cur != partition;
+        if moved {
+            tx.prepare_cached(
+                "UPDATE events SET partition = ?1 WHERE person = ?2 AND partition = ?3",
+            )?
+            .execute(params![partition, person, cur])?;
+            touched.insert(cur);
+            touched.insert(partition.clone());
+        }
+        if moved || cur_at != *at {
+            tx.prepare_cached(
+                "UPDATE person_partition SET partition = ?1, at = ?2 WHERE person = ?3",
+            )?
+            .execute(params![partition, at, person])?;
+        }
+    }
+    for (person, old) in &old_matches {
+        if new_matches
+            .get(person)
+            .is_none_or(|n| n.account != old.account)
+        {
+            touched.insert(old.account.clone());
+        }
+        if !new_matches.contains_key(person) {
+            tx.execute("DELETE FROM person_matches WHERE person = ?1", [person])?;
+        }
+    }
+    for (person, new) in &new_matches {
+        if old_matches.get(person) != Some(new) {
+            touched.insert(new.account.clone());
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO person_matches(person, account, confidence, method, explanation, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![person, new.account, new.confidence, new.method, new.explanation, new.at])?;
+        }
+    }
+    for (person, old) in &old_dups {
+        if new_dups.get(person) != Some(old) {
+            touched.insert(old.2.clone());
+        }
+        if !new_dups.contains_key(person) {
+            tx.execute("DELETE FROM person_duplicates WHERE person = ?1", [person])?;
+        }
+    }
+    for (person, new) in &new_dups {
+        if old_dups.get(person) != Some(new) {
+            touched.insert(new.2.clone());
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO person_duplicates(person, survivor, email, partition) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![person, new.0, new.1, new.2])?;
+        }
+    }
+    let mut touched: Vec<String> = touched.into_iter().collect();
+    touched.sort();
+    Ok(touched)
+}
+
+/// Before a replay: rebuilds the facts if the new model matches, then reconciles under it.
+/// Returns the partitions whose people moved (some may now be empty).
+pub(crate) fn before_replay(
+    tx: &Transaction<'_>,
+    policy: &MatchPolicy,
+) -> Result<Vec<String>, StoreError> {
+    if policy.is_active() {
+        rebuild_facts(tx)?;
+    }
+    reconcile(tx, policy)
+}
+
+/// Step 3: applies the decisions to partitions about to be derived: matched people's
+/// `person` events name the matched account, and each duplicate gets a `merge` into its
+/// survivor.
+pub(crate) fn adjust(
+    conn: &Connection,
+    partitions: &mut [(String, Vec<SequencedEvent>)],
+) -> Result<(), StoreError> {
+    let mut matched: HashMap<String, String> = HashMap::new();
+    {
+        let mut st = conn.prepare_cached("SELECT person, account FROM person_matches")?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            matched.insert(r.get(0)?, r.get(1)?);
+        }
+    }
+    let mut dups: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    {
+        let mut st = conn.prepare_cached(
+            "SELECT partition, person, survivor FROM person_duplicates ORDER BY person",
+        )?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            dups.entry(r.get(0)?)
+                .or_default()
+                .push((r.get(1)?, r.get(2)?));
+        }
+    }
+    if matched.is_empty() && dups.is_empty() {
+        return Ok(());
+    }
+    for (partition, events) in partitions.iter_mut() {
+        if !matched.is_empty() {
+            for se in events.iter_mut() {
+                if let EventBody::Person {
+                    person,
+                    account: account @ None,
+                    ..
+                } = &mut se.event.body
+                {
+                    if matched.get(person.as_str()) == Some(partition) {
+                        *account = Some(partition.clone());
+                    }
+                }
+            }
+        }
+        if let Some(list) = dups.get(partition.as_str()).filter(|_| !events.is_empty()) {
+            let at = events.first().map(|e| e.event.at).unwrap_or(Timestamp(0));
+            let merges = list.iter().map(|(dup, survivor)| SequencedEvent {
+                seq: 0,
+                event: Event {
+                    id: format!("auto-merge:{dup}:{survivor}"),
+                    at,
+                    body: EventBody::Merge {
+                        person: dup.clone(),
+                        into: survivor.clone(),
+                    },
+                },
+            });
+            events.splice(0..0, merges);
+        }
+    }
+    Ok(())
+}
+
+/// How a person was matched to their account, for `waterfall why` and `show`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersonMatch {
+    /// The matched account.
+    pub account: String,
+    /// How sure the match is, 0..=1.
+    pub confidence: f64,
+    /// `domain`, `company_exact` or `company_fuzzy`.
+    pub method: String,
+    /// Why, in plain words.
+    pub explanation: String,
+    /// The person's creation instant (the match applies from then).
+    pub at: Timestamp,
+}
+
+/// A person merged automatically because they share an email with an earlier one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonDuplicate {
+    /// The duplicate.
+    pub person: String,
+    /// The person it was merged into.
+    pub survivor: String,
+    /// The normalised email they share.
+    pub email: String,
+}
+
+impl Store {
+    /// How a person (or the survivor they were merged into) was matched to an account, if the
+    /// account came from matching rather than from the events.
+    pub fn person_match(&self, person: &str) -> Result<Option<PersonMatch>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT account, confidence, method, explanation, at FROM person_matches WHERE person = ?1",
+                [person],
+                |r| {
+                    Ok(PersonMatch {
+                        account: r.get(0)?,
+                        confidence: r.get(1)?,
+                        method: r.get(2)?,
+                        explanation: r.get(3)?,
+                        at: Timestamp(r.get(4)?),
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Automatic merges that involve a person, as duplicate or as survivor, by duplicate id.
+    pub fn person_duplicates(&self, person: &str) -> Result<Vec<PersonDuplicate>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT person, survivor, email FROM person_duplicates
+             WHERE person = ?1 OR survivor = ?1 ORDER BY person",
+        )?;
+        let rows = st.query_map([person], |r| {
+            Ok(PersonDuplicate {
+                person: r.get(0)?,
+                survivor: r.get(1)?,
+                email: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
