@@ -51,22 +51,15 @@ fn demo() -> &'static Path {
     })
 }
 
-/// Two copies of the default model, the second with a higher MQL engagement bar (20 → 45).
-///
-/// Not the default's 60: in the 150-account demo nobody with an MQL fit reaches engagement
-/// 60 (every MQL there is a hand-raiser), so raising 60 changes nothing on that data.
+/// The default model, and a copy with a higher MQL engagement bar (40 → 60).
 fn raised_model(dir: &Path) -> (PathBuf, PathBuf) {
     let text = std::fs::read_to_string(default_model()).unwrap();
-    assert!(text.contains("mql_engagement = 60"));
+    assert!(text.contains("mql_engagement = 40"));
     let (old, new) = (dir.join("old.toml"), dir.join("new.toml"));
-    std::fs::write(
-        &old,
-        text.replace("mql_engagement = 60", "mql_engagement = 20"),
-    )
-    .unwrap();
+    std::fs::write(&old, &text).unwrap();
     std::fs::write(
         &new,
-        text.replace("mql_engagement = 60", "mql_engagement = 45"),
+        text.replace("mql_engagement = 40", "mql_engagement = 60"),
     )
     .unwrap();
     (old, new)
@@ -215,7 +208,7 @@ fn a_raised_mql_bar_shows_fewer_mqls_with_the_exact_deltas_of_two_replays() {
         .expect("the threshold change is listed");
     assert_eq!(threshold["name"], "mql_engagement");
     assert_eq!(threshold["kind"], "changed");
-    assert_eq!(threshold["details"][0], "value: 20 → 45");
+    assert_eq!(threshold["details"][0], "value: 40 → 60");
     let text = std::fs::read_to_string(&old).unwrap();
     let line = text
         .lines()

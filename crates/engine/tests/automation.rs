@@ -183,7 +183,7 @@ fn run_with(model: &Model, story: &str, horizon: Timestamp) -> Derived {
 
 #[test]
 fn engagement_decaying_below_a_threshold_fires_at_the_instant_it_crosses() {
-    // The default model plus a rule on engagement crossing 60 downward.
+    // The default model plus a rule on engagement crossing the MQL bar (40) downward.
     let text = format!(
         "{}\n{}",
         waterfall_model::DEMAND_WATERFALL_TOML,
@@ -206,10 +206,10 @@ set_status = "Nurture"
 {{\"at\":\"2025-01-06T11:00:00Z\",\"type\":\"activity\",\"person\":\"p1\",\"kind\":\"contact_sales\"}}
 {{\"at\":\"2025-01-06T12:00:00Z\",\"type\":\"status\",\"person\":\"p1\",\"status\":\"Working\"}}"
     );
-    // Engagement after the second activity, and when 30-day half-life decay brings it to 60.
+    // Engagement after the second activity, and when 30-day half-life decay brings it to 40.
     let at1 = Timestamp::parse("2025-01-06T11:00:00Z").unwrap();
     let e = 40.0 * 0.5f64.powf(1.0 / 24.0 / 30.0) + 40.0;
-    let micros = (30.0 * (e / 60.0f64).log2() * 86_400e6).ceil() as i64;
+    let micros = (30.0 * (e / 40.0f64).log2() * 86_400e6).ceil() as i64;
     let due = Timestamp(at1.0 + micros);
     let before = run_with(&model, &story, Timestamp(due.0 - 1));
     assert!(!before.transitions.iter().any(|t| t.rule == "gone-cold"));

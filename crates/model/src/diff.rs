@@ -563,16 +563,16 @@ mod tests {
 
     #[test]
     fn a_raised_threshold_shows_with_its_lines_and_the_rules_it_moves() {
-        let new = DEMAND_WATERFALL_TOML.replace("mql_engagement = 60", "mql_engagement = 80");
+        let new = DEMAND_WATERFALL_TOML.replace("mql_engagement = 40", "mql_engagement = 80");
         let line = DEMAND_WATERFALL_TOML
             .lines()
-            .position(|l| l.starts_with("mql_engagement = 60"))
+            .position(|l| l.starts_with("mql_engagement = 40"))
             .map(|i| i + 1);
         let changes = check(DEMAND_WATERFALL_TOML, &new);
         assert_eq!(
             changes[0],
             format!(
-                "changed rule mql-by-engagement (old line {l:?}, new line {l:?}): on: score engagement crosses 60 upward → score engagement crosses 80 upward",
+                "changed rule mql-by-engagement (old line {l:?}, new line {l:?}): on: score engagement crosses 40 upward → score engagement crosses 80 upward",
                 l = rule_line("mql-by-engagement")
             )
         );
@@ -580,7 +580,7 @@ mod tests {
             changes.last().map(String::as_str),
             Some(
                 format!(
-                    "changed threshold mql_engagement (old line {line:?}, new line {line:?}): value: 60 → 80"
+                    "changed threshold mql_engagement (old line {line:?}, new line {line:?}): value: 40 → 80"
                 )
                 .as_str()
             )
