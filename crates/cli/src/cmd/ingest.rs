@@ -7,6 +7,18 @@ use std::time::Instant;
 use waterfall_core::{LineError, Timestamp};
 use waterfall_store::{IngestOptions, Store};
 
+/// One parsed chunk of an input file, on its way from the reader thread to the writer.
+struct ParsedChunk {
+    /// Index of the file in the arguments.
+    file: usize,
+    /// Parsed events with their line numbers.
+    events: Vec<(usize, waterfall_core::Event)>,
+    /// Rejected lines.
+    errors: Vec<LineError>,
+    /// Bytes of input the chunk covered.
+    bytes: usize,
+}
+
 /// How much of an input file is parsed and appended at a time (bounds memory).
 const CHUNK_BYTES: usize = 32 << 20;
 
@@ -90,44 +102,70 @@ pub fn run(args: IngestArgs) -> CliResult {
     );
     let mut batch = store.begin(&model)?;
     let mut appended = 0usize;
-    for file in &args.files {
-        let mut unreadable = Vec::new();
-        read_chunks(
-            file,
-            CHUNK_BYTES,
-            &mut unreadable,
-            |first_line, text, bytes| {
-                let (parsed, errors) = parse_parallel(text, first_line);
-                rejected.extend(errors.into_iter().map(|error| Rejected {
-                    file: file.clone(),
-                    error,
-                }));
-                let mut good = Vec::with_capacity(parsed.len());
-                for (line, ev) in parsed {
-                    match waterfall_engine::validate(&model, &ev) {
-                        Ok(()) => good.push(ev),
-                        Err(reason) => rejected.push(Rejected {
-                            file: file.clone(),
-                            error: LineError { line, reason },
-                        }),
-                    }
+    // Reading and parsing the next chunk overlaps with storing the current one.
+    std::thread::scope(|scope| -> CliResult {
+        let (send, chunks) = std::sync::mpsc::sync_channel::<ParsedChunk>(1);
+        let files = &args.files;
+        let reader = scope.spawn(move || -> CliResult {
+            for (file, name) in files.iter().enumerate() {
+                let mut unreadable = Vec::new();
+                read_chunks(
+                    name,
+                    CHUNK_BYTES,
+                    &mut unreadable,
+                    |first_line, text, bytes| {
+                        let (events, errors) = parse_parallel(text, first_line);
+                        let chunk = ParsedChunk {
+                            file,
+                            events,
+                            errors,
+                            bytes,
+                        };
+                        // A closed channel means the writer stopped on an error: stop reading.
+                        send.send(chunk)
+                            .map_err(|_| CliError::internal("ingest stopped"))
+                    },
+                )?;
+                let chunk = ParsedChunk {
+                    file,
+                    events: Vec::new(),
+                    errors: unreadable,
+                    bytes: 0,
+                };
+                send.send(chunk)
+                    .map_err(|_| CliError::internal("ingest stopped"))?;
+            }
+            Ok(())
+        });
+        for chunk in chunks {
+            let file = &args.files[chunk.file];
+            rejected.extend(chunk.errors.into_iter().map(|error| Rejected {
+                file: file.clone(),
+                error,
+            }));
+            let mut good = Vec::with_capacity(chunk.events.len());
+            for (line, ev) in chunk.events {
+                match waterfall_engine::validate(&model, &ev) {
+                    Ok(()) => good.push(ev),
+                    Err(reason) => rejected.push(Rejected {
+                        file: file.clone(),
+                        error: LineError { line, reason },
+                    }),
                 }
-                appended += good.len();
-                batch.append(good)?;
-                pb.inc(bytes as u64);
-                let secs = started.elapsed().as_secs_f64().max(1e-9);
-                pb.set_message(format!(
-                    "{appended} events, {:.0}/s",
-                    appended as f64 / secs
-                ));
-                Ok(())
-            },
-        )?;
-        rejected.extend(unreadable.into_iter().map(|error| Rejected {
-            file: file.clone(),
-            error,
-        }));
-    }
+            }
+            appended += good.len();
+            batch.append(good)?;
+            pb.inc(chunk.bytes as u64);
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            pb.set_message(format!(
+                "{appended} events, {:.0}/s",
+                appended as f64 / secs
+            ));
+        }
+        reader
+            .join()
+            .map_err(|_| CliError::internal("the reader thread panicked"))?
+    })?;
     rejected.sort_by(|a, b| (&a.file, a.error.line).cmp(&(&b.file, b.error.line)));
     pb.finish_and_clear();
     for r in rejected.iter().take(50) {
