@@ -67,14 +67,28 @@ struct Router {
     touched: HashSet<String>,
     /// The log was empty when the batch began: nothing to look up in the database.
     fresh: bool,
-    /// Partition moves (person, from, to) waiting for the log's indexes (fresh loads).
-    deferred_moves: Vec<(String, String, String)>,
+    /// Partition moves (person or everyone, from, to) waiting for the log's indexes (fresh
+    /// loads).
+    deferred_moves: Vec<(Option<String>, String, String)>,
 }
 
-/// Moves every stored event of `person` from partition `from` to `to`.
-fn move_events(tx: &Transaction<'_>, person: &str, from: &str, to: &str) -> Result<(), StoreError> {
-    tx.prepare_cached("UPDATE events SET partition = ?1 WHERE person = ?2 AND partition = ?3")?
-        .execute(params![to, person, from])?;
+/// Moves the stored events of `person` (of everyone, when `None`) from partition `from` to `to`.
+fn move_events(
+    tx: &Transaction<'_>,
+    person: Option<&str>,
+    from: &str,
+    to: &str,
+) -> Result<(), StoreError> {
+    match person {
+        Some(p) => tx
+            .prepare_cached(
+                "UPDATE events SET partition = ?1 WHERE person = ?2 AND partition = ?3",
+            )?
+            .execute(params![to, p, from])?,
+        None => tx
+            .prepare_cached("UPDATE events SET partition = ?1 WHERE partition = ?2")?
+            .execute(params![to, from])?,
+    };
     Ok(())
 }
 
@@ -132,16 +146,44 @@ impl Router {
         if from == to {
             return Ok(());
         }
+        self.move_events(tx, Some(person), from, to)
+    }
+
+    /// Moves the events of `person` (or of everyone, when `None`) from partition `from` to `to`.
+    fn move_events(
+        &mut self,
+        tx: &Transaction<'_>,
+        person: Option<&str>,
+        from: &str,
+        to: &str,
+    ) -> Result<(), StoreError> {
         if self.fresh {
             // The log's indexes are off during a fresh load: move once they are back (in
             // order, which gives the same result since later events are routed to `to`).
-            self.deferred_moves
-                .push((person.to_string(), from.to_string(), to.to_string()));
+            self.deferred_moves.push((
+                person.map(str::to_string),
+                from.to_string(),
+                to.to_string(),
+            ));
         } else {
             move_events(tx, person, from, to)?;
         }
         self.touched.insert(from.to_string());
         self.touched.insert(to.to_string());
+        Ok(())
+    }
+
+    /// A person-only partition (a person without an account, with the duplicates merged into
+    /// them) joins an account's partition: everything in it moves there.
+    fn adopt(&mut self, tx: &Transaction<'_>, from: &str, account: &str) -> Result<(), StoreError> {
+        self.move_events(tx, None, from, account)?;
+        tx.prepare_cached("UPDATE person_partition SET partition = ?1 WHERE partition = ?2")?
+            .execute([account, from])?;
+        for (partition, _) in self.people.values_mut() {
+            if partition == from {
+                *partition = account.to_string();
+            }
+        }
         Ok(())
     }
 
@@ -158,6 +200,12 @@ impl Router {
         match (current, account) {
             (None, Some(a)) => {
                 self.set_person(tx, person, a, at)?;
+                Ok(a.to_string())
+            }
+            (Some((cur, i64::MAX)), Some(a)) if cur.starts_with("~p:") => {
+                // A merged duplicate names an account its survivor lacks: the merged person
+                // (survivor and duplicates) belongs to that account.
+                self.adopt(tx, &cur, a)?;
                 Ok(a.to_string())
             }
             (None, None) => {
@@ -198,9 +246,15 @@ impl Router {
             | EventBody::Stage { person: p, .. }
             | EventBody::Erase { person: p } => self.route_person(tx, p, None, at)?,
             EventBody::Merge { person, into } => {
-                let target = self.route_person(tx, into, None, at)?;
-                if let Some((cur, _)) = self.person(tx, person)? {
-                    self.move_person(tx, person, &cur, &target)?;
+                let mut target = self.route_person(tx, into, None, at)?;
+                let duplicate = self.person(tx, person)?.map(|(p, _)| p);
+                if let Some(dup) = duplicate {
+                    if target.starts_with("~p:") && !dup.starts_with('~') {
+                        // The survivor has no account but the duplicate has: both live there.
+                        self.adopt(tx, &target, &dup)?;
+                        target = dup.clone();
+                    }
+                    self.move_person(tx, person, &dup, &target)?;
                 }
                 self.set_person(tx, person, &target, i64::MAX)?;
                 target
@@ -399,7 +453,7 @@ impl Batch<'_> {
             tx.execute_batch(schema::EVENT_INDEXES)?;
         }
         for (person, from, to) in std::mem::take(&mut self.router.deferred_moves) {
-            move_events(tx, &person, &from, &to)?;
+            move_events(tx, person.as_deref(), &from, &to)?;
         }
         for person in &self.erasures {
             self.summary.erased += 1;
