@@ -318,18 +318,41 @@ fn a_person_moving_into_an_account_within_one_fresh_batch_keeps_all_events() {
 fn a_duplicate_that_names_an_account_brings_its_survivor_there_in_any_arrival_order() {
     let model = Model::history_only();
     let events = vec![
-        ev("1", "2025-01-01T00:00:00Z", r#""type":"account","account":"acme""#),
-        ev("2", "2025-01-02T00:00:00Z", r#""type":"person","person":"lead""#),
-        ev("3", "2025-01-03T00:00:00Z", r#""type":"person","person":"contact","account":"acme""#),
-        ev("4", "2025-01-04T00:00:00Z", r#""type":"merge","person":"contact","into":"lead""#),
-        ev("5", "2025-01-05T00:00:00Z", r#""type":"stage","person":"lead","stage":"MQL""#),
+        ev(
+            "1",
+            "2025-01-01T00:00:00Z",
+            r#""type":"account","account":"acme""#,
+        ),
+        ev(
+            "2",
+            "2025-01-02T00:00:00Z",
+            r#""type":"person","person":"lead""#,
+        ),
+        ev(
+            "3",
+            "2025-01-03T00:00:00Z",
+            r#""type":"person","person":"contact","account":"acme""#,
+        ),
+        ev(
+            "4",
+            "2025-01-04T00:00:00Z",
+            r#""type":"merge","person":"contact","into":"lead""#,
+        ),
+        ev(
+            "5",
+            "2025-01-05T00:00:00Z",
+            r#""type":"stage","person":"lead","stage":"MQL""#,
+        ),
     ];
     let mut reversed = events.clone();
     reversed.reverse();
     for (name, batches) in [
         ("in order", vec![events.clone()]),
         ("reversed", vec![reversed]),
-        ("one by one", events.iter().map(|e| vec![e.clone()]).collect()),
+        (
+            "one by one",
+            events.iter().map(|e| vec![e.clone()]).collect(),
+        ),
     ] {
         let mut s = Store::open_in_memory().unwrap();
         for b in batches {
@@ -339,9 +362,16 @@ fn a_duplicate_that_names_an_account_brings_its_survivor_there_in_any_arrival_or
         assert_eq!(lead.partition, "acme", "{name}");
         assert_eq!(lead.account.as_deref(), Some("acme"), "{name}");
         assert_eq!(lead.stage, "MQL", "{name}");
-        let accounts = s.history().unwrap().people.len();
-        assert_eq!(accounts, 2, "{name}: the survivor and the merged-away duplicate");
+        let people = s.history().unwrap().people.len();
+        assert_eq!(
+            accounts, 2,
+            "{name}: the survivor and the merged-away duplicate"
+        );
         // One account state, in its own partition.
-        assert_eq!(s.account("acme").unwrap().unwrap().partition, "acme", "{name}");
+        assert_eq!(
+            s.account("acme").unwrap().unwrap().partition,
+            "acme",
+            "{name}"
+        );
     }
 }
