@@ -364,7 +364,7 @@ fn a_duplicate_that_names_an_account_brings_its_survivor_there_in_any_arrival_or
         assert_eq!(lead.stage, "MQL", "{name}");
         let people = s.history().unwrap().people.len();
         assert_eq!(
-            accounts, 2,
+            people, 2,
             "{name}: the survivor and the merged-away duplicate"
         );
         // One account state, in its own partition.
