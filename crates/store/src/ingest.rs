@@ -17,7 +17,7 @@ pub struct IngestOptions {
 /// What one ingest did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IngestSummary {
-    /// Events handed in.
+    /// Events handed in (for a replay: events re-derived).
     pub received: usize,
     /// Events new to the log.
     pub stored: usize,
@@ -475,7 +475,7 @@ impl Batch<'_> {
         let touched: Vec<String> = std::mem::take(&mut self.router.touched)
             .into_iter()
             .collect();
-        let (partitions, transitions) = rederive(
+        let done = rederive(
             tx,
             self.model,
             &touched,
@@ -484,8 +484,8 @@ impl Batch<'_> {
             opts,
             &mut self.clock,
         )?;
-        self.summary.partitions = partitions;
-        self.summary.transitions = transitions;
+        self.summary.partitions = done.partitions;
+        self.summary.transitions = done.transitions;
         self.tx.commit()?;
         self.clock.lap("commit");
         self.summary.phases = self.clock.phases;
@@ -515,13 +515,13 @@ impl Store {
             all
         };
         let mut clock = PhaseClock::new();
-        let (partitions, transitions) =
-            rederive(&tx, model, &touched, i64::MAX, &mut [], opts, &mut clock)?;
+        let done = rederive(&tx, model, &touched, i64::MAX, &mut [], opts, &mut clock)?;
         tx.commit()?;
         clock.lap("commit");
         Ok(IngestSummary {
-            partitions,
-            transitions,
+            received: done.events,
+            partitions: done.partitions,
+            transitions: done.transitions,
             phases: clock.phases,
             ..Default::default()
         })
@@ -613,11 +613,11 @@ fn rederive(
     in_memory: &mut [Option<Event>],
     opts: IngestOptions,
     clock: &mut PhaseClock,
-) -> Result<(usize, usize), StoreError> {
+) -> Result<Rederived, StoreError> {
     tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS touched(partition TEXT PRIMARY KEY)")?;
     let mut touched = touched.to_vec();
     touched.sort();
-    let (mut partitions, mut written) = (0, 0);
+    let mut done = Rederived::default();
     // A pass at a time, so memory stays bounded however many partitions a batch touches.
     for pass in touched.chunks(PARTITIONS_PER_PASS) {
         tx.execute_batch("DELETE FROM temp.touched")?;
@@ -645,6 +645,7 @@ fn rederive(
         // Matched accounts and automatic merges are applied as the partitions are read.
         crate::matching::adjust(tx, &mut loaded)?;
         let (names, events): (Vec<String>, Vec<Vec<SequencedEvent>>) = loaded.into_iter().unzip();
+        done.events += events.iter().map(Vec::len).sum::<usize>();
         clock.lap("load");
         let derived = derive_all(
             model,
@@ -656,12 +657,20 @@ fn rederive(
         drop(events);
         clock.lap("derive");
         for (partition, d) in names.iter().zip(&derived) {
-            written += write_derived(tx, partition, d)?;
+            done.transitions += write_derived(tx, partition, d)?;
         }
-        partitions += names.len();
+        done.partitions += names.len();
         clock.lap("write");
     }
-    Ok((partitions, written))
+    Ok(done)
+}
+
+/// What a re-derivation did.
+#[derive(Debug, Default)]
+struct Rederived {
+    partitions: usize,
+    events: usize,
+    transitions: usize,
 }
 
 /// How many partitions are loaded, derived and written per pass.

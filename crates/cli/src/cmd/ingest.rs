@@ -50,6 +50,9 @@ pub struct ReplayArgs {
     /// Re-derive under this model instead of the stored one (it becomes the database's model).
     #[arg(long)]
     model: Option<String>,
+    /// Print how long each phase took (load, derive, write, commit).
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 /// Opens the database and picks the model: the one asked for must match the stored one.
@@ -238,12 +241,22 @@ pub fn replay(args: ReplayArgs) -> CliResult {
         },
     )?;
     pb.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
     println!(
-        "replayed {} partitions under model {:?} in {:.1}s: {} transitions",
+        "replayed {} events in {} partitions under model {:?} in {secs:.1}s ({:.0} events/s): {} transitions",
+        summary.received,
         summary.partitions,
         model.name,
-        started.elapsed().as_secs_f64(),
+        summary.received as f64 / secs.max(1e-9),
         summary.transitions
     );
+    if args.verbose {
+        let phases: Vec<String> = summary
+            .phases
+            .iter()
+            .map(|(p, s)| format!("{p} {s:.2}s"))
+            .collect();
+        eprintln!("phases: {}", phases.join(", "));
+    }
     Ok(())
 }
