@@ -149,7 +149,9 @@ pub struct HistoryQuery {
     pub field: Option<Field>,
     /// Only transitions of this level (person or account); all when `None`.
     pub level: Option<Level>,
-    /// Load people's attributes: `None` none, `Some(None)` all, `Some(Some(k))` only `k`.
+    /// Which people to load: `None` none (reports then know people by their transitions
+    /// alone, which is exact: merged-away and erased people have none), `Some(None)` all with
+    /// all attributes, `Some(Some(k))` all with only attribute `k`.
     pub attributes: Option<Option<String>>,
 }
 
@@ -344,7 +346,7 @@ impl Store {
 
     fn people_for(&self, q: &HistoryQuery) -> Result<Vec<PersonRow>, StoreError> {
         let attrs_sql = match &q.attributes {
-            None => "NULL",
+            None => return Ok(Vec::new()),
             Some(None) => "attrs",
             Some(Some(_)) => "json_extract(attrs, '$.' || ?1)",
         };

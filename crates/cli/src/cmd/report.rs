@@ -2,6 +2,9 @@
 
 use crate::error::{CliError, CliResult};
 use crate::DbArgs;
+// Reports leave their History undropped: the process exits right after printing, and freeing
+// millions of small allocations would only add to the wait.
+use std::mem::ManuallyDrop;
 use waterfall_core::{Field, Level, Period, Timestamp, Transition, TransitionRef};
 use waterfall_engine::Derived;
 use waterfall_model::Model;
@@ -325,7 +328,7 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             to,
             as_of,
         } => {
-            let h = load_level(&common.db, level, common.by.as_deref())?;
+            let h = ManuallyDrop::new(load_level(&common.db, level, common.by.as_deref())?);
             let opts = waterfall_report::FlowOptions {
                 period,
                 from: instant("--from", from.as_deref())?,
@@ -346,7 +349,7 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             period,
             as_of,
         } => {
-            let h = load_level(&common.db, level, common.by.as_deref())?;
+            let h = ManuallyDrop::new(load_level(&common.db, level, common.by.as_deref())?);
             let (stage, known) = match level {
                 ReportLevel::Person => (stage.unwrap_or_else(|| "MQL".into()), h.stages()),
                 ReportLevel::Account => (stage.unwrap_or_else(|| "MQA".into()), h.account_stages()),
@@ -368,7 +371,10 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             print(&report, common.format);
         }
         ReportCommand::Velocity { common, window } => {
-            let h = load_history(&common.db, &history_query(false, common.by.as_deref()))?;
+            let h = ManuallyDrop::new(load_history(
+                &common.db,
+                &history_query(false, common.by.as_deref()),
+            )?);
             let opts = waterfall_report::VelocityOptions {
                 period: window.period,
                 from: instant("--from", window.from.as_deref())?,
@@ -379,7 +385,10 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             print(&waterfall_report::velocity(&h, &opts), common.format);
         }
         ReportCommand::Conversion { common, window } => {
-            let h = load_history(&common.db, &history_query(false, common.by.as_deref()))?;
+            let h = ManuallyDrop::new(load_history(
+                &common.db,
+                &history_query(false, common.by.as_deref()),
+            )?);
             let opts = waterfall_report::ConversionOptions {
                 from: instant("--from", window.from.as_deref())?,
                 to: instant("--to", window.to.as_deref())?,
@@ -394,7 +403,10 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             stage,
             recycle,
         } => {
-            let h = load_history(&common.db, &history_query(false, common.by.as_deref()))?;
+            let h = ManuallyDrop::new(load_history(
+                &common.db,
+                &history_query(false, common.by.as_deref()),
+            )?);
             let opts = waterfall_report::RecyclingOptions {
                 stage,
                 recycle_stages: recycle,
@@ -405,7 +417,10 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             print(&waterfall_report::recycling(&h, &opts), common.format);
         }
         ReportCommand::Status { common, as_of } => {
-            let h = load_history(&common.db, &history_query(true, common.by.as_deref()))?;
+            let h = ManuallyDrop::new(load_history(
+                &common.db,
+                &history_query(true, common.by.as_deref()),
+            )?);
             let opts = waterfall_report::StatusOptions {
                 as_of: instant("--as-of", as_of.as_deref())?.unwrap_or_else(Timestamp::now),
                 by: common.by,
@@ -422,7 +437,10 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             } else {
                 rules
             };
-            let h = load_history(&common.db, &history_query(true, common.by.as_deref()))?;
+            let h = ManuallyDrop::new(load_history(
+                &common.db,
+                &history_query(true, common.by.as_deref()),
+            )?);
             let opts = waterfall_report::SlaOptions {
                 rules,
                 period: window.period,
@@ -438,7 +456,7 @@ pub fn run(cmd: ReportCommand) -> CliResult {
             level,
             as_of,
         } => {
-            let h = load_level(&common.db, level, common.by.as_deref())?;
+            let h = ManuallyDrop::new(load_level(&common.db, level, common.by.as_deref())?);
             let opts = waterfall_report::SnapshotOptions {
                 as_of: instant("--as-of", as_of.as_deref())?.unwrap_or_else(Timestamp::now),
                 by: common.by,
