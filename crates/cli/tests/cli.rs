@@ -228,3 +228,35 @@ fn the_account_waterfall_and_an_account_with_its_buying_group() {
         text(&person)
     );
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("demo.db");
+    let o = run(bin()
+        .args(["demo", "--accounts", "200", "--db"])
+        .arg(&db)
+        .arg("--events")
+        .arg(dir.path().join("demo.jsonl")));
+    assert!(o.status.success(), "{}", text(&o));
+    // Far more output than a pipe holds, read one chunk of, then the pipe closes.
+    let mut child = bin()
+        .args([
+            "report", "flow", "--period", "week", "--by", "email", "--format", "csv", "--db",
+        ])
+        .arg(&db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
