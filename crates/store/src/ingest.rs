@@ -293,9 +293,24 @@ impl Router {
     }
 }
 
-/// Events kept in memory for derivation at most; past that, a batch re-reads its events from
-/// the log instead, so a file of any size ingests in bounded memory.
-const KEEP_IN_MEMORY: usize = 1_500_000;
+/// How much a batch holds in memory: the trade between speed and peak memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Events kept in memory for derivation at most; past that, a batch re-reads its events
+    /// from the log instead, so a file of any size ingests in bounded memory.
+    pub keep_in_memory: usize,
+    /// How many partitions are loaded, derived and written per pass.
+    pub partitions_per_pass: usize,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        BatchLimits {
+            keep_in_memory: 1_500_000,
+            partitions_per_pass: 8192,
+        }
+    }
+}
 
 /// One all-or-nothing ingest in progress: events are appended chunk by chunk (so a caller can
 /// stream a large file and show progress), then [`Batch::finish`] re-derives the touched
@@ -310,9 +325,10 @@ pub struct Batch<'s> {
     /// found through `seen` (hash of id → seq of its first event).
     fresh: bool,
     seen: rustc_hash::FxHashMap<u64, i64>,
-    /// This batch's events by seq offset, while they fit in [`KEEP_IN_MEMORY`].
+    /// This batch's events by seq offset, while they fit in [`BatchLimits::keep_in_memory`].
     in_memory: Vec<Option<Event>>,
     keep_in_memory: bool,
+    limits: BatchLimits,
     erasures: Vec<String>,
     summary: IngestSummary,
     clock: PhaseClock,
@@ -344,6 +360,7 @@ impl Store {
 
     /// Starts an all-or-nothing ingest (see [`Batch`]).
     pub fn begin<'s>(&'s mut self, model: &'s Model) -> Result<Batch<'s>, StoreError> {
+        let self_limits = self.limits;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -375,6 +392,7 @@ impl Store {
             seen: Default::default(),
             in_memory: Vec::new(),
             keep_in_memory: true,
+            limits: self_limits,
             erasures: Vec::new(),
             summary: IngestSummary::default(),
             clock: PhaseClock::new(),
@@ -409,7 +427,7 @@ impl Batch<'_> {
                 self.erasures.push(person.clone());
             }
             if self.keep_in_memory {
-                if self.in_memory.len() < KEEP_IN_MEMORY {
+                if self.in_memory.len() < self.limits.keep_in_memory {
                     self.in_memory.push(Some(ev));
                 } else {
                     // The rest of the batch is read back from the log when derived.
@@ -479,9 +497,11 @@ impl Batch<'_> {
             tx,
             self.model,
             &touched,
-            self.batch_start,
-            &mut self.in_memory,
-            opts,
+            (self.batch_start, &mut self.in_memory),
+            Derivation {
+                opts,
+                partitions_per_pass: self.limits.partitions_per_pass,
+            },
             &mut self.clock,
         )?;
         self.summary.partitions = done.partitions;
@@ -515,7 +535,11 @@ impl Store {
             all
         };
         let mut clock = PhaseClock::new();
-        let done = rederive(&tx, model, &touched, i64::MAX, &mut [], opts, &mut clock)?;
+        let how = Derivation {
+            opts,
+            partitions_per_pass: self.limits.partitions_per_pass,
+        };
+        let done = rederive(&tx, model, &touched, (i64::MAX, &mut []), how, &mut clock)?;
         tx.commit()?;
         clock.lap("commit");
         Ok(IngestSummary {
@@ -603,23 +627,33 @@ fn load_partitions(
     Ok(out)
 }
 
-/// Re-derives the given partitions and replaces their derived rows. Returns (partitions,
-/// transitions written).
+/// How a re-derivation runs: up to which instant, and how many partitions per pass.
+#[derive(Clone, Copy)]
+struct Derivation {
+    opts: IngestOptions,
+    partitions_per_pass: usize,
+}
+
+/// Re-derives the given partitions and replaces their derived rows. Events with seq from
+/// `batch_start` on are taken from `in_memory` while it has them.
 fn rederive(
     tx: &Transaction<'_>,
     model: &Model,
     touched: &[String],
-    batch_start: i64,
-    in_memory: &mut [Option<Event>],
-    opts: IngestOptions,
+    (batch_start, in_memory): (i64, &mut [Option<Event>]),
+    how: Derivation,
     clock: &mut PhaseClock,
 ) -> Result<Rederived, StoreError> {
+    let Derivation {
+        opts,
+        partitions_per_pass: passes_of,
+    } = how;
     tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS touched(partition TEXT PRIMARY KEY)")?;
     let mut touched = touched.to_vec();
     touched.sort();
     let mut done = Rederived::default();
     // A pass at a time, so memory stays bounded however many partitions a batch touches.
-    for pass in touched.chunks(PARTITIONS_PER_PASS) {
+    for pass in touched.chunks(passes_of.max(1)) {
         tx.execute_batch("DELETE FROM temp.touched")?;
         {
             let mut ins =
@@ -672,9 +706,6 @@ struct Rederived {
     events: usize,
     transitions: usize,
 }
-
-/// How many partitions are loaded, derived and written per pass.
-const PARTITIONS_PER_PASS: usize = 8192;
 
 fn write_derived(tx: &Transaction<'_>, partition: &str, d: &Derived) -> Result<usize, StoreError> {
     if !d.transitions.is_empty() {

@@ -12,7 +12,7 @@ mod matching;
 mod query;
 mod schema;
 
-pub use ingest::{Batch, IngestOptions, IngestSummary};
+pub use ingest::{Batch, BatchLimits, IngestOptions, IngestSummary};
 pub use matching::{PersonDuplicate, PersonMatch};
 pub use query::{AccountRow, EventRow, HistoryQuery, HistoryRows, PersonRow, ReportRows};
 
@@ -45,6 +45,7 @@ pub enum StoreError {
 /// A Waterfall database.
 pub struct Store {
     conn: Connection,
+    limits: BatchLimits,
 }
 
 impl Store {
@@ -67,9 +68,17 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "OFF")?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.pragma_update(None, "cache_size", -65_536)?; // 64 MiB
-        let mut store = Store { conn };
+        let mut store = Store {
+            conn,
+            limits: BatchLimits::default(),
+        };
         schema::migrate(&mut store.conn)?;
         Ok(store)
+    }
+
+    /// Sets how much later batches and replays hold in memory (see [`BatchLimits`]).
+    pub fn set_limits(&mut self, limits: BatchLimits) {
+        self.limits = limits;
     }
 
     /// The text of the model the database was built with, if any events were ingested.

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use waterfall_core::{Event, EventBody, Subject, Timestamp, Transition};
 use waterfall_model::Model;
-use waterfall_store::{IngestOptions, Store};
+use waterfall_store::{BatchLimits, IngestOptions, Store};
 
 #[path = "matching/scenarios.rs"]
 mod matching;
@@ -146,6 +146,26 @@ proptest! {
         prop_assert_eq!(history(&once), history(&chunked));
         chunked.replay(&model, HORIZON).unwrap();
         prop_assert_eq!(history(&once), history(&chunked));
+    }
+
+    #[test]
+    fn tight_memory_limits_change_nothing(events in events_strategy(), cuts in prop::collection::vec(0usize..60, 0..3)) {
+        // Few events kept in memory (the rest read back from the log) and many small passes:
+        // the path a 10M-event file takes, on small data.
+        let model = Model::history_only();
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(events.len())).collect();
+        cuts.sort();
+        let mut tight = Store::open_in_memory().unwrap();
+        tight.set_limits(BatchLimits { keep_in_memory: 3, partitions_per_pass: 1 });
+        let mut start = 0;
+        for c in cuts.into_iter().chain([events.len()]) {
+            tight.ingest(&model, events[start..c].to_vec(), HORIZON).unwrap();
+            start = c;
+        }
+        let roomy = ingest_all(&model, &[&events]);
+        prop_assert_eq!(history(&roomy), history(&tight));
+        tight.replay(&model, HORIZON).unwrap();
+        prop_assert_eq!(history(&roomy), history(&tight));
     }
 
     #[test]
