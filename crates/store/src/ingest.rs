@@ -416,7 +416,7 @@ impl Batch<'_> {
                 .prepare_cached(
                     "INSERT INTO events(seq, id, at, partition, person, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )?
-                .execute(params![seq, ev.id, ev.at.0, partition, ev.body.person(), ev.to_json_line()])?;
+                .execute(params![seq, ev.id, ev.at.0, partition, ev.body.person(), crate::body::encode(&ev)])?;
             if self.fresh {
                 self.seen.entry(id_hash(&ev.id)).or_insert(seq);
             }
@@ -601,9 +601,7 @@ fn load_partitions(
         let seq: i64 = r.get(0)?;
         let partition: String = r.get(1)?;
         let event = if seq < batch_start || seq >= memory_end {
-            let body: String = r.get(2)?;
-            waterfall_core::parse_line(&body)
-                .map_err(|e| StoreError::Corrupt(format!("event #{seq}: {e}")))?
+            crate::body::decode(r.get_ref(2)?, seq)?
         } else {
             // Each batch event belongs to exactly one partition: move it, never clone it.
             match in_memory

@@ -7,6 +7,7 @@
 //! the batch's transaction. A crash therefore never leaves a half-applied batch, and an
 //! acknowledged batch survives `kill -9`.
 
+mod body;
 mod ingest;
 mod matching;
 mod query;

@@ -229,15 +229,18 @@ fn rebuild_facts(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.execute_batch(
         "DELETE FROM match_people; DELETE FROM match_accounts; DELETE FROM match_account_keys;",
     )?;
-    let bodies: Vec<String> = {
-        let mut st = tx.prepare("SELECT body FROM events WHERE body IS NOT NULL ORDER BY seq")?;
-        let rows = st.query_map([], |r| r.get(0))?;
-        rows.collect::<Result<_, _>>()?
+    let events: Vec<waterfall_core::Event> = {
+        let mut st =
+            tx.prepare("SELECT seq, body FROM events WHERE body IS NOT NULL ORDER BY seq")?;
+        let mut rows = st.query([])?;
+        let mut events = Vec::new();
+        while let Some(r) = rows.next()? {
+            events.push(crate::body::decode(r.get_ref(1)?, r.get(0)?)?);
+        }
+        events
     };
-    for body in bodies {
-        let ev = waterfall_core::parse_line(&body)
-            .map_err(|e| StoreError::Corrupt(format!("event {body:?}: {e}")))?;
-        observe(tx, &ev)?;
+    for ev in &events {
+        observe(tx, ev)?;
     }
     Ok(())
 }

@@ -242,28 +242,24 @@ impl Store {
 
     /// One stored event by id.
     pub fn event(&self, id: &str) -> Result<Option<EventRow>, StoreError> {
-        let row: Option<(i64, String, Option<String>)> = self
+        let mut st = self
             .conn
-            .query_row(
-                "SELECT seq, partition, body FROM events WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        row.map(|(seq, partition, body)| {
-            let event = body
-                .map(|b| {
-                    waterfall_core::parse_line(&b)
-                        .map_err(|e| StoreError::Corrupt(format!("event {id}: {e}")))
-                })
-                .transpose()?;
-            Ok(EventRow {
-                seq: seq as u64,
-                partition,
-                event,
-            })
-        })
-        .transpose()
+            .prepare_cached("SELECT seq, partition, body FROM events WHERE id = ?1")?;
+        let mut rows = st.query([id])?;
+        let Some(r) = rows.next()? else {
+            return Ok(None);
+        };
+        let seq: i64 = r.get(0)?;
+        let body = r.get_ref(2)?;
+        let event = match body {
+            rusqlite::types::ValueRef::Null => None,
+            b => Some(crate::body::decode(b, seq)?),
+        };
+        Ok(Some(EventRow {
+            seq: seq as u64,
+            partition: r.get(1)?,
+            event,
+        }))
     }
 
     /// The events of one partition in derivation order, up to and including `until`.
@@ -275,20 +271,16 @@ impl Store {
         let mut st = self.conn.prepare_cached(
             "SELECT seq, body FROM events WHERE partition = ?1 AND at <= ?2 AND body IS NOT NULL ORDER BY at, seq",
         )?;
-        let rows = st.query_map(params![partition, until.0], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-        })?;
-        let events = rows
-            .map(|r| {
-                let (seq, body) = r?;
-                let event = waterfall_core::parse_line(&body)
-                    .map_err(|e| StoreError::Corrupt(format!("event #{seq}: {e}")))?;
-                Ok(SequencedEvent {
-                    seq: seq as u64,
-                    event,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let mut rows = st.query(params![partition, until.0])?;
+        let mut events = Vec::new();
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            let event = crate::body::decode(r.get_ref(1)?, seq)?;
+            events.push(SequencedEvent {
+                seq: seq as u64,
+                event,
+            });
+        }
         // Matching and dedup decisions apply to any derivation of the partition.
         let mut one = [(partition.to_string(), events)];
         crate::matching::adjust(&self.conn, &mut one)?;
