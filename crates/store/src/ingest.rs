@@ -2,7 +2,7 @@
 
 use crate::{schema, Store, StoreError};
 use rusqlite::{params, OptionalExtension, Transaction};
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 use waterfall_core::{Event, EventBody, Subject, Timestamp};
 use waterfall_engine::{derive_all, DeriveOptions, Derived, SequencedEvent};
 use waterfall_model::Model;
@@ -62,9 +62,9 @@ impl PhaseClock {
 
 /// Where events go: the partition map, loaded lazily from the database.
 struct Router {
-    people: HashMap<String, (String, i64)>,
-    opportunities: HashMap<String, String>,
-    touched: HashSet<String>,
+    people: FxHashMap<String, (String, i64)>,
+    opportunities: FxHashMap<String, String>,
+    touched: FxHashSet<String>,
     /// The log was empty when the batch began: nothing to look up in the database.
     fresh: bool,
     /// Partition moves (person or everyone, from, to) waiting for the log's indexes (fresh
@@ -380,9 +380,9 @@ impl Store {
             tx,
             model,
             router: Router {
-                people: HashMap::new(),
-                opportunities: HashMap::new(),
-                touched: HashSet::new(),
+                people: FxHashMap::default(),
+                opportunities: FxHashMap::default(),
+                touched: FxHashSet::default(),
                 fresh,
                 deferred_moves: Vec::new(),
             },
@@ -596,7 +596,7 @@ fn load_partitions(
     let memory_end = batch_start.saturating_add(in_memory.len() as i64);
     let mut st = conn.prepare(sql)?;
     let mut rows = st.query([batch_start, memory_end])?;
-    let mut groups: HashMap<String, Vec<SequencedEvent>> = HashMap::new();
+    let mut groups: FxHashMap<String, Vec<SequencedEvent>> = FxHashMap::default();
     while let Some(r) = rows.next()? {
         let seq: i64 = r.get(0)?;
         let partition: String = r.get(1)?;
