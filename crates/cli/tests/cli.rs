@@ -260,3 +260,28 @@ fn a_reader_that_stops_early_is_not_an_error() {
     );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+#[test]
+fn why_says_when_the_model_kept_the_stage_from_following_the_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("story.jsonl");
+    std::fs::write(
+        &file,
+        r#"{"id":"1","at":"2025-01-01T00:00:00Z","type":"person","person":"p1"}
+{"id":"2","at":"2025-01-02T00:00:00Z","type":"status","person":"p1","status":"Disqualified","reason":"student"}
+{"id":"3","at":"2025-01-03T00:00:00Z","type":"status","person":"p1","status":"Working","by":"rep7"}
+"#,
+    )
+    .unwrap();
+    let db = dir.path().join("w.db");
+    let o = run(bin().args(["ingest", "--db"]).arg(&db).arg(&file));
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(bin().args(["why", "person", "p1", "--db"]).arg(&db));
+    let t = text(&o);
+    assert!(t.contains("p1 is in stage Disqualified"), "{t}");
+    assert!(t.contains("Their status is Working"), "{t}");
+    assert!(
+        t.contains("Status Working would move them to SAL, but the model does not allow Disqualified → SAL"),
+        "{t}"
+    );
+}

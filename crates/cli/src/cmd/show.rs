@@ -520,6 +520,33 @@ pub fn why(cmd: WhyCommand) -> CliResult {
             day(t.order.at),
             cause(&store, t)?
         );
+        // A status that couples to another stage, yet the stage did not follow: say why.
+        if let Some(model) = store.stored_model()? {
+            let coupled = model
+                .status_id(s)
+                .and_then(|id| {
+                    model
+                        .coupling
+                        .status_to_stage
+                        .get(id as usize)
+                        .copied()
+                        .flatten()
+                })
+                .map(|stage| model.stages[stage as usize].name.clone());
+            let stage_moved_later = stages.last().is_some_and(|st| st.order > t.order);
+            let blocked = |stage: &String| match (model.stage_id(&p.stage), model.stage_id(stage)) {
+                (Some(from), Some(to)) => !model.allows(from, to),
+                _ => false,
+            };
+            if let Some(stage) =
+                coupled.filter(|stage| *stage != p.stage && !stage_moved_later && blocked(stage))
+            {
+                println!(
+                    "Status {s} would move them to {stage}, but the model does not allow {} → {stage}, so the stage stayed {}.",
+                    p.stage, p.stage
+                );
+            }
+        }
     }
     if stages.len() > 1 {
         println!("How they got there:");
