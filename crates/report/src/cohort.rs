@@ -167,7 +167,18 @@ impl Report for CohortReport {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    fn human(&self) -> Tabular {
+    fn tabular(&self, human: bool) -> Tabular {
+        if human {
+            self.human_table()
+        } else {
+            self.flat_table()
+        }
+    }
+}
+
+impl CohortReport {
+    /// One line per period (and segment), readable columns.
+    fn human_table(&self) -> Tabular {
         let by = self.rows.iter().any(|r| r.segment.is_some());
         let stages = self.reached_stages();
         let mut t = Tabular::new(&[("period", false)]);
@@ -199,7 +210,8 @@ impl Report for CohortReport {
         t
     }
 
-    fn flat(&self) -> Tabular {
+    /// One value per column, for CSV.
+    fn flat_table(&self) -> Tabular {
         let by = self.rows.iter().any(|r| r.segment.is_some());
         let stages = self.reached_stages();
         let mut t = Tabular::new(&[("period", false)]);

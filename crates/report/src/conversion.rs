@@ -120,16 +120,6 @@ impl Report for ConversionReport {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    fn human(&self) -> Tabular {
-        self.tabular(true)
-    }
-
-    fn flat(&self) -> Tabular {
-        self.tabular(false)
-    }
-}
-
-impl ConversionReport {
     fn tabular(&self, human: bool) -> Tabular {
         let by = self.rows.iter().any(|r| r.segment.is_some());
         let stages = used_stages(
@@ -167,3 +157,5 @@ impl ConversionReport {
         t
     }
 }
+
+impl ConversionReport {}

@@ -657,16 +657,6 @@ impl Report for DiffReport {
         out
     }
 
-    fn human(&self) -> Tabular {
-        self.tabular(true)
-    }
-
-    fn flat(&self) -> Tabular {
-        self.tabular(false)
-    }
-}
-
-impl DiffReport {
     /// Moves and flow changes in one table: a move is a line `moved`, old stage, new stage and
     /// how many people; a flow change is a line per period and stage with both counts.
     fn tabular(&self, human: bool) -> Tabular {
@@ -718,3 +708,5 @@ impl DiffReport {
         t
     }
 }
+
+impl DiffReport {}

@@ -135,7 +135,18 @@ impl Report for FlowReport {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    fn human(&self) -> Tabular {
+    fn tabular(&self, human: bool) -> Tabular {
+        if human {
+            self.human_table()
+        } else {
+            self.flat_table()
+        }
+    }
+}
+
+impl FlowReport {
+    /// One line per period (and segment), readable columns.
+    fn human_table(&self) -> Tabular {
         // One line per period (and segment), one column per stage that has entries.
         let by = self.rows.iter().any(|r| r.segment.is_some());
         let stages = used_stages(
@@ -176,7 +187,8 @@ impl Report for FlowReport {
         t
     }
 
-    fn flat(&self) -> Tabular {
+    /// One value per column, for CSV.
+    fn flat_table(&self) -> Tabular {
         let by = self.rows.iter().any(|r| r.segment.is_some());
         let mut t = Tabular::new(&[("period", false), ("stage", false)]);
         if by {

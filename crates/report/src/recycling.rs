@@ -155,16 +155,6 @@ impl Report for RecyclingReport {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    fn human(&self) -> Tabular {
-        self.tabular(true)
-    }
-
-    fn flat(&self) -> Tabular {
-        self.tabular(false)
-    }
-}
-
-impl RecyclingReport {
     fn tabular(&self, human: bool) -> Tabular {
         let by = self.rows.iter().any(|r| r.segment.is_some());
         let mut t = Tabular::new(&[("period", false)]);
@@ -229,3 +219,5 @@ impl RecyclingReport {
         t
     }
 }
+
+impl RecyclingReport {}

@@ -39,10 +39,17 @@ pub trait Report {
     fn title(&self) -> String;
     /// The JSON form (the contract shape).
     fn to_json(&self) -> String;
+    /// The rows as a table: the human form (few, readable columns) when `human`, else the
+    /// flat form for CSV (one value per column).
+    fn tabular(&self, human: bool) -> Tabular;
     /// The human form: few, readable columns.
-    fn human(&self) -> Tabular;
+    fn human(&self) -> Tabular {
+        self.tabular(true)
+    }
     /// The flat form for CSV: one value per column.
-    fn flat(&self) -> Tabular;
+    fn flat(&self) -> Tabular {
+        self.tabular(false)
+    }
     /// The aligned human table.
     fn to_table(&self) -> String {
         table(self)

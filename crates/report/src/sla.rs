@@ -138,16 +138,6 @@ impl Report for SlaReport {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    fn human(&self) -> Tabular {
-        self.tabular(true)
-    }
-
-    fn flat(&self) -> Tabular {
-        self.tabular(false)
-    }
-}
-
-impl SlaReport {
     fn tabular(&self, human: bool) -> Tabular {
         let by = self.rows.iter().any(|r| r.segment.is_some());
         let mut t = Tabular::new(&[("period", false), ("rule", false)]);
@@ -168,3 +158,5 @@ impl SlaReport {
         t
     }
 }
+
+impl SlaReport {}

@@ -90,16 +90,6 @@ impl Report for SnapshotReport {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    fn human(&self) -> Tabular {
-        self.tabular(true)
-    }
-
-    fn flat(&self) -> Tabular {
-        self.tabular(false)
-    }
-}
-
-impl SnapshotReport {
     fn tabular(&self, human: bool) -> Tabular {
         let by = self.rows.iter().any(|r| r.segment.is_some());
         let mut t = Tabular::new(&[("stage", false)]);
@@ -118,3 +108,5 @@ impl SnapshotReport {
         t
     }
 }
+
+impl SnapshotReport {}

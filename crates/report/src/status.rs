@@ -121,16 +121,6 @@ impl Report for StatusReport {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    fn human(&self) -> Tabular {
-        self.tabular(true)
-    }
-
-    fn flat(&self) -> Tabular {
-        self.tabular(false)
-    }
-}
-
-impl StatusReport {
     /// The cross tab, long form: one line per stage and status (`(all)` lines first in the
     /// human table give the status distribution).
     fn tabular(&self, human: bool) -> Tabular {
@@ -167,3 +157,5 @@ impl StatusReport {
         t
     }
 }
+
+impl StatusReport {}

@@ -162,16 +162,6 @@ impl Report for VelocityReport {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    fn human(&self) -> Tabular {
-        self.tabular(true)
-    }
-
-    fn flat(&self) -> Tabular {
-        self.tabular(false)
-    }
-}
-
-impl VelocityReport {
     /// Closed stays and open stays in one table: open stays have the period `open`.
     fn tabular(&self, human: bool) -> Tabular {
         let by = self.rows.iter().any(|r| r.segment.is_some())
@@ -226,3 +216,5 @@ impl VelocityReport {
         t
     }
 }
+
+impl VelocityReport {}
