@@ -108,25 +108,51 @@ pub struct ReportRows {
 }
 
 impl ReportRows {
-    /// The transitions the query asked for, decoded without copying their strings.
-    pub fn transitions(&self) -> impl Iterator<Item = Result<TransitionRef<'_>, StoreError>> + '_ {
+    /// Every transition the query asked for, decoded on all cores without copying strings.
+    pub fn decode_all(&self) -> Result<Vec<TransitionRef<'_>>, StoreError> {
         let (field, level) = (self.field, self.level);
-        self.blobs.iter().flat_map(move |b| {
-            let decoded: Result<Vec<TransitionRef<'_>>, StoreError> = postcard::from_bytes(b)
-                .map_err(|e| StoreError::Corrupt(format!("stored transitions: {e}")));
-            let items: Vec<Result<TransitionRef<'_>, StoreError>> = match decoded {
-                Ok(ts) => ts
-                    .into_iter()
-                    .filter(|t| {
-                        field.is_none_or(|f| t.field == f) && level.is_none_or(|l| t.level == l)
-                    })
-                    .map(Ok)
-                    .collect(),
-                Err(e) => vec![Err(e)],
-            };
-            items
-        })
+        let decode = |blobs| decode_blobs(blobs, field, level);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads < 2 || self.blobs.len() < 1024 {
+            return decode(&self.blobs);
+        }
+        let chunk = self.blobs.len().div_ceil(threads);
+        let parts: Vec<Result<Vec<TransitionRef<'_>>, StoreError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = self
+                .blobs
+                .chunks(chunk)
+                .map(|part| s.spawn(move || decode(part)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("decoding threads do not panic"))
+                .collect()
+        });
+        let mut all = Vec::new();
+        for part in parts {
+            all.extend(part?);
+        }
+        Ok(all)
     }
+}
+
+/// Decodes stored transition records, keeping those of the given field and level.
+fn decode_blobs(
+    blobs: &[Vec<u8>],
+    field: Option<Field>,
+    level: Option<Level>,
+) -> Result<Vec<TransitionRef<'_>>, StoreError> {
+    let mut out = Vec::new();
+    for b in blobs {
+        let ts: Vec<TransitionRef<'_>> = postcard::from_bytes(b)
+            .map_err(|e| StoreError::Corrupt(format!("stored transitions: {e}")))?;
+        out.extend(
+            ts.into_iter().filter(|t| {
+                field.is_none_or(|f| t.field == f) && level.is_none_or(|l| t.level == l)
+            }),
+        );
+    }
+    Ok(out)
 }
 
 fn to_owned_transition(t: TransitionRef<'_>) -> Transition {
@@ -309,9 +335,10 @@ impl Store {
             ..HistoryQuery::default()
         })?;
         let transitions = rows
-            .transitions()
-            .map(|t| t.map(to_owned_transition))
-            .collect::<Result<_, _>>()?;
+            .decode_all()?
+            .into_iter()
+            .map(to_owned_transition)
+            .collect();
         Ok(HistoryRows {
             people: rows.people,
             transitions,

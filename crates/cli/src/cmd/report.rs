@@ -199,7 +199,7 @@ pub fn load_history(db: &DbArgs, query: &HistoryQuery) -> CliResult<History> {
             attrs: p.attrs,
         })
         .collect();
-    let transitions = rows.transitions().collect::<Result<Vec<_>, _>>()?;
+    let transitions = rows.decode_all()?;
     Ok(history_of(model.as_ref(), people, Vec::new(), transitions))
 }
 
@@ -219,7 +219,7 @@ pub fn load_account_history(db: &DbArgs) -> CliResult<History> {
         level: Some(Level::Account),
         attributes: None,
     })?;
-    let transitions = rows.transitions().collect::<Result<Vec<_>, _>>()?;
+    let transitions = rows.decode_all()?;
     let mut ids: Vec<&str> = transitions.iter().map(|t| t.subject).collect();
     ids.sort_unstable();
     ids.dedup();
