@@ -1,0 +1,105 @@
+//! The engine's hot paths: parsing an event, deriving partitions under each shipped model
+//! (with and without automation), and evaluating a rule condition. Run with
+//! `cargo bench -p waterfall-engine`; run rarely on a shared machine.
+
+use divan::Bencher;
+use waterfall_core::{parse_line, Event, Timestamp};
+use waterfall_demo::{generate, DemoOptions};
+use waterfall_engine::{derive_all, DeriveOptions, SequencedEvent};
+use waterfall_model::{EvalContext, Model};
+
+fn main() {
+    divan::main();
+}
+
+/// The demo's events (200 accounts, about 22k events), grouped by account as the store
+/// would partition them (people without an account get their own partition).
+fn partitions() -> Vec<Vec<SequencedEvent>> {
+    let events = generate(&DemoOptions {
+        accounts: 200,
+        ..DemoOptions::default()
+    });
+    let mut account_of_person = std::collections::HashMap::new();
+    for e in &events {
+        if let (Some(p), Some(a)) = (e.body.person(), e.body.account()) {
+            account_of_person.insert(p.to_string(), a.to_string());
+        }
+    }
+    let mut groups: std::collections::BTreeMap<String, Vec<SequencedEvent>> = Default::default();
+    for (seq, event) in events.into_iter().enumerate() {
+        let key = event
+            .body
+            .account()
+            .map(str::to_string)
+            .or_else(|| {
+                event
+                    .body
+                    .person()
+                    .and_then(|p| account_of_person.get(p).cloned())
+            })
+            .unwrap_or_else(|| format!("~{}", event.body.person().unwrap_or("")));
+        groups.entry(key).or_default().push(SequencedEvent {
+            seq: seq as u64,
+            event,
+        });
+    }
+    groups
+        .into_values()
+        .map(|mut evs| {
+            evs.sort_by_key(|e| (e.event.at, e.seq));
+            evs
+        })
+        .collect()
+}
+
+const HORIZON: DeriveOptions = DeriveOptions {
+    horizon: Timestamp(1_798_761_600_000_000),
+};
+
+#[divan::bench]
+fn derive_demo_default_model(bencher: Bencher) {
+    let model = Model::demand_waterfall();
+    let parts = partitions();
+    let n: usize = parts.iter().map(Vec::len).sum();
+    bencher
+        .counter(divan::counter::ItemsCount::new(n))
+        .bench(|| derive_all(&model, &parts, HORIZON));
+}
+
+#[divan::bench]
+fn derive_demo_history_only(bencher: Bencher) {
+    let model = Model::history_only();
+    let parts = partitions();
+    let n: usize = parts.iter().map(Vec::len).sum();
+    bencher
+        .counter(divan::counter::ItemsCount::new(n))
+        .bench(|| derive_all(&model, &parts, HORIZON));
+}
+
+#[divan::bench]
+fn parse_event_line(bencher: Bencher) {
+    let line = r#"{"id":"e2","at":"2025-01-03T10:00:00Z","type":"person","person":"p1","account":"a1","attrs":{"email":"jo@acme.com","title":"VP Marketing","source":"webinar"}}"#;
+    bencher.bench(|| -> Event { parse_line(divan::black_box(line)).unwrap() });
+}
+
+#[divan::bench]
+fn evaluate_fit_rules(bencher: Bencher) {
+    let model = Model::demand_waterfall();
+    let person = serde_json::json!({"seniority": "vp", "department": "marketing", "email_domain": "acme.com"});
+    let account = serde_json::json!({"industry": "Software", "employees": 800, "icp_tier": 1});
+    let (person, account) = (person.as_object().unwrap(), account.as_object().unwrap());
+    bencher.bench(|| {
+        let ctx = EvalContext {
+            person: Some(person),
+            account: Some(account),
+            ..EvalContext::default()
+        };
+        model
+            .scoring
+            .fit
+            .iter()
+            .filter(|r| r.condition.eval(&ctx).unwrap_or(false))
+            .map(|r| r.points)
+            .sum::<f64>()
+    });
+}
