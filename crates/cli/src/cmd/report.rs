@@ -22,18 +22,8 @@ pub enum ReportCommand {
         /// Person stages or account (buying group) stages.
         #[arg(long, value_enum, default_value_t = ReportLevel::Person)]
         level: ReportLevel,
-        /// Calendar period (UTC).
-        #[arg(long, default_value = "month")]
-        period: Period,
-        /// Only entries at or after this instant (RFC 3339 or YYYY-MM-DD).
-        #[arg(long)]
-        from: Option<String>,
-        /// Only entries before this instant.
-        #[arg(long)]
-        to: Option<String>,
-        /// Ignore everything after this instant.
-        #[arg(long)]
-        as_of: Option<String>,
+        #[command(flatten)]
+        window: Window,
     },
     /// Where each cohort went: attempts that entered --stage in a period, and how many reached
     /// each later stage, with median days (every recycled attempt counts).
@@ -323,18 +313,15 @@ pub fn run(cmd: ReportCommand) -> CliResult {
         ReportCommand::Flow {
             common,
             level,
-            period,
-            from,
-            to,
-            as_of,
+            window,
         } => {
             let h = ManuallyDrop::new(load_level(&common.db, level, common.by.as_deref())?);
             let opts = waterfall_report::FlowOptions {
-                period,
-                from: instant("--from", from.as_deref())?,
-                to: instant("--to", to.as_deref())?,
+                period: window.period,
+                from: instant("--from", window.from.as_deref())?,
+                to: instant("--to", window.to.as_deref())?,
                 by: common.by,
-                as_of: instant("--as-of", as_of.as_deref())?,
+                as_of: instant("--as-of", window.as_of.as_deref())?,
             };
             let report = match level {
                 ReportLevel::Person => waterfall_report::flow(&h, &opts),
