@@ -102,6 +102,19 @@ fn history(store: &Store) -> (Vec<String>, Vec<Change>) {
     (people, ts)
 }
 
+/// The events in a deterministic shuffled order (xorshift from `seed`).
+fn shuffled(events: &[Event], seed: u64) -> Vec<Event> {
+    let mut out = events.to_vec();
+    let mut x = seed | 1;
+    for i in (1..out.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    out
+}
+
 fn ingest_all(model: &Model, batches: &[&[Event]]) -> Store {
     let mut s = Store::open_in_memory().unwrap();
     for b in batches {
@@ -118,13 +131,7 @@ proptest! {
         let model = Model::history_only();
         let mut sorted = events.clone();
         sorted.sort_by_key(|e| e.at);
-        let mut shuffled = events.clone();
-        // A deterministic shuffle from the seed.
-        let mut x = seed | 1;
-        for i in (1..shuffled.len()).rev() {
-            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-            shuffled.swap(i, (x % (i as u64 + 1)) as usize);
-        }
+        let shuffled = shuffled(&events, seed);
         let a = ingest_all(&model, &[&sorted]);
         let b = ingest_all(&model, &[&shuffled]);
         prop_assert_eq!(history(&a), history(&b));

@@ -464,12 +464,7 @@ proptest! {
         let model = matching_model("");
         let mut sorted = events.clone();
         sorted.sort_by_key(|e| e.at);
-        let mut shuffled = events.clone();
-        let mut x = seed | 1;
-        for i in (1..shuffled.len()).rev() {
-            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
-            shuffled.swap(i, (x % (i as u64 + 1)) as usize);
-        }
+        let shuffled = shuffled(&events, seed);
         let a = ingest_all(&model, &[&sorted]);
         let b = ingest_all(&model, &[&shuffled]);
         prop_assert_eq!(decisions(&a), decisions(&b));
