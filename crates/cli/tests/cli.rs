@@ -87,7 +87,9 @@ not json
         .arg(&db)
         .arg(&file));
     assert_eq!(strict.status.code(), Some(1), "{}", text(&strict));
-    assert!(!db.exists() || count(&db, "SELECT COUNT(*) FROM events") == 0);
+    assert!(
+        !db.exists() || count(&db, "SELECT COALESCE(SUM(count), 0) FROM partition_events") == 0
+    );
 
     let o = run(bin()
         .args(["ingest", "--model", "history-only", "--db"])
@@ -98,7 +100,10 @@ not json
     assert!(t.contains("mixed.jsonl:2: unknown stage \"Lead\""), "{t}");
     assert!(t.contains("mixed.jsonl:3: invalid JSON"), "{t}");
     assert!(t.contains("mixed.jsonl:4: bad timestamp"), "{t}");
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM events"), 2);
+    assert_eq!(
+        count(&db, "SELECT COALESCE(SUM(count), 0) FROM partition_events"),
+        2
+    );
     let show = run(bin().args(["show", "person", "p1", "--db"]).arg(&db));
     assert!(text(&show).contains("stage     MQL"), "{}", text(&show));
 }
@@ -114,7 +119,7 @@ fn an_acknowledged_ingest_survives_kill_9_and_a_killed_one_leaves_nothing_half_d
         .arg(&db)
         .arg(&first));
     assert!(o.status.success(), "{}", text(&o));
-    let acknowledged = count(&db, "SELECT COUNT(*) FROM events");
+    let acknowledged = count(&db, "SELECT COALESCE(SUM(count), 0) FROM partition_events");
     let transitions = count(&db, "SELECT COALESCE(SUM(count), 0) FROM transitions");
     assert!(acknowledged > 1000);
     let total_second = std::fs::read_to_string(&second).unwrap().lines().count() as u64;
@@ -131,7 +136,7 @@ fn an_acknowledged_ingest_survives_kill_9_and_a_killed_one_leaves_nothing_half_d
         let finished = child.try_wait().unwrap().is_some();
         child.kill().ok(); // SIGKILL
         child.wait().unwrap();
-        let events = count(&db, "SELECT COUNT(*) FROM events");
+        let events = count(&db, "SELECT COALESCE(SUM(count), 0) FROM partition_events");
         // All or nothing: the acknowledged batch is intact, the killed one fully in or fully out.
         assert!(
             events == acknowledged || events == acknowledged + total_second,
@@ -147,7 +152,7 @@ fn an_acknowledged_ingest_survives_kill_9_and_a_killed_one_leaves_nothing_half_d
     let o = run(bin().args(["ingest", "--db"]).arg(&db).arg(&second));
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(
-        count(&db, "SELECT COUNT(*) FROM events"),
+        count(&db, "SELECT COALESCE(SUM(count), 0) FROM partition_events"),
         acknowledged + total_second
     );
 }

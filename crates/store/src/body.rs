@@ -12,6 +12,7 @@ use waterfall_core::{
     Attrs, Event, EventBody, OpportunityContact, OpportunityKind, OpportunityState, Subject,
     Timestamp,
 };
+use waterfall_engine::SequencedEvent;
 
 /// The stored record. Strings are borrowed when writing (`S = &str`) and owned when reading
 /// (`S = String`); postcard encodes both alike.
@@ -77,7 +78,7 @@ fn attrs_text(attrs: &Attrs) -> String {
     if attrs.is_empty() {
         String::new()
     } else {
-        serde_json::Value::Object(attrs.clone()).to_string()
+        serde_json::to_string(attrs).unwrap_or_default()
     }
 }
 
@@ -95,16 +96,48 @@ fn d(o: &Option<String>) -> Option<&str> {
     o.as_deref()
 }
 
-/// Encodes an event for the log.
+/// Encodes an event for the log (one record, without its sequence number).
+#[cfg(test)]
 pub fn encode(ev: &Event) -> Vec<u8> {
-    // Attributes are the one free-form part: written as JSON text inside the record.
-    let text = match &ev.body {
+    let text = attrs_of_event(ev);
+    postcard::to_stdvec(&stored(ev, &text)).unwrap_or_default()
+}
+
+/// Appends one event with its sequence number to a partition's record stream: records are
+/// simply concatenated, so two streams of one partition join by concatenation.
+pub fn append_record(out: &mut Vec<u8>, seq: u64, ev: &Event) {
+    let text = attrs_of_event(ev);
+    let record = (seq, stored(ev, &text));
+    let buf = std::mem::take(out);
+    *out = postcard::to_extend(&record, buf).expect("writing to a Vec cannot fail");
+}
+
+/// Decodes a partition's record stream (see [`append_record`]), in stored order.
+pub fn decode_records(mut bytes: &[u8]) -> Result<Vec<SequencedEvent>, StoreError> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let ((seq, s), rest): ((u64, Stored<String>), &[u8]) = postcard::take_from_bytes(bytes)
+            .map_err(|e| StoreError::Corrupt(format!("event record: {e}")))?;
+        let event =
+            from_stored(s).map_err(|e| StoreError::Corrupt(format!("event #{seq}: {e}")))?;
+        out.push(SequencedEvent { seq, event });
+        bytes = rest;
+    }
+    Ok(out)
+}
+
+/// Attributes are the one free-form part: written as JSON text inside the record.
+fn attrs_of_event(ev: &Event) -> String {
+    match &ev.body {
         EventBody::Account { attrs, .. }
         | EventBody::Person { attrs, .. }
         | EventBody::Activity { attrs, .. } => attrs_text(attrs),
         _ => String::new(),
-    };
-    let attrs = text.as_str();
+    }
+}
+
+/// The record of an event, borrowing its strings (`attrs` is its attributes' JSON text).
+fn stored<'e>(ev: &'e Event, attrs: &'e str) -> Stored<&'e str> {
     let body: Body<&str> = match &ev.body {
         EventBody::Account { account, .. } => Body::Account { account, attrs },
         EventBody::Person {
@@ -174,16 +207,18 @@ pub fn encode(ev: &Event) -> Vec<u8> {
         EventBody::Merge { person, into } => Body::Merge { person, into },
         EventBody::Erase { person } => Body::Erase { person },
     };
-    postcard::to_stdvec(&Stored {
+    Stored {
         id: ev.id.as_str(),
         at: ev.at.0,
         body,
-    })
-    .unwrap_or_default()
+    }
 }
 
 fn decode_record(bytes: &[u8]) -> Result<Event, String> {
-    let s: Stored<String> = postcard::from_bytes(bytes).map_err(|e| e.to_string())?;
+    from_stored(postcard::from_bytes(bytes).map_err(|e| e.to_string())?)
+}
+
+fn from_stored(s: Stored<String>) -> Result<Event, String> {
     let body = match s.body {
         Body::Account { account, attrs } => EventBody::Account {
             account,
@@ -265,7 +300,8 @@ fn decode_record(bytes: &[u8]) -> Result<Event, String> {
     })
 }
 
-/// Decodes a stored body: a postcard record, or JSON text from before the record format.
+/// Decodes a body from the row-per-event log of schema version 2: a postcard record, or JSON
+/// text from before the record format (used when migrating).
 pub fn decode(value: ValueRef<'_>, seq: i64) -> Result<Event, StoreError> {
     let decoded = match value {
         ValueRef::Blob(bytes) => decode_record(bytes),

@@ -1,10 +1,18 @@
 //! Appending events to the log and re-deriving the partitions they touch.
+//!
+//! The log keeps each partition's events as one record stream (see `body.rs`). A batch routes
+//! every event to its partition and appends it to that partition's in-memory buffer (spilling
+//! to `pending_events` past [`BatchLimits::memory_bytes`]); [`Batch::finish`] then reads each
+//! touched partition once — stored stream, spilled chunks and buffer — drops duplicates and
+//! erased people, derives it, and writes the stream and the derived rows back, all in the
+//! batch's transaction.
 
-use crate::{schema, Store, StoreError};
+use crate::{Store, StoreError};
+use rayon::prelude::*;
 use rusqlite::{params, OptionalExtension, Transaction};
 use rustc_hash::{FxHashMap, FxHashSet};
 use waterfall_core::{Event, EventBody, Subject, Timestamp};
-use waterfall_engine::{derive_all, DeriveOptions, Derived, SequencedEvent};
+use waterfall_engine::{derive, DeriveOptions, Derived, SequencedEvent};
 use waterfall_model::Model;
 
 /// Options of one ingest or replay.
@@ -29,7 +37,7 @@ pub struct IngestSummary {
     pub transitions: usize,
     /// People erased by this batch.
     pub erased: usize,
-    /// Wall-clock seconds per phase (`append`, `load`, `derive`, `write`, `commit`), for
+    /// Wall-clock seconds per phase (`read+append`, `load`, `derive`, `write`, `commit`), for
     /// `--verbose` and benchmarks.
     pub phases: Vec<(&'static str, f64)>,
 }
@@ -60,36 +68,57 @@ impl PhaseClock {
     }
 }
 
-/// Where events go: the partition map, loaded lazily from the database.
-struct Router {
-    people: FxHashMap<String, (String, i64)>,
-    opportunities: FxHashMap<String, String>,
-    touched: FxHashSet<String>,
-    /// The log was empty when the batch began: nothing to look up in the database.
-    fresh: bool,
-    /// Partition moves (person or everyone, from, to) waiting for the log's indexes (fresh
-    /// loads).
-    deferred_moves: Vec<(Option<String>, String, String)>,
+/// Events leaving one partition for another: a person's (`Some`), or all of them (`None`,
+/// when a person-only partition joins an account). Applied in order when the batch finishes;
+/// since every later event of the person is routed to `to`, the result is the same as moving
+/// them at once.
+#[derive(Debug, Clone)]
+pub(crate) struct Move {
+    pub(crate) person: Option<String>,
+    pub(crate) from: String,
+    pub(crate) to: String,
 }
 
-/// Moves the stored events of `person` (of everyone, when `None`) from partition `from` to `to`.
-fn move_events(
-    tx: &Transaction<'_>,
-    person: Option<&str>,
-    from: &str,
-    to: &str,
-) -> Result<(), StoreError> {
-    match person {
-        Some(p) => tx
-            .prepare_cached(
-                "UPDATE events SET partition = ?1 WHERE person = ?2 AND partition = ?3",
-            )?
-            .execute(params![to, p, from])?,
-        None => tx
-            .prepare_cached("UPDATE events SET partition = ?1 WHERE partition = ?2")?
-            .execute(params![to, from])?,
-    };
-    Ok(())
+/// Where a person's events live, and the `at` of the `person` event that put them there.
+#[derive(Debug, Clone, Copy)]
+struct Route {
+    partition: u32,
+    at: i64,
+    /// Changed by this batch: written to `person_partition` when it finishes.
+    dirty: bool,
+}
+
+/// The partitions one batch knows, by index (routing hands out indexes, not strings).
+#[derive(Default)]
+struct Partitions {
+    names: Vec<String>,
+    index: FxHashMap<String, u32>,
+}
+
+impl Partitions {
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.index.get(name) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(name.to_string());
+        self.index.insert(name.to_string(), i);
+        i
+    }
+
+    fn name(&self, i: u32) -> &str {
+        &self.names[i as usize]
+    }
+}
+
+/// Where events go: the partition map, loaded lazily from the database.
+struct Router {
+    partitions: Partitions,
+    people: FxHashMap<String, Route>,
+    opportunities: FxHashMap<String, u32>,
+    moves: Vec<Move>,
+    /// The log was empty when the batch began: nothing to look up in the database.
+    fresh: bool,
 }
 
 fn person_partition_key(person: &str) -> String {
@@ -97,13 +126,9 @@ fn person_partition_key(person: &str) -> String {
 }
 
 impl Router {
-    fn person(
-        &mut self,
-        tx: &Transaction<'_>,
-        person: &str,
-    ) -> Result<Option<(String, i64)>, StoreError> {
+    fn person(&mut self, tx: &Transaction<'_>, person: &str) -> Result<Option<Route>, StoreError> {
         if let Some(v) = self.people.get(person) {
-            return Ok(Some(v.clone()));
+            return Ok(Some(*v));
         }
         if self.fresh {
             return Ok(None);
@@ -112,76 +137,51 @@ impl Router {
             .prepare_cached("SELECT partition, at FROM person_partition WHERE person = ?1")?
             .query_row([person], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        if let Some(v) = &v {
-            self.people.insert(person.to_string(), v.clone());
-        }
-        Ok(v)
+        Ok(v.map(|(partition, at)| {
+            let route = Route {
+                partition: self.partitions.intern(&partition),
+                at,
+                dirty: false,
+            };
+            self.people.insert(person.to_string(), route);
+            route
+        }))
     }
 
-    fn set_person(
-        &mut self,
-        tx: &Transaction<'_>,
-        person: &str,
-        partition: &str,
-        at: i64,
-    ) -> Result<(), StoreError> {
-        tx.prepare_cached(
-            "INSERT INTO person_partition(person, partition, at) VALUES (?1, ?2, ?3)
-             ON CONFLICT(person) DO UPDATE SET partition = excluded.partition, at = excluded.at",
-        )?
-        .execute(params![person, partition, at])?;
-        self.people
-            .insert(person.to_string(), (partition.to_string(), at));
-        Ok(())
+    fn set_person(&mut self, person: &str, partition: u32, at: i64) {
+        let route = Route {
+            partition,
+            at,
+            dirty: true,
+        };
+        match self.people.get_mut(person) {
+            Some(r) => *r = route,
+            None => {
+                self.people.insert(person.to_string(), route);
+            }
+        }
     }
 
-    /// Moves every stored event of `person` to `to` (its partition changed).
-    fn move_person(
-        &mut self,
-        tx: &Transaction<'_>,
-        person: &str,
-        from: &str,
-        to: &str,
-    ) -> Result<(), StoreError> {
-        if from == to {
-            return Ok(());
+    /// Records that the events of `person` (of everyone, when `None`) leave `from` for `to`.
+    fn move_events(&mut self, person: Option<&str>, from: u32, to: u32) {
+        if from != to {
+            self.moves.push(Move {
+                person: person.map(str::to_string),
+                from: self.partitions.name(from).to_string(),
+                to: self.partitions.name(to).to_string(),
+            });
         }
-        self.move_events(tx, Some(person), from, to)
-    }
-
-    /// Moves the events of `person` (or of everyone, when `None`) from partition `from` to `to`.
-    fn move_events(
-        &mut self,
-        tx: &Transaction<'_>,
-        person: Option<&str>,
-        from: &str,
-        to: &str,
-    ) -> Result<(), StoreError> {
-        if self.fresh {
-            // The log's indexes are off during a fresh load: move once they are back (in
-            // order, which gives the same result since later events are routed to `to`).
-            self.deferred_moves.push((
-                person.map(str::to_string),
-                from.to_string(),
-                to.to_string(),
-            ));
-        } else {
-            move_events(tx, person, from, to)?;
-        }
-        self.touched.insert(from.to_string());
-        self.touched.insert(to.to_string());
-        Ok(())
     }
 
     /// A person-only partition (a person without an account, with the duplicates merged into
     /// them) joins an account's partition: everything in it moves there.
-    fn adopt(&mut self, tx: &Transaction<'_>, from: &str, account: &str) -> Result<(), StoreError> {
-        self.move_events(tx, None, from, account)?;
+    fn adopt(&mut self, tx: &Transaction<'_>, from: u32, to: u32) -> Result<(), StoreError> {
+        self.move_events(None, from, to);
         tx.prepare_cached("UPDATE person_partition SET partition = ?1 WHERE partition = ?2")?
-            .execute([account, from])?;
-        for (partition, _) in self.people.values_mut() {
-            if partition == from {
-                *partition = account.to_string();
+            .execute([self.partitions.name(to), self.partitions.name(from)])?;
+        for route in self.people.values_mut() {
+            if route.partition == from {
+                route.partition = to;
             }
         }
         Ok(())
@@ -195,46 +195,51 @@ impl Router {
         person: &str,
         account: Option<&str>,
         at: i64,
-    ) -> Result<String, StoreError> {
+    ) -> Result<u32, StoreError> {
         let current = self.person(tx, person)?;
-        match (current, account) {
+        let account = account.map(|a| self.partitions.intern(a));
+        Ok(match (current, account) {
             (None, Some(a)) => {
-                self.set_person(tx, person, a, at)?;
-                Ok(a.to_string())
+                self.set_person(person, a, at);
+                a
             }
-            (Some((cur, i64::MAX)), Some(a)) if cur.starts_with("~p:") => {
+            (Some(cur), Some(a))
+                if cur.at == i64::MAX && self.partitions.name(cur.partition).starts_with("~p:") =>
+            {
                 // A merged duplicate names an account its survivor lacks: the merged person
                 // (survivor and duplicates) belongs to that account.
-                self.adopt(tx, &cur, a)?;
-                Ok(a.to_string())
+                self.adopt(tx, cur.partition, a)?;
+                a
             }
             (None, None) => {
-                let p = person_partition_key(person);
-                self.set_person(tx, person, &p, i64::MIN)?;
-                Ok(p)
+                let p = self.partitions.intern(&person_partition_key(person));
+                self.set_person(person, p, i64::MIN);
+                p
             }
-            (Some((cur, cur_at)), Some(a)) if cur != a && at >= cur_at => {
+            (Some(cur), Some(a)) if cur.partition != a && at >= cur.at => {
                 // The person's latest known account decides where all their events live.
-                self.move_person(tx, person, &cur, a)?;
-                self.set_person(tx, person, a, at)?;
-                Ok(a.to_string())
+                self.move_events(Some(person), cur.partition, a);
+                self.set_person(person, a, at);
+                a
             }
-            (Some((cur, cur_at)), Some(_)) if at >= cur_at => {
-                self.set_person(tx, person, &cur, at)?;
-                Ok(cur)
+            (Some(cur), Some(_)) if at >= cur.at => {
+                if at != cur.at {
+                    self.set_person(person, cur.partition, at);
+                }
+                cur.partition
             }
-            (Some((cur, _)), _) => Ok(cur),
-        }
+            (Some(cur), _) => cur.partition,
+        })
     }
 
-    fn route(&mut self, tx: &Transaction<'_>, ev: &Event) -> Result<String, StoreError> {
+    fn route(&mut self, tx: &Transaction<'_>, ev: &Event) -> Result<u32, StoreError> {
         let at = ev.at.0;
         Ok(match &ev.body {
-            EventBody::Account { account, .. } => account.clone(),
-            EventBody::Activity {
-                subject: Subject::Account(a),
+            EventBody::Account { account, .. }
+            | EventBody::Activity {
+                subject: Subject::Account(account),
                 ..
-            } => a.clone(),
+            } => self.partitions.intern(account),
             EventBody::Person {
                 person, account, ..
             } => self.route_person(tx, person, account.as_deref(), at)?,
@@ -247,16 +252,18 @@ impl Router {
             | EventBody::Erase { person: p } => self.route_person(tx, p, None, at)?,
             EventBody::Merge { person, into } => {
                 let mut target = self.route_person(tx, into, None, at)?;
-                let duplicate = self.person(tx, person)?.map(|(p, _)| p);
+                let duplicate = self.person(tx, person)?.map(|r| r.partition);
                 if let Some(dup) = duplicate {
-                    if target.starts_with("~p:") && !dup.starts_with('~') {
+                    if self.partitions.name(target).starts_with("~p:")
+                        && !self.partitions.name(dup).starts_with('~')
+                    {
                         // The survivor has no account but the duplicate has: both live there.
-                        self.adopt(tx, &target, &dup)?;
-                        target = dup.clone();
+                        self.adopt(tx, target, dup)?;
+                        target = dup;
                     }
-                    self.move_person(tx, person, &dup, &target)?;
+                    self.move_events(Some(person), dup, target);
                 }
-                self.set_person(tx, person, &target, i64::MAX)?;
+                self.set_person(person, target, i64::MAX);
                 target
             }
             EventBody::Opportunity {
@@ -264,8 +271,8 @@ impl Router {
                 account,
                 ..
             } => {
-                if let Some(p) = self.opportunities.get(opportunity) {
-                    p.clone()
+                if let Some(&p) = self.opportunities.get(opportunity) {
+                    p
                 } else {
                     let known: Option<String> = if self.fresh {
                         None
@@ -277,39 +284,66 @@ impl Router {
                         .optional()?
                     };
                     let p = match (known, account) {
-                        (Some(p), _) => p,
+                        (Some(p), _) => self.partitions.intern(&p),
                         (None, Some(a)) => {
                             tx.prepare_cached("INSERT INTO opportunity_partition(opportunity, partition) VALUES (?1, ?2)")?
                                 .execute([opportunity, a])?;
-                            a.clone()
+                            self.partitions.intern(a)
                         }
-                        (None, None) => format!("~o:{opportunity}"),
+                        (None, None) => self.partitions.intern(&format!("~o:{opportunity}")),
                     };
-                    self.opportunities.insert(opportunity.clone(), p.clone());
+                    self.opportunities.insert(opportunity.clone(), p);
                     p
                 }
             }
         })
+    }
+
+    /// Writes the routes this batch changed to `person_partition`.
+    fn write_routes(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        let mut upsert = tx.prepare_cached(
+            "INSERT INTO person_partition(person, partition, at) VALUES (?1, ?2, ?3)
+             ON CONFLICT(person) DO UPDATE SET partition = excluded.partition, at = excluded.at",
+        )?;
+        for (person, route) in &self.people {
+            if route.dirty {
+                upsert.execute(params![
+                    person,
+                    self.partitions.name(route.partition),
+                    route.at
+                ])?;
+            }
+        }
+        Ok(())
     }
 }
 
 /// How much a batch holds in memory: the trade between speed and peak memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {
-    /// Events kept in memory for derivation at most; past that, a batch re-reads its events
-    /// from the log instead, so a file of any size ingests in bounded memory.
-    pub keep_in_memory: usize,
-    /// How many partitions are loaded, derived and written per pass.
-    pub partitions_per_pass: usize,
+    /// Bytes of encoded events a batch buffers in memory at most; past that it spills them to
+    /// the database and reads them back when it derives, so a file of any size ingests in
+    /// bounded memory.
+    pub memory_bytes: usize,
+    /// How many events (stored and new) are decoded and derived per pass at most (a partition
+    /// is never split, so one larger than this is a pass of its own).
+    pub events_per_pass: usize,
 }
 
 impl Default for BatchLimits {
     fn default() -> Self {
         BatchLimits {
-            keep_in_memory: 1_500_000,
-            partitions_per_pass: 8192,
+            memory_bytes: 192 << 20,
+            events_per_pass: 400_000,
         }
     }
+}
+
+/// A partition's events appended by the open batch and still in memory.
+#[derive(Default)]
+struct Buffer {
+    data: Vec<u8>,
+    count: usize,
 }
 
 /// One all-or-nothing ingest in progress: events are appended chunk by chunk (so a caller can
@@ -319,26 +353,21 @@ pub struct Batch<'s> {
     tx: Transaction<'s>,
     model: &'s Model,
     router: Router,
-    batch_start: i64,
-    next_seq: i64,
-    /// The log was empty: its indexes are off until `finish`, and in-batch duplicates are
-    /// found through `seen` (hash of id → seq of its first event).
-    fresh: bool,
-    seen: rustc_hash::FxHashMap<u64, i64>,
-    /// This batch's events by seq offset, while they fit in [`BatchLimits::keep_in_memory`].
-    in_memory: Vec<Option<Event>>,
-    keep_in_memory: bool,
+    batch_start: u64,
+    next_seq: u64,
+    /// Per partition index: events appended and still in memory.
+    buffers: Vec<Buffer>,
+    buffered_bytes: usize,
+    /// Events appended per partition index (in memory or spilled).
+    appended: Vec<usize>,
+    /// Some events were spilled to `pending_events`.
+    spilled: bool,
+    /// The log has erased events: each new id is checked against them.
+    check_erased: bool,
     limits: BatchLimits,
     erasures: Vec<String>,
     summary: IngestSummary,
     clock: PhaseClock,
-}
-
-fn id_hash(id: &str) -> u64 {
-    use std::hash::Hasher;
-    let mut h = rustc_hash::FxHasher::default();
-    h.write(id.as_bytes());
-    h.finish()
 }
 
 impl Store {
@@ -360,39 +389,43 @@ impl Store {
 
     /// Starts an all-or-nothing ingest (see [`Batch`]).
     pub fn begin<'s>(&'s mut self, model: &'s Model) -> Result<Batch<'s>, StoreError> {
-        let self_limits = self.limits;
+        let limits = self.limits;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         Store::set_meta(&tx, "model_source", &model.source)?;
         Store::set_meta(&tx, "model_name", &model.name)?;
-        let batch_start: i64 =
-            tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM events", [], |r| {
+        let batch_start = next_seq(&tx)?;
+        // On an empty log nothing needs looking up: every person and opportunity is new.
+        let fresh: bool = tx.query_row(
+            "SELECT NOT EXISTS (SELECT 1 FROM partition_events)
+                AND NOT EXISTS (SELECT 1 FROM person_partition)
+                AND NOT EXISTS (SELECT 1 FROM opportunity_partition)",
+            [],
+            |r| r.get(0),
+        )?;
+        let check_erased: bool =
+            tx.query_row("SELECT EXISTS (SELECT 1 FROM erased_events)", [], |r| {
                 r.get(0)
             })?;
-        // On an empty log no id can be a duplicate of a stored one, and the log's indexes
-        // are cheaper built once at the end than maintained row by row.
-        let fresh = batch_start == 1;
-        if fresh {
-            tx.execute_batch(schema::DROP_EVENT_INDEXES)?;
-        }
         Ok(Batch {
             tx,
             model,
             router: Router {
+                partitions: Partitions::default(),
                 people: FxHashMap::default(),
                 opportunities: FxHashMap::default(),
-                touched: FxHashSet::default(),
+                moves: Vec::new(),
                 fresh,
-                deferred_moves: Vec::new(),
             },
             batch_start,
             next_seq: batch_start,
-            fresh,
-            seen: Default::default(),
-            in_memory: Vec::new(),
-            keep_in_memory: true,
-            limits: self_limits,
+            buffers: Vec::new(),
+            buffered_bytes: 0,
+            appended: Vec::new(),
+            spilled: false,
+            check_erased,
+            limits,
             erasures: Vec::new(),
             summary: IngestSummary::default(),
             clock: PhaseClock::new(),
@@ -400,110 +433,166 @@ impl Store {
     }
 }
 
+/// The sequence number the next ingested event gets.
+fn next_seq(tx: &Transaction<'_>) -> Result<u64, StoreError> {
+    let v: Option<String> = tx
+        .query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    v.map_or(Ok(1), |v| {
+        v.parse()
+            .map_err(|_| StoreError::Corrupt(format!("next event sequence {v:?}")))
+    })
+}
+
 impl Batch<'_> {
     /// Appends a chunk of events (in arrival order) to the batch.
     pub fn append(&mut self, events: Vec<Event>) -> Result<(), StoreError> {
         self.summary.received += events.len();
         for ev in events {
-            if self.is_duplicate(&ev.id)? {
+            if self.check_erased && self.was_erased(&ev.id)? {
                 self.summary.duplicates += 1;
                 continue;
             }
-            let partition = self.router.route(&self.tx, &ev)?;
+            let partition = self.router.route(&self.tx, &ev)? as usize;
             let seq = self.next_seq;
             self.next_seq += 1;
-            self.tx
-                .prepare_cached(
-                    "INSERT INTO events(seq, id, at, partition, person, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )?
-                .execute(params![seq, ev.id, ev.at.0, partition, ev.body.person(), crate::body::encode(&ev)])?;
-            if self.fresh {
-                self.seen.entry(id_hash(&ev.id)).or_insert(seq);
-            }
             if self.model.matching.is_active() {
                 crate::matching::observe(&self.tx, &ev)?;
             }
             if let EventBody::Erase { person } = &ev.body {
                 self.erasures.push(person.clone());
             }
-            if self.keep_in_memory {
-                if self.in_memory.len() < self.limits.keep_in_memory {
-                    self.in_memory.push(Some(ev));
-                } else {
-                    // The rest of the batch is read back from the log when derived.
-                    self.keep_in_memory = false;
-                }
+            if partition >= self.buffers.len() {
+                self.buffers.resize_with(partition + 1, Buffer::default);
+                self.appended.resize(partition + 1, 0);
             }
-            self.router.touched.insert(partition);
-            self.summary.stored += 1;
+            let buffer = &mut self.buffers[partition];
+            let before = buffer.data.len();
+            crate::body::append_record(&mut buffer.data, seq, &ev);
+            buffer.count += 1;
+            self.appended[partition] += 1;
+            self.buffered_bytes += buffer.data.len() - before;
+            if self.buffered_bytes > self.limits.memory_bytes {
+                self.spill()?;
+            }
         }
         Ok(())
     }
 
-    /// Whether an event id is already in the log or earlier in this batch.
-    fn is_duplicate(&self, id: &str) -> Result<bool, StoreError> {
-        if !self.fresh {
-            // The unique index sees this transaction's own rows too.
-            return Ok(self
-                .tx
-                .prepare_cached("SELECT 1 FROM events WHERE id = ?1")?
-                .query_row([id], |_| Ok(()))
-                .optional()?
-                .is_some());
-        }
-        match self.seen.get(&id_hash(id)) {
-            None => Ok(false),
-            Some(&seq) => {
-                let first: String = self
-                    .tx
-                    .prepare_cached("SELECT id FROM events WHERE seq = ?1")?
-                    .query_row([seq], |r| r.get(0))?;
-                Ok(first == id)
-            }
-        }
+    /// Whether an event id belongs to an erased event (its re-ingestion stays a no-op).
+    fn was_erased(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached("SELECT 1 FROM erased_events WHERE id = ?1")?
+            .query_row([id], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
-    /// Rebuilds what a fresh load postponed, applies erasures, re-derives every touched
-    /// partition and commits. Returns what the whole batch did.
-    pub fn finish(mut self, opts: IngestOptions) -> Result<IngestSummary, StoreError> {
-        let tx = &self.tx;
-        if self.fresh {
-            tx.execute_batch(schema::EVENT_INDEXES)?;
-        }
-        for (person, from, to) in std::mem::take(&mut self.router.deferred_moves) {
-            move_events(tx, person.as_deref(), &from, &to)?;
-        }
-        for person in &self.erasures {
-            self.summary.erased += 1;
-            erase_person(tx, person)?;
-            crate::matching::forget(tx, person)?;
-            for slot in self.in_memory.iter_mut() {
-                if slot
-                    .as_ref()
-                    .is_some_and(|e| e.body.person() == Some(person.as_str()))
-                {
-                    *slot = None;
-                }
+    /// Writes every in-memory buffer to `pending_events` and frees it.
+    fn spill(&mut self) -> Result<(), StoreError> {
+        let mut ins = self
+            .tx
+            .prepare_cached("INSERT INTO pending_events(partition, data) VALUES (?1, ?2)")?;
+        for (i, buffer) in self.buffers.iter_mut().enumerate() {
+            if buffer.count > 0 {
+                ins.execute(params![self.router.partitions.name(i as u32), buffer.data])?;
+                *buffer = Buffer::default();
             }
         }
+        self.buffered_bytes = 0;
+        self.spilled = true;
+        Ok(())
+    }
+
+    /// Applies erasures, matching and moves, re-derives every touched partition and commits.
+    /// Returns what the whole batch did.
+    pub fn finish(mut self, opts: IngestOptions) -> Result<IngestSummary, StoreError> {
+        let tx = &self.tx;
+        let mut touched: FxHashSet<String> = FxHashSet::default();
+        for (i, &n) in self.appended.iter().enumerate() {
+            if n > 0 {
+                touched.insert(self.router.partitions.name(i as u32).to_string());
+            }
+        }
+        let mut erased = FxHashSet::default();
+        for person in std::mem::take(&mut self.erasures) {
+            if !erased.insert(person.clone()) {
+                continue;
+            }
+            self.summary.erased += 1;
+            if let Some(route) = self.router.person(tx, &person)? {
+                touched.insert(self.router.partitions.name(route.partition).to_string());
+            }
+            self.router.people.remove(&person);
+            tx.execute("DELETE FROM person_partition WHERE person = ?1", [&person])?;
+            crate::matching::forget(tx, &person)?;
+        }
+        self.router.write_routes(tx)?;
         // Matching and dedup may move people now that the whole batch is routed.
-        let moved = crate::matching::reconcile(tx, &self.model.matching)?;
-        self.router.touched.extend(moved);
+        let reconciled = crate::matching::reconcile(tx, &self.model.matching)?;
+        let mut moves = std::mem::take(&mut self.router.moves);
+        moves.extend(reconciled.moves);
+        touched.extend(reconciled.touched);
+        for m in &moves {
+            touched.insert(m.from.clone());
+            touched.insert(m.to.clone());
+        }
         self.clock.lap("read+append");
-        let touched: Vec<String> = std::mem::take(&mut self.router.touched)
+        let batch_start = self.batch_start;
+        let buffers: FxHashMap<String, Buffer> = std::mem::take(&mut self.buffers)
             .into_iter()
+            .enumerate()
+            .filter(|(_, b)| b.count > 0)
+            .map(|(i, b)| (self.router.partitions.name(i as u32).to_string(), b))
             .collect();
-        let done = rederive(
+        let appended: FxHashMap<&str, usize> = self
+            .appended
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(i, &n)| (self.router.partitions.name(i as u32), n))
+            .collect();
+        let mut sources = Sources {
             tx,
+            buffers,
+            pending: self.spilled,
+            relocated: FxHashMap::default(),
+            erased,
+            batch_start,
+            clear_derived: !self.router.fresh,
+        };
+        sources.relocate(&moves)?;
+        let mut touched: Vec<String> = touched.into_iter().collect();
+        touched.sort_unstable();
+        let sizes = touched
+            .iter()
+            .map(|p| {
+                let stored = stored_count(tx, p)?;
+                Ok(stored + appended.get(p.as_str()).copied().unwrap_or(0))
+            })
+            .collect::<Result<Vec<usize>, StoreError>>()?;
+        let done = rederive(
+            &mut sources,
             self.model,
-            &touched,
-            (self.batch_start, &mut self.in_memory),
+            (&touched, &sizes),
             Derivation {
                 opts,
-                partitions_per_pass: self.limits.partitions_per_pass,
+                events_per_pass: self.limits.events_per_pass,
             },
             &mut self.clock,
         )?;
+        if self.spilled {
+            tx.execute("DELETE FROM pending_events", [])?;
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('next_seq', ?1)",
+            [self.next_seq.to_string()],
+        )?;
+        self.summary.duplicates += done.duplicates;
+        self.summary.stored = self.summary.received - self.summary.duplicates;
         self.summary.partitions = done.partitions;
         self.summary.transitions = done.transitions;
         self.tx.commit()?;
@@ -511,6 +600,208 @@ impl Batch<'_> {
         self.summary.phases = self.clock.phases;
         Ok(self.summary)
     }
+}
+
+/// How many events a partition has stored.
+fn stored_count(tx: &Transaction<'_>, partition: &str) -> Result<usize, StoreError> {
+    let n: Option<i64> = tx
+        .prepare_cached("SELECT count FROM partition_events WHERE partition = ?1")?
+        .query_row([partition], |r| r.get(0))
+        .optional()?;
+    Ok(n.unwrap_or(0) as usize)
+}
+
+/// Where a derivation reads a partition's events: the stored stream, the open batch's
+/// spilled chunks and in-memory buffers, or the partitions a move already assembled.
+struct Sources<'t> {
+    tx: &'t Transaction<'t>,
+    buffers: FxHashMap<String, Buffer>,
+    /// `pending_events` may hold chunks of this batch.
+    pending: bool,
+    /// Partitions assembled (decoded, deduplicated and moved between) before the passes.
+    relocated: FxHashMap<String, Vec<SequencedEvent>>,
+    /// People erased by this batch: their events are dropped (their ids kept).
+    erased: FxHashSet<String>,
+    /// The first sequence number of this batch (events from it on are new).
+    batch_start: u64,
+    /// Derived rows may exist for the partitions (false on a fresh load: nothing to delete).
+    clear_derived: bool,
+}
+
+/// A partition as read, before decoding.
+struct RawPartition {
+    name: String,
+    /// The concatenated record streams (stored first, then this batch's).
+    bytes: Vec<u8>,
+    /// Events already decoded (a partition a move assembled), instead of `bytes`.
+    decoded: Option<Vec<SequencedEvent>>,
+    /// Whether the stored stream must be rewritten even if nothing is dropped.
+    changed: bool,
+}
+
+/// A partition decoded, cleaned and sorted for derivation.
+struct LoadedPartition {
+    name: String,
+    events: Vec<SequencedEvent>,
+    /// The stream to store, when it differs from the stored one.
+    stream: Option<Vec<u8>>,
+    duplicates: usize,
+    erased_ids: Vec<String>,
+}
+
+impl Sources<'_> {
+    /// Reads a partition's streams, concatenated.
+    fn raw(&mut self, name: &str) -> Result<RawPartition, StoreError> {
+        if let Some(events) = self.relocated.remove(name) {
+            return Ok(RawPartition {
+                name: name.to_string(),
+                bytes: Vec::new(),
+                decoded: Some(events),
+                changed: true,
+            });
+        }
+        let mut bytes: Vec<u8> = self
+            .tx
+            .prepare_cached("SELECT data FROM partition_events WHERE partition = ?1")?
+            .query_row([name], |r| r.get(0))
+            .optional()?
+            .unwrap_or_default();
+        let mut changed = false;
+        if self.pending {
+            let mut st = self.tx.prepare_cached(
+                "SELECT data FROM pending_events WHERE partition = ?1 ORDER BY rowid",
+            )?;
+            let mut rows = st.query([name])?;
+            while let Some(r) = rows.next()? {
+                if let rusqlite::types::ValueRef::Blob(b) = r.get_ref(0)? {
+                    bytes.extend_from_slice(b);
+                    changed = true;
+                }
+            }
+        }
+        if let Some(b) = self.buffers.remove(name) {
+            if bytes.is_empty() {
+                bytes = b.data;
+            } else {
+                bytes.extend_from_slice(&b.data);
+            }
+            changed = true;
+        }
+        Ok(RawPartition {
+            name: name.to_string(),
+            bytes,
+            decoded: None,
+            changed,
+        })
+    }
+
+    /// Decodes and cleans a partition: keeps the first event of each id (by sequence), drops
+    /// the events of erased people, sorts by (`at`, `seq`). Runs on any thread.
+    fn load(
+        raw: RawPartition,
+        erased: &FxHashSet<String>,
+        batch_start: u64,
+    ) -> Result<LoadedPartition, StoreError> {
+        let RawPartition {
+            name,
+            bytes,
+            decoded,
+            changed,
+        } = raw;
+        let mut events = match decoded {
+            Some(events) => events,
+            None => crate::body::decode_records(&bytes)?,
+        };
+        let (duplicates, erased_ids) = clean(&mut events, erased, batch_start);
+        let stream = if duplicates > 0 || !erased_ids.is_empty() || (changed && bytes.is_empty()) {
+            let mut out = Vec::with_capacity(bytes.len());
+            for e in &events {
+                crate::body::append_record(&mut out, e.seq, &e.event);
+            }
+            Some(out)
+        } else if changed {
+            Some(bytes)
+        } else {
+            None
+        };
+        events.sort_unstable_by_key(|e| (e.event.at, e.seq));
+        Ok(LoadedPartition {
+            name,
+            events,
+            stream,
+            duplicates,
+            erased_ids,
+        })
+    }
+
+    /// Assembles the partitions that moves touch and applies the moves, in order.
+    fn relocate(&mut self, moves: &[Move]) -> Result<(), StoreError> {
+        for m in moves {
+            for name in [&m.from, &m.to] {
+                if !self.relocated.contains_key(name) {
+                    // Decoded only: duplicates and erasures are cleaned when it is derived.
+                    let raw = self.raw(name)?;
+                    let events = match raw.decoded {
+                        Some(events) => events,
+                        None => crate::body::decode_records(&raw.bytes)?,
+                    };
+                    self.relocated.insert(name.clone(), events);
+                }
+            }
+            let from = self.relocated.get_mut(&m.from).expect("loaded above");
+            let (moving, staying): (Vec<_>, Vec<_>) =
+                std::mem::take(from)
+                    .into_iter()
+                    .partition(|e| match &m.person {
+                        Some(p) => e.event.body.person() == Some(p.as_str()),
+                        None => true,
+                    });
+            *from = staying;
+            self.relocated
+                .get_mut(&m.to)
+                .expect("loaded above")
+                .extend(moving);
+        }
+        for events in self.relocated.values_mut() {
+            events.sort_unstable_by_key(|e| e.seq);
+        }
+        Ok(())
+    }
+}
+
+/// Drops repeated ids (keeping the first by sequence) and erased people's events. Returns how
+/// many new events were duplicates, and the ids of the erased events.
+fn clean(
+    events: &mut Vec<SequencedEvent>,
+    erased: &FxHashSet<String>,
+    batch_start: u64,
+) -> (usize, Vec<String>) {
+    events.sort_unstable_by_key(|e| e.seq);
+    let mut keep = vec![true; events.len()];
+    let mut duplicates = 0;
+    let mut erased_ids = Vec::new();
+    {
+        let mut seen: FxHashSet<&str> =
+            FxHashSet::with_capacity_and_hasher(events.len(), Default::default());
+        for (i, e) in events.iter().enumerate() {
+            if !seen.insert(e.event.id.as_str()) {
+                keep[i] = false;
+                if e.seq >= batch_start {
+                    duplicates += 1;
+                }
+            } else if !erased.is_empty()
+                && e.event.body.person().is_some_and(|p| erased.contains(p))
+            {
+                keep[i] = false;
+                erased_ids.push(e.event.id.clone());
+            }
+        }
+    }
+    if keep.iter().any(|k| !k) {
+        let mut flags = keep.into_iter();
+        events.retain(|_| flags.next().unwrap_or(true));
+    }
+    (duplicates, erased_ids)
 }
 
 impl Store {
@@ -521,25 +812,41 @@ impl Store {
         model: &Model,
         opts: IngestOptions,
     ) -> Result<IngestSummary, StoreError> {
+        let limits = self.limits;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         Store::set_meta(&tx, "model_source", &model.source)?;
         Store::set_meta(&tx, "model_name", &model.name)?;
-        let moved = crate::matching::before_replay(&tx, &model.matching)?;
-        let touched: Vec<String> = {
-            let mut st = tx.prepare("SELECT DISTINCT partition FROM events")?;
-            let rows = st.query_map([], |r| r.get(0))?;
-            let mut all: Vec<String> = rows.collect::<Result<_, _>>()?;
-            all.extend(moved);
-            all
+        let reconciled = crate::matching::before_replay(&tx, &model.matching)?;
+        let mut partitions: FxHashMap<String, usize> = {
+            let mut st = tx.prepare("SELECT partition, count FROM partition_events")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)))?;
+            rows.collect::<Result<_, _>>()?
         };
+        for p in reconciled.touched {
+            partitions.entry(p).or_insert(0);
+        }
         let mut clock = PhaseClock::new();
+        let mut sources = Sources {
+            tx: &tx,
+            buffers: FxHashMap::default(),
+            pending: false,
+            relocated: FxHashMap::default(),
+            erased: FxHashSet::default(),
+            batch_start: u64::MAX,
+            clear_derived: true,
+        };
+        sources.relocate(&reconciled.moves)?;
+        let mut partitions: Vec<(String, usize)> = partitions.into_iter().collect();
+        partitions.sort_unstable();
+        let (names, sizes): (Vec<String>, Vec<usize>) = partitions.into_iter().unzip();
         let how = Derivation {
             opts,
-            partitions_per_pass: self.limits.partitions_per_pass,
+            events_per_pass: limits.events_per_pass,
         };
-        let done = rederive(&tx, model, &touched, (i64::MAX, &mut []), how, &mut clock)?;
+        let done = rederive(&mut sources, model, (&names, &sizes), how, &mut clock)?;
+        drop(sources);
         tx.commit()?;
         clock.lap("commit");
         Ok(IngestSummary {
@@ -553,148 +860,36 @@ impl Store {
 
     /// Loads every partition's events in derivation order (for impact analysis and tests).
     pub fn all_partitions(&self) -> Result<Vec<Vec<SequencedEvent>>, StoreError> {
-        let mut all = load_partitions(&self.conn, None, i64::MAX, &mut [])?;
+        let mut all = load_all(&self.conn)?;
         crate::matching::adjust(&self.conn, &mut all)?;
         Ok(all.into_iter().map(|(_, evs)| evs).collect())
     }
 }
 
-/// Removes everything identifying a person from the log: their events keep only their id.
-fn erase_person(tx: &Transaction<'_>, person: &str) -> Result<(), StoreError> {
-    // A person's events all live in their partition: no index on `person` is needed.
-    tx.execute(
-        "UPDATE events SET body = NULL, person = NULL
-         WHERE partition = (SELECT partition FROM person_partition WHERE person = ?1) AND person = ?1",
-        [person],
-    )?;
-    tx.execute("DELETE FROM person_partition WHERE person = ?1", [person])?;
-    Ok(())
-}
-
-/// Loads the events of some partitions, grouped by partition and sorted by (at, seq): all
-/// partitions when `only` is `None`, else those in `temp.touched`, reached through the
-/// partition index (`Some("index")`) or by one sequential scan (`Some("scan")`). Events with
-/// seq in `[batch_start, batch_start + in_memory.len())` are taken from `in_memory`.
-fn load_partitions(
+/// Every stored partition with its events sorted by (`at`, `seq`), by partition name.
+pub(crate) fn load_all(
     conn: &rusqlite::Connection,
-    only: Option<&str>,
-    batch_start: i64,
-    in_memory: &mut [Option<Event>],
 ) -> Result<Vec<(String, Vec<SequencedEvent>)>, StoreError> {
-    let sql = match only {
-        Some(_) => {
-            "SELECT e.seq, e.partition, CASE WHEN e.seq < ?1 OR e.seq >= ?2 THEN e.body END
-                    FROM events e JOIN temp.touched t ON t.partition = e.partition
-                    WHERE e.body IS NOT NULL"
-        }
-        None => {
-            "SELECT seq, partition, CASE WHEN seq < ?1 OR seq >= ?2 THEN body END
-                 FROM events WHERE body IS NOT NULL"
-        }
+    let raw: Vec<(String, Vec<u8>)> = {
+        let mut st =
+            conn.prepare("SELECT partition, data FROM partition_events ORDER BY partition")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
     };
-    // Events with seq in [batch_start, memory_end) are in `in_memory`; the rest are parsed.
-    let memory_end = batch_start.saturating_add(in_memory.len() as i64);
-    let mut st = conn.prepare(sql)?;
-    let mut rows = st.query([batch_start, memory_end])?;
-    let mut groups: FxHashMap<String, Vec<SequencedEvent>> = FxHashMap::default();
-    while let Some(r) = rows.next()? {
-        let seq: i64 = r.get(0)?;
-        let partition: String = r.get(1)?;
-        let event = if seq < batch_start || seq >= memory_end {
-            crate::body::decode(r.get_ref(2)?, seq)?
-        } else {
-            // Each batch event belongs to exactly one partition: move it, never clone it.
-            match in_memory
-                .get_mut((seq - batch_start) as usize)
-                .and_then(Option::take)
-            {
-                Some(e) => e,
-                None => continue,
-            }
-        };
-        groups.entry(partition).or_default().push(SequencedEvent {
-            seq: seq as u64,
-            event,
-        });
-    }
-    let mut out: Vec<(String, Vec<SequencedEvent>)> = groups.into_iter().collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    for (_, evs) in &mut out {
-        evs.sort_by_key(|e| (e.event.at, e.seq));
-    }
-    Ok(out)
+    raw.into_par_iter()
+        .map(|(name, bytes)| {
+            let mut events = crate::body::decode_records(&bytes)?;
+            events.sort_unstable_by_key(|e| (e.event.at, e.seq));
+            Ok((name, events))
+        })
+        .collect()
 }
 
-/// How a re-derivation runs: up to which instant, and how many partitions per pass.
+/// How a re-derivation runs: up to which instant, and how many events per pass.
 #[derive(Clone, Copy)]
 struct Derivation {
     opts: IngestOptions,
-    partitions_per_pass: usize,
-}
-
-/// Re-derives the given partitions and replaces their derived rows. Events with seq from
-/// `batch_start` on are taken from `in_memory` while it has them.
-fn rederive(
-    tx: &Transaction<'_>,
-    model: &Model,
-    touched: &[String],
-    (batch_start, in_memory): (i64, &mut [Option<Event>]),
-    how: Derivation,
-    clock: &mut PhaseClock,
-) -> Result<Rederived, StoreError> {
-    let Derivation {
-        opts,
-        partitions_per_pass: passes_of,
-    } = how;
-    tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS touched(partition TEXT PRIMARY KEY)")?;
-    let mut touched = touched.to_vec();
-    touched.sort();
-    let mut done = Rederived::default();
-    // A pass at a time, so memory stays bounded however many partitions a batch touches.
-    for pass in touched.chunks(passes_of.max(1)) {
-        tx.execute_batch("DELETE FROM temp.touched")?;
-        {
-            let mut ins =
-                tx.prepare_cached("INSERT OR IGNORE INTO temp.touched(partition) VALUES (?1)")?;
-            for p in pass {
-                ins.execute([p])?;
-            }
-        }
-        for table in ["transitions", "people", "accounts", "rejections"] {
-            tx.execute(
-                &format!(
-                    "DELETE FROM {table} WHERE partition IN (SELECT partition FROM temp.touched)"
-                ),
-                [],
-            )?;
-        }
-        let how = if touched.len() > 4096 {
-            "scan"
-        } else {
-            "index"
-        };
-        let mut loaded = load_partitions(tx, Some(how), batch_start, in_memory)?;
-        // Matched accounts and automatic merges are applied as the partitions are read.
-        crate::matching::adjust(tx, &mut loaded)?;
-        let (names, events): (Vec<String>, Vec<Vec<SequencedEvent>>) = loaded.into_iter().unzip();
-        done.events += events.iter().map(Vec::len).sum::<usize>();
-        clock.lap("load");
-        let derived = derive_all(
-            model,
-            &events,
-            DeriveOptions {
-                horizon: opts.horizon,
-            },
-        );
-        drop(events);
-        clock.lap("derive");
-        for (partition, d) in names.iter().zip(&derived) {
-            done.transitions += write_derived(tx, partition, d)?;
-        }
-        done.partitions += names.len();
-        clock.lap("write");
-    }
-    Ok(done)
+    events_per_pass: usize,
 }
 
 /// What a re-derivation did.
@@ -703,14 +898,126 @@ struct Rederived {
     partitions: usize,
     events: usize,
     transitions: usize,
+    duplicates: usize,
 }
 
-fn write_derived(tx: &Transaction<'_>, partition: &str, d: &Derived) -> Result<usize, StoreError> {
+/// Re-derives the given partitions (with their approximate event counts) in passes, and
+/// replaces their streams (when changed) and derived rows.
+fn rederive(
+    sources: &mut Sources<'_>,
+    model: &Model,
+    (names, sizes): (&[String], &[usize]),
+    how: Derivation,
+    clock: &mut PhaseClock,
+) -> Result<Rederived, StoreError> {
+    let tx = sources.tx;
+    let mut done = Rederived::default();
+    let mut start = 0;
+    // A pass at a time, so memory stays bounded however many events a batch touches.
+    while start < names.len() {
+        let mut end = start;
+        let mut events = 0;
+        while end < names.len() && (end == start || events + sizes[end] <= how.events_per_pass) {
+            events += sizes[end];
+            end += 1;
+        }
+        let pass = &names[start..end];
+        start = end;
+        let raw = pass
+            .iter()
+            .map(|p| sources.raw(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (erased, batch_start) = (&sources.erased, sources.batch_start);
+        let loaded: Vec<LoadedPartition> = raw
+            .into_par_iter()
+            .map(|r| Sources::load(r, erased, batch_start))
+            .collect::<Result<_, _>>()?;
+        let mut streams = Vec::with_capacity(loaded.len());
+        let mut partitions = Vec::with_capacity(loaded.len());
+        for l in loaded {
+            done.duplicates += l.duplicates;
+            if !l.erased_ids.is_empty() {
+                let mut ins =
+                    tx.prepare_cached("INSERT OR IGNORE INTO erased_events(id) VALUES (?1)")?;
+                for id in &l.erased_ids {
+                    ins.execute([id])?;
+                }
+            }
+            streams.push((l.stream, l.events.len()));
+            partitions.push((l.name, l.events));
+        }
+        // Matched accounts and automatic merges are applied as the partitions are read.
+        crate::matching::adjust(tx, &mut partitions)?;
+        done.events += partitions.iter().map(|(_, e)| e.len()).sum::<usize>();
+        clock.lap("load");
+        let opts = DeriveOptions {
+            horizon: how.opts.horizon,
+        };
+        let derived: Vec<(Derived, Vec<u8>)> = partitions
+            .par_iter()
+            .map(|(_, events)| {
+                let d = derive(model, events, opts);
+                let blob = if d.transitions.is_empty() {
+                    Vec::new()
+                } else {
+                    postcard::to_stdvec(&d.transitions).unwrap_or_default()
+                };
+                (d, blob)
+            })
+            .collect();
+        drop(partitions);
+        clock.lap("derive");
+        for (p, (stream, count)) in pass.iter().zip(streams) {
+            write_stream(tx, p, stream, count)?;
+        }
+        for (partition, (d, blob)) in pass.iter().zip(&derived) {
+            if sources.clear_derived {
+                for table in ["transitions", "people", "accounts", "rejections"] {
+                    tx.prepare_cached(&format!("DELETE FROM {table} WHERE partition = ?1"))?
+                        .execute([partition])?;
+                }
+            }
+            done.transitions += write_derived(tx, partition, d, blob)?;
+        }
+        done.partitions += pass.len();
+        clock.lap("write");
+    }
+    Ok(done)
+}
+
+/// Replaces a partition's stored stream (`None`: unchanged).
+fn write_stream(
+    tx: &Transaction<'_>,
+    partition: &str,
+    stream: Option<Vec<u8>>,
+    count: usize,
+) -> Result<(), StoreError> {
+    match stream {
+        None => {}
+        Some(data) if data.is_empty() => {
+            tx.prepare_cached("DELETE FROM partition_events WHERE partition = ?1")?
+                .execute([partition])?;
+        }
+        Some(data) => {
+            tx.prepare_cached(
+                "INSERT OR REPLACE INTO partition_events(partition, count, data) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![partition, count as i64, data])?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a partition's derived rows (its old ones are already gone).
+fn write_derived(
+    tx: &Transaction<'_>,
+    partition: &str,
+    d: &Derived,
+    transitions: &[u8],
+) -> Result<usize, StoreError> {
     if !d.transitions.is_empty() {
-        let data = postcard::to_stdvec(&d.transitions)
-            .map_err(|e| StoreError::Corrupt(format!("cannot encode transitions: {e}")))?;
         tx.prepare_cached("INSERT INTO transitions(partition, count, data) VALUES (?1, ?2, ?3)")?
-            .execute(params![partition, d.transitions.len() as i64, data])?;
+            .execute(params![partition, d.transitions.len() as i64, transitions])?;
     }
     let mut ins = tx.prepare_cached(
         "INSERT OR REPLACE INTO people(id, partition, account, attrs, stage, status, created_at, last_activity, merged_into)
@@ -721,7 +1028,7 @@ fn write_derived(tx: &Transaction<'_>, partition: &str, d: &Derived) -> Result<u
             p.id,
             partition,
             p.account,
-            serde_json::Value::Object(p.attrs.clone()).to_string(),
+            serde_json::to_string(&p.attrs).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             p.stage,
             p.status,
             p.created_at.0,
@@ -736,7 +1043,7 @@ fn write_derived(tx: &Transaction<'_>, partition: &str, d: &Derived) -> Result<u
         ins.execute(params![
             a.id,
             partition,
-            serde_json::Value::Object(a.attrs.clone()).to_string(),
+            serde_json::to_string(&a.attrs).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             a.account_type,
             serde_json::to_string(&a.opportunities)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?

@@ -26,6 +26,7 @@ use waterfall_match::{
     match_person, AccountIndex, AccountRecord, MatchPolicy, PersonFacts, PersonIndex,
 };
 
+use crate::ingest::Move;
 use crate::{Store, StoreError};
 
 /// One value that keeps the latest offer by (instant, event id).
@@ -229,18 +230,13 @@ fn rebuild_facts(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.execute_batch(
         "DELETE FROM match_people; DELETE FROM match_accounts; DELETE FROM match_account_keys;",
     )?;
-    let events: Vec<waterfall_core::Event> = {
-        let mut st =
-            tx.prepare("SELECT seq, body FROM events WHERE body IS NOT NULL ORDER BY seq")?;
-        let mut rows = st.query([])?;
-        let mut events = Vec::new();
-        while let Some(r) = rows.next()? {
-            events.push(crate::body::decode(r.get_ref(1)?, r.get(0)?)?);
-        }
-        events
-    };
-    for ev in &events {
-        observe(tx, ev)?;
+    let mut events: Vec<SequencedEvent> = crate::ingest::load_all(tx)?
+        .into_iter()
+        .flat_map(|(_, events)| events)
+        .collect();
+    events.sort_unstable_by_key(|e| e.seq);
+    for e in &events {
+        observe(tx, &e.event)?;
     }
     Ok(())
 }
@@ -259,11 +255,11 @@ struct MatchRow {
 type DupRow = (String, String, String);
 
 /// Step 2: recomputes every matching and dedup decision from the facts and moves the people
-/// whose partition changed. Returns the partitions to re-derive.
+/// whose partition changed. Returns the partitions to re-derive and the moves to make.
 pub(crate) fn reconcile(
     tx: &Transaction<'_>,
     policy: &MatchPolicy,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Reconciled, StoreError> {
     let old_matches: HashMap<String, MatchRow> = {
         let mut st = tx.prepare(
             "SELECT person, account, confidence, method, explanation, at FROM person_matches",
@@ -289,7 +285,7 @@ pub(crate) fn reconcile(
         rows.collect::<Result<_, _>>()?
     };
     if !policy.is_active() && old_matches.is_empty() && old_dups.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Reconciled::default());
     }
     let facts: Vec<PersonFact> = {
         let mut st = tx.prepare(&format!(
@@ -432,6 +428,7 @@ pub(crate) fn reconcile(
 
     // Apply: move people, then record the decisions that changed.
     let mut touched: HashSet<String> = HashSet::new();
+    let mut moves = Vec::new();
     for (person, (partition, at)) in &want {
         let current: Option<(String, i64)> = tx
             .prepare_cached("SELECT partition, at FROM person_partition WHERE person = ?1")?
@@ -442,10 +439,11 @@ pub(crate) fn reconcile(
         };
         let moved = &cur != partition;
         if moved {
-            tx.prepare_cached(
-                "UPDATE events SET partition = ?1 WHERE person = ?2 AND partition = ?3",
-            )?
-            .execute(params![partition, person, cur])?;
+            moves.push(Move {
+                person: Some(person.clone()),
+                from: cur.clone(),
+                to: partition.clone(),
+            });
             touched.insert(cur);
             touched.insert(partition.clone());
         }
@@ -496,15 +494,23 @@ pub(crate) fn reconcile(
     }
     let mut touched: Vec<String> = touched.into_iter().collect();
     touched.sort();
-    Ok(touched)
+    Ok(Reconciled { touched, moves })
+}
+
+/// What reconciling decided: the partitions to re-derive, and the people whose events move
+/// (applied by the caller, in order, as it loads the partitions).
+#[derive(Debug, Default)]
+pub(crate) struct Reconciled {
+    pub(crate) touched: Vec<String>,
+    pub(crate) moves: Vec<Move>,
 }
 
 /// Before a replay: rebuilds the facts if the new model matches, then reconciles under it.
-/// Returns the partitions whose people moved (some may now be empty).
+/// Returns the partitions whose people moved (some may now be empty) and the moves.
 pub(crate) fn before_replay(
     tx: &Transaction<'_>,
     policy: &MatchPolicy,
-) -> Result<Vec<String>, StoreError> {
+) -> Result<Reconciled, StoreError> {
     if policy.is_active() {
         rebuild_facts(tx)?;
     }

@@ -1,7 +1,7 @@
 //! Reading what is stored: people, accounts, timelines, and the rows reports are built from.
 
 use crate::{Store, StoreError};
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{OptionalExtension, Row};
 use serde::Serialize;
 use waterfall_core::{Attrs, Event, Field, Level, Timestamp, Transition, TransitionRef};
 use waterfall_engine::SequencedEvent;
@@ -266,26 +266,37 @@ impl Store {
         Ok(all)
     }
 
-    /// One stored event by id.
-    pub fn event(&self, id: &str) -> Result<Option<EventRow>, StoreError> {
-        let mut st = self
+    /// One stored event of a partition, by id (`None` if it is not there or was erased).
+    pub fn event(&self, partition: &str, id: &str) -> Result<Option<EventRow>, StoreError> {
+        Ok(self
+            .stored_events(partition)?
+            .into_iter()
+            .find(|e| e.event.id == id)
+            .map(|e| EventRow {
+                seq: e.seq,
+                partition: partition.to_string(),
+                event: Some(e.event),
+            }))
+    }
+
+    /// Whether an event id belongs to an erased event (only its id is kept).
+    pub fn is_erased(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
             .conn
-            .prepare_cached("SELECT seq, partition, body FROM events WHERE id = ?1")?;
-        let mut rows = st.query([id])?;
-        let Some(r) = rows.next()? else {
-            return Ok(None);
-        };
-        let seq: i64 = r.get(0)?;
-        let body = r.get_ref(2)?;
-        let event = match body {
-            rusqlite::types::ValueRef::Null => None,
-            b => Some(crate::body::decode(b, seq)?),
-        };
-        Ok(Some(EventRow {
-            seq: seq as u64,
-            partition: r.get(1)?,
-            event,
-        }))
+            .prepare_cached("SELECT 1 FROM erased_events WHERE id = ?1")?
+            .query_row([id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// A partition's stored events, as stored (no matching decisions applied), in stored order.
+    pub fn stored_events(&self, partition: &str) -> Result<Vec<SequencedEvent>, StoreError> {
+        let data: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT data FROM partition_events WHERE partition = ?1")?
+            .query_row([partition], |r| r.get(0))
+            .optional()?;
+        data.map_or(Ok(Vec::new()), |d| crate::body::decode_records(&d))
     }
 
     /// The events of one partition in derivation order, up to and including `until`.
@@ -294,19 +305,9 @@ impl Store {
         partition: &str,
         until: Timestamp,
     ) -> Result<Vec<SequencedEvent>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT seq, body FROM events WHERE partition = ?1 AND at <= ?2 AND body IS NOT NULL ORDER BY at, seq",
-        )?;
-        let mut rows = st.query(params![partition, until.0])?;
-        let mut events = Vec::new();
-        while let Some(r) = rows.next()? {
-            let seq: i64 = r.get(0)?;
-            let event = crate::body::decode(r.get_ref(1)?, seq)?;
-            events.push(SequencedEvent {
-                seq: seq as u64,
-                event,
-            });
-        }
+        let mut events = self.stored_events(partition)?;
+        events.retain(|e| e.event.at <= until);
+        events.sort_unstable_by_key(|e| (e.event.at, e.seq));
         // Matching and dedup decisions apply to any derivation of the partition.
         let mut one = [(partition.to_string(), events)];
         crate::matching::adjust(&self.conn, &mut one)?;
@@ -416,7 +417,7 @@ impl Store {
             Ok(self.conn.query_row(sql, [], |r| r.get::<_, i64>(0))? as u64)
         };
         Ok((
-            c("SELECT COUNT(*) FROM events WHERE body IS NOT NULL")?,
+            c("SELECT COALESCE(SUM(count), 0) FROM partition_events")?,
             c("SELECT COUNT(*) FROM people WHERE merged_into IS NULL")?,
             c("SELECT COUNT(*) FROM accounts")?,
             c("SELECT COALESCE(SUM(count), 0) FROM transitions")?,

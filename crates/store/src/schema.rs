@@ -4,7 +4,7 @@ use crate::StoreError;
 use rusqlite::Connection;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const V1: &str = r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -65,16 +65,11 @@ CREATE TABLE rejections (
 CREATE INDEX rejections_partition ON rejections(partition);
 "#;
 
-/// The indexes of the event log: dropped while a batch loads into an empty log and built
-/// once at its end (one sort instead of a million random inserts), inside the same
-/// transaction.
-pub const EVENT_INDEXES: &str = "
+/// The indexes of version 1's row-per-event log (replaced in version 3).
+const V1_EVENT_INDEXES: &str = "
 CREATE UNIQUE INDEX events_id ON events(id);
 CREATE INDEX events_partition ON events(partition);
 ";
-
-/// Drops the event log's indexes (see [`EVENT_INDEXES`]).
-pub const DROP_EVENT_INDEXES: &str = "DROP INDEX events_id; DROP INDEX events_partition;";
 
 /// Version 2: lead-to-account matching and person dedup (see `matching.rs`).
 const V2: &str = r#"
@@ -119,6 +114,60 @@ CREATE TABLE person_duplicates (
 CREATE INDEX person_duplicates_survivor ON person_duplicates(survivor);
 "#;
 
+/// Version 3: the event log clustered by partition. A derivation always reads and replaces
+/// whole partitions, so a partition's events are one record stream (see `body.rs`) in one
+/// row: an ingest appends to the streams it touches and a derivation pass reads exactly its
+/// partitions, instead of every pass scanning a row-per-event table.
+const V3: &str = r#"
+CREATE TABLE partition_events (
+    partition TEXT PRIMARY KEY,
+    count     INTEGER NOT NULL,
+    data      BLOB NOT NULL
+);
+-- Events of the open batch that did not fit in memory; emptied before the batch commits.
+CREATE TABLE pending_events (partition TEXT NOT NULL, data BLOB NOT NULL);
+CREATE INDEX pending_events_partition ON pending_events(partition);
+-- The ids of erased events: re-ingesting one stays a no-op, and nothing else is kept.
+CREATE TABLE erased_events (id TEXT PRIMARY KEY) WITHOUT ROWID;
+"#;
+
+/// Moves version 2's row-per-event log into [`V3`]'s partition streams.
+fn log_by_partition(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    let mut streams: std::collections::BTreeMap<String, (i64, Vec<u8>)> = Default::default();
+    let mut next_seq = 1i64;
+    {
+        let mut st = tx.prepare("SELECT seq, id, partition, body FROM events ORDER BY seq")?;
+        let mut rows = st.query([])?;
+        let mut erased = tx.prepare("INSERT OR IGNORE INTO erased_events(id) VALUES (?1)")?;
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            next_seq = seq + 1;
+            match r.get_ref(3)? {
+                rusqlite::types::ValueRef::Null => {
+                    erased.execute([r.get::<_, String>(1)?])?;
+                }
+                body => {
+                    let event = crate::body::decode(body, seq)?;
+                    let (count, data) = streams.entry(r.get(2)?).or_default();
+                    *count += 1;
+                    crate::body::append_record(data, seq as u64, &event);
+                }
+            }
+        }
+    }
+    let mut ins =
+        tx.prepare("INSERT INTO partition_events(partition, count, data) VALUES (?1, ?2, ?3)")?;
+    for (partition, (count, data)) in streams {
+        ins.execute(rusqlite::params![partition, count, data])?;
+    }
+    tx.execute_batch("DROP TABLE events;")?;
+    tx.execute(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES ('next_seq', ?1)",
+        [next_seq.to_string()],
+    )?;
+    Ok(())
+}
+
 /// Brings a database to [`SCHEMA_VERSION`], one migration per version, each in a transaction.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -128,15 +177,73 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    let migrations: [&str; 2] = [V1, V2];
+    let migrations: [&str; 3] = [V1, V2, V3];
     for (i, sql) in migrations.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
-        if i == 0 {
-            tx.execute_batch(EVENT_INDEXES)?;
+        match i {
+            0 => tx.execute_batch(V1_EVENT_INDEXES)?,
+            2 => log_by_partition(&tx)?,
+            _ => {}
         }
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_2_log_moves_into_partition_streams() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(V1).unwrap();
+            conn.execute_batch(V1_EVENT_INDEXES).unwrap();
+            conn.execute_batch(V2).unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            let json = r#"{"id":"e1","at":"2025-01-01T00:00:00Z","type":"person","person":"jo","account":"acme"}"#;
+            let record = crate::body::encode(
+                &waterfall_core::parse_line(
+                    r#"{"id":"e2","at":"2025-01-02T00:00:00Z","type":"stage","person":"jo","stage":"MQL"}"#,
+                )
+                .unwrap(),
+            );
+            conn.execute(
+                "INSERT INTO events(seq, id, at, partition, person, body) VALUES (1, 'e1', 0, 'acme', 'jo', ?1)",
+                [json],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO events(seq, id, at, partition, person, body) VALUES (2, 'e2', 0, 'acme', 'jo', ?1)",
+                [record],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO events(seq, id, at, partition, person, body) VALUES (3, 'e3', 0, '~p:al', NULL, NULL)",
+                [],
+            )
+            .unwrap();
+        }
+        let store = crate::Store::open(&path).unwrap();
+        let events = store.stored_events("acme").unwrap();
+        let ids: Vec<(u64, &str)> = events
+            .iter()
+            .map(|e| (e.seq, e.event.id.as_str()))
+            .collect();
+        assert_eq!(ids, [(1, "e1"), (2, "e2")]);
+        assert!(store.is_erased("e3").unwrap());
+        assert!(store.stored_events("~p:al").unwrap().is_empty());
+        let next: String = store
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'next_seq'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(next, "4");
+    }
 }

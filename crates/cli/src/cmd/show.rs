@@ -171,20 +171,51 @@ pub fn describe(e: &Event) -> String {
     }
 }
 
-fn cause(store: &Store, t: &Transition) -> CliResult<String> {
-    let event = match &t.event {
-        Some(id) => Some((id.as_str(), store.event(id)?.and_then(|r| r.event))),
-        None => None,
-    };
+/// The events transitions name as their cause: one partition's, read once when first asked.
+struct Causes<'s> {
+    store: &'s Store,
+    partition: String,
+    events: Option<std::collections::HashMap<String, Event>>,
+}
+
+impl<'s> Causes<'s> {
+    fn new(store: &'s Store, partition: &str) -> Self {
+        Causes {
+            store,
+            partition: partition.to_string(),
+            events: None,
+        }
+    }
+
+    /// A stored event of the partition, by id.
+    fn event(&mut self, id: &str) -> CliResult<Option<&Event>> {
+        if self.events.is_none() {
+            let all = self.store.stored_events(&self.partition)?;
+            self.events = Some(
+                all.into_iter()
+                    .map(|e| (e.event.id.clone(), e.event))
+                    .collect(),
+            );
+        }
+        Ok(self.events.as_ref().and_then(|m| m.get(id)))
+    }
+
+    /// Why a transition happened, in words.
+    fn of(&mut self, t: &Transition) -> CliResult<String> {
+        let event = match t.event.as_deref() {
+            Some(id) => Some((id, self.event(id)?)),
+            None => None,
+        };
+        Ok(cause(t, event))
+    }
+}
+
+fn cause(t: &Transition, event: Option<(&str, Option<&Event>)>) -> String {
     let rule = match (t.level, t.rule.as_str()) {
         (Level::Account, "created") => "account created",
         (_, r) => r,
     };
-    Ok(cause_text(
-        rule,
-        event.as_ref().map(|(id, e)| (*id, e.as_ref())),
-        t.order.at,
-    ))
+    cause_text(rule, event, t.order.at)
 }
 
 /// Why a change happened, in one line: the rule, and the event that caused it (its id and,
@@ -288,6 +319,7 @@ fn show_person(a: SubjectArgs) -> CliResult {
         println!("  last activity {}", day(t));
     }
     println!("timeline ({} changes):", v.timeline.len());
+    let mut causes = Causes::new(&store, &v.person.partition);
     for t in &v.timeline {
         println!(
             "  {}  {:<6} {:>14} → {:<14} {}",
@@ -295,7 +327,7 @@ fn show_person(a: SubjectArgs) -> CliResult {
             t.field.as_str(),
             t.from.as_deref().unwrap_or("—"),
             t.to,
-            cause(&store, t)?
+            causes.of(t)?
         );
     }
     Ok(())
@@ -445,13 +477,14 @@ fn show_account(a: SubjectArgs) -> CliResult {
         );
     }
     println!("timeline ({} changes):", timeline.len());
+    let mut causes = Causes::new(&store, &account.partition);
     for t in &timeline {
         println!(
             "  {}  {:>12} → {:<12} {}",
             day(t.order.at),
             t.from.as_deref().unwrap_or("—"),
             t.to,
-            cause(&store, t)?
+            causes.of(t)?
         );
     }
     Ok(())
@@ -464,6 +497,7 @@ pub fn why(cmd: WhyCommand) -> CliResult {
     let as_of = a.as_of.as_deref().map(parse_instant).transpose()?;
     let v = person_view(&store, &a.id, as_of)?;
     let p = &v.person;
+    let mut causes = Causes::new(&store, &p.partition);
     if let Some(into) = &p.merged_into {
         println!(
             "{} is the same human as {into} (merged): everything it did counts for {into}.",
@@ -510,7 +544,7 @@ pub fn why(cmd: WhyCommand) -> CliResult {
             p.id,
             p.stage,
             day(t.order.at),
-            cause(&store, t)?
+            causes.of(t)?
         ),
         None => println!("{} is in stage {}.", p.id, p.stage),
     }
@@ -518,7 +552,7 @@ pub fn why(cmd: WhyCommand) -> CliResult {
         println!(
             "Their status is {s} since {} because of {}.",
             day(t.order.at),
-            cause(&store, t)?
+            causes.of(t)?
         );
         // A status that couples to another stage, yet the stage did not follow: say why.
         if let Some(model) = store.stored_model()? {
@@ -556,7 +590,7 @@ pub fn why(cmd: WhyCommand) -> CliResult {
                 day(t.order.at),
                 t.from.as_deref().unwrap_or("(new)"),
                 t.to,
-                cause(&store, t)?
+                causes.of(t)?
             );
         }
     }
@@ -564,13 +598,11 @@ pub fn why(cmd: WhyCommand) -> CliResult {
     let mine: Vec<_> = rejected
         .iter()
         .filter(|(id, _, _)| {
-            store
+            causes
                 .event(id)
                 .ok()
                 .flatten()
-                .and_then(|r| r.event)
-                .and_then(|e| e.body.person().map(str::to_string))
-                .as_deref()
+                .and_then(|e| e.body.person())
                 == Some(p.id.as_str())
         })
         .collect();

@@ -230,7 +230,8 @@ fn duplicates_from_two_sources_are_merged_keeping_both_histories() {
         // One person, entered once.
         assert_eq!(t.iter().filter(|t| t.to == "MAL").count(), 1);
         // The duplicate's own events are still in the log.
-        assert!(s.event("c1").unwrap().unwrap().event.is_some());
+        let home = person(&s, "crm-003").partition;
+        assert!(s.event(&home, "c1").unwrap().unwrap().event.is_some());
         let d = s.person_duplicates("webinar-17").unwrap();
         assert_eq!(d.len(), 1);
         assert_eq!(
