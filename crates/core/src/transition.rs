@@ -108,3 +108,19 @@ impl Transition {
         }
     }
 }
+
+impl TransitionRef<'_> {
+    /// An owned copy of this transition.
+    pub fn to_transition(&self) -> Transition {
+        Transition {
+            level: self.level,
+            subject: self.subject.to_string(),
+            field: self.field,
+            order: self.order,
+            from: self.from.map(str::to_string),
+            to: self.to.to_string(),
+            event: self.event.map(str::to_string),
+            rule: self.rule.to_string(),
+        }
+    }
+}

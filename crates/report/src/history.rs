@@ -3,7 +3,7 @@
 
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
-use waterfall_core::{Field, Level, Transition, TransitionRef};
+use waterfall_core::{Field, Level, Order, Timestamp, Transition, TransitionRef, TransitionTable};
 
 /// What reports need to know about a person besides their transitions.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -145,6 +145,116 @@ impl Interner {
     }
 }
 
+fn entry(subject: u32, value: u32, rule: u32, order: Order) -> Entry {
+    Entry {
+        at: order.at.0,
+        seq: order.seq,
+        sub: order.sub,
+        subject,
+        value,
+        rule,
+    }
+}
+
+/// Builds a [`History`] from transitions: the one place a transition becomes an entry.
+struct Builder {
+    h: History,
+    person_index: FxHashMap<String, u32>,
+    /// Entries of person stages, person statuses, account stages, account statuses.
+    tracks: [Vec<Entry>; 4],
+}
+
+impl Builder {
+    fn new(stages: Vec<String>, statuses: Vec<String>, people: Vec<PersonInfo>) -> Builder {
+        let mut h = History::default();
+        for s in &stages {
+            h.stages.intern(s);
+        }
+        h.model_stages = h.stages.names.len();
+        for s in &statuses {
+            h.statuses.intern(s);
+        }
+        let mut person_index: FxHashMap<String, u32> =
+            FxHashMap::with_capacity_and_hasher(people.len(), Default::default());
+        for p in people {
+            if person_index.contains_key(&p.id) {
+                continue;
+            }
+            person_index.insert(p.id.clone(), h.people.len() as u32);
+            h.people.push(p);
+        }
+        Builder {
+            h,
+            person_index,
+            tracks: Default::default(),
+        }
+    }
+
+    /// The dense index of a person or account; a person not listed is added as visible,
+    /// without attributes.
+    fn subject(&mut self, level: Level, id: &str) -> u32 {
+        match level {
+            Level::Account => self.h.accounts.intern(id),
+            Level::Person => match self.person_index.get(id) {
+                Some(&i) => i,
+                None => {
+                    let i = self.h.people.len() as u32;
+                    self.person_index.insert(id.to_string(), i);
+                    self.h.people.push(PersonInfo {
+                        id: id.to_string(),
+                        account: None,
+                        attrs: Map::new(),
+                        visible: true,
+                    });
+                    i
+                }
+            },
+        }
+    }
+
+    /// The dense index of a stage or status value (owners are never asked for).
+    fn value(&mut self, level: Level, field: Field, to: &str) -> u32 {
+        match (level, field) {
+            (Level::Person, Field::Stage) => self.h.stages.intern(to),
+            (Level::Account, Field::Stage) => self.h.account_stages.intern(to),
+            (_, _) => self.h.statuses.intern(to),
+        }
+    }
+
+    fn push(&mut self, level: Level, field: Field, e: Entry) {
+        let track = match (level, field) {
+            (Level::Person, Field::Stage) => 0,
+            (Level::Person, Field::Status) => 1,
+            (Level::Account, Field::Stage) => 2,
+            (Level::Account, Field::Status) => 3,
+            (_, Field::Owner) => return,
+        };
+        self.tracks[track].push(e);
+    }
+
+    fn finish(self) -> History {
+        let Builder { mut h, tracks, .. } = self;
+        let [stage, status, acc_stage, acc_status] = tracks;
+        let n = h.people.len();
+        let a = h.accounts.names.len();
+        h.account_info = h
+            .accounts
+            .names
+            .iter()
+            .map(|id| AccountInfo {
+                id: id.clone(),
+                attrs: Map::new(),
+                visible: true,
+            })
+            .collect();
+        h.stage = Track::build(stage, n);
+        h.status = Track::build(status, n);
+        h.account_stage = Track::build(acc_stage, a);
+        h.account_status = Track::build(acc_status, a);
+        h
+    }
+}
+
 /// Everything the reports read: the lifecycle's stage and status names, the people, and the
 /// derived transitions of people and accounts, interned and sorted once.
 ///
@@ -195,100 +305,80 @@ impl History {
         people: Vec<PersonInfo>,
         transitions: impl IntoIterator<Item = TransitionRef<'a>>,
     ) -> History {
-        let mut h = History::default();
-        for s in &stages {
-            h.stages.intern(s);
-        }
-        h.model_stages = h.stages.names.len();
-        for s in &statuses {
-            h.statuses.intern(s);
-        }
-        let mut person_index: FxHashMap<String, u32> =
-            FxHashMap::with_capacity_and_hasher(people.len(), Default::default());
-        for p in people {
-            if person_index.contains_key(&p.id) {
-                continue;
-            }
-            person_index.insert(p.id.clone(), h.people.len() as u32);
-            h.people.push(p);
-        }
-        let (mut stage, mut status, mut acc_stage, mut acc_status) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut b = Builder::new(stages, statuses, people);
         // The engine emits each subject's transitions together: remember the last one.
-        let mut last: Option<(Level, u32)> = None;
+        let mut last: Option<(Level, &str, u32)> = None;
         for t in transitions {
             // Owner assignments are not lifecycle indicators: no report counts them.
             if t.field == Field::Owner {
                 continue;
             }
-            let rule = h.rules.intern(t.rule);
-            let cached = match last {
-                Some((Level::Person, i)) if t.level == Level::Person => {
-                    (h.people[i as usize].id == t.subject).then_some(i)
-                }
-                Some((Level::Account, i)) if t.level == Level::Account => {
-                    (h.accounts.names[i as usize] == t.subject).then_some(i)
-                }
-                _ => None,
+            let subject = match last {
+                Some((level, id, i)) if level == t.level && id == t.subject => i,
+                _ => b.subject(t.level, t.subject),
             };
-            let subject = match (cached, t.level) {
-                (Some(i), _) => i,
-                (None, Level::Person) => match person_index.get(t.subject) {
-                    Some(&i) => i,
-                    None => {
-                        let i = h.people.len() as u32;
-                        person_index.insert(t.subject.to_string(), i);
-                        h.people.push(PersonInfo {
-                            id: t.subject.to_string(),
-                            account: None,
-                            attrs: Map::new(),
-                            visible: true,
-                        });
+            last = Some((t.level, t.subject, subject));
+            let (value, rule) = (b.value(t.level, t.field, t.to), b.h.rules.intern(t.rule));
+            b.push(t.level, t.field, entry(subject, value, rule, t.order));
+        }
+        b.finish()
+    }
+
+    /// [`History::new`] over stored transition tables, keeping the rows `keep` accepts (by
+    /// field and level). Each table's subjects and names are interned once per table, not
+    /// once per transition, which is what makes loading millions of transitions fast.
+    pub fn from_tables(
+        stages: Vec<String>,
+        statuses: Vec<String>,
+        people: Vec<PersonInfo>,
+        tables: &[TransitionTable<'_>],
+        keep: impl Fn(Field, Level) -> bool,
+    ) -> History {
+        let mut b = Builder::new(stages, statuses, people);
+        const UNSEEN: u32 = u32::MAX;
+        for table in tables {
+            let mut subjects = vec![[UNSEEN; 2]; table.subjects.len()];
+            let mut values = vec![[UNSEEN; 4]; table.names.len()];
+            let mut rules = vec![UNSEEN; table.names.len()];
+            for r in &table.rows {
+                if r.field == Field::Owner || !keep(r.field, r.level) {
+                    continue;
+                }
+                let level = r.level as usize;
+                let subject = match subjects[r.subject as usize][level] {
+                    UNSEEN => {
+                        let i = b.subject(r.level, table.subjects[r.subject as usize]);
+                        subjects[r.subject as usize][level] = i;
                         i
                     }
-                },
-                (None, Level::Account) => h.accounts.intern(t.subject),
-            };
-            last = Some((t.level, subject));
-            let value = match (t.level, t.field) {
-                (Level::Person, Field::Stage) => h.stages.intern(t.to),
-                (Level::Account, Field::Stage) => h.account_stages.intern(t.to),
-                (_, Field::Status) => h.statuses.intern(t.to),
-                (_, Field::Owner) => continue,
-            };
-            let e = Entry {
-                at: t.order.at.0,
-                seq: t.order.seq,
-                sub: t.order.sub,
-                subject,
-                value,
-                rule,
-            };
-            match (t.level, t.field) {
-                (Level::Person, Field::Stage) => stage.push(e),
-                (Level::Person, Field::Status) => status.push(e),
-                (Level::Account, Field::Stage) => acc_stage.push(e),
-                (Level::Account, Field::Status) => acc_status.push(e),
-                (_, Field::Owner) => {}
+                    i => i,
+                };
+                let kind = level * 2 + (r.field == Field::Status) as usize;
+                let value = match values[r.to as usize][kind] {
+                    UNSEEN => {
+                        let v = b.value(r.level, r.field, table.names[r.to as usize]);
+                        values[r.to as usize][kind] = v;
+                        v
+                    }
+                    v => v,
+                };
+                let rule = match rules[r.rule as usize] {
+                    UNSEEN => {
+                        let v = b.h.rules.intern(table.names[r.rule as usize]);
+                        rules[r.rule as usize] = v;
+                        v
+                    }
+                    v => v,
+                };
+                let order = Order {
+                    at: Timestamp(r.at),
+                    seq: r.seq,
+                    sub: r.sub,
+                };
+                b.push(r.level, r.field, entry(subject, value, rule, order));
             }
         }
-        let n = h.people.len();
-        let a = h.accounts.names.len();
-        h.account_info = h
-            .accounts
-            .names
-            .iter()
-            .map(|id| AccountInfo {
-                id: id.clone(),
-                attrs: Map::new(),
-                visible: true,
-            })
-            .collect();
-        h.stage = Track::build(stage, n);
-        h.status = Track::build(status, n);
-        h.account_stage = Track::build(acc_stage, a);
-        h.account_status = Track::build(acc_status, a);
-        h
+        b.finish()
     }
 
     /// Adds what is known about accounts (attributes, visibility) and the account stages of
@@ -453,6 +543,83 @@ impl View<'_> {
         match self.level {
             Level::Person => &self.history.people[subject as usize].attrs,
             Level::Account => &self.history.account_info[subject as usize].attrs,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(level: Level, subject: &str, field: Field, to: &str, at: i64) -> Transition {
+        Transition {
+            level,
+            subject: subject.into(),
+            field,
+            order: Order {
+                at: Timestamp(at),
+                seq: at as u64,
+                sub: 0,
+            },
+            from: None,
+            to: to.into(),
+            event: Some(format!("e{at}")),
+            rule: if at % 2 == 0 { "created" } else { "mql" }.into(),
+        }
+    }
+
+    #[test]
+    fn tables_build_the_same_history_as_transitions() {
+        use Field::*;
+        use Level::*;
+        let partitions = [
+            vec![
+                t(Person, "p1", Stage, "MAL", 1),
+                t(Person, "p1", Status, "Open", 1),
+                t(Person, "p1", Owner, "rep1", 1),
+                t(Person, "p1", Stage, "MQL", 3),
+                t(Account, "a1", Stage, "Target", 2),
+                t(Person, "p2", Stage, "Invented", 4),
+            ],
+            vec![
+                t(Person, "p3", Stage, "MQL", 5),
+                t(Person, "p3", Stage, "MQL", 6),
+                t(Account, "a2", Status, "Open", 7),
+            ],
+        ];
+        let people = vec![PersonInfo {
+            id: "p3".into(),
+            visible: false,
+            ..PersonInfo::default()
+        }];
+        let names = || {
+            (
+                vec!["MAL".to_string(), "MQL".to_string()],
+                vec!["Open".to_string()],
+            )
+        };
+        let bytes: Vec<Vec<u8>> = partitions
+            .iter()
+            .map(|p| TransitionTable::encode(p))
+            .collect();
+        let tables: Vec<TransitionTable<'_>> = bytes
+            .iter()
+            .map(|b| TransitionTable::decode(b).unwrap())
+            .collect();
+        for keep in [(|_, _| true) as fn(Field, Level) -> bool, |f, l| {
+            f == Field::Stage && l == Level::Person
+        }] {
+            let (stages, statuses) = names();
+            let refs = partitions.iter().flatten().map(Transition::as_ref);
+            let expected = History::from_refs(
+                stages,
+                statuses,
+                people.clone(),
+                refs.filter(|r| keep(r.field, r.level)),
+            );
+            let (stages, statuses) = names();
+            let got = History::from_tables(stages, statuses, people.clone(), &tables, keep);
+            assert_eq!(format!("{got:?}"), format!("{expected:?}"));
         }
     }
 }

@@ -960,7 +960,7 @@ fn rederive(
                 let blob = if d.transitions.is_empty() {
                     Vec::new()
                 } else {
-                    postcard::to_stdvec(&d.transitions).unwrap_or_default()
+                    waterfall_core::TransitionTable::encode(&d.transitions)
                 };
                 (d, blob)
             })

@@ -1,9 +1,12 @@
 //! Reading what is stored: people, accounts, timelines, and the rows reports are built from.
 
 use crate::{Store, StoreError};
+use rayon::prelude::*;
 use rusqlite::{OptionalExtension, Row};
 use serde::Serialize;
-use waterfall_core::{Attrs, Event, Field, Level, Timestamp, Transition, TransitionRef};
+use waterfall_core::{
+    Attrs, Event, Field, Level, Timestamp, Transition, TransitionRef, TransitionTable,
+};
 use waterfall_engine::SequencedEvent;
 
 /// A person as stored.
@@ -93,9 +96,11 @@ fn person_row(r: &Row<'_>) -> rusqlite::Result<(PersonRow, String)> {
 const PERSON_COLUMNS: &str =
     "id, partition, account, attrs, stage, status, created_at, last_activity, merged_into";
 
-/// Decodes one partition's transitions (as written by the ingest).
-fn decode_transitions(data: &[u8]) -> Result<Vec<Transition>, StoreError> {
-    postcard::from_bytes(data).map_err(|e| StoreError::Corrupt(format!("stored transitions: {e}")))
+/// Decodes one partition's stored transitions (as written by the ingest), checked.
+fn decode_table(data: &[u8]) -> Result<TransitionTable<'_>, StoreError> {
+    let table = TransitionTable::decode(data).map_err(StoreError::Corrupt)?;
+    table.validate().map_err(StoreError::Corrupt)?;
+    Ok(table)
 }
 
 /// People and the stored transitions, as read for a report.
@@ -108,63 +113,30 @@ pub struct ReportRows {
 }
 
 impl ReportRows {
-    /// Every transition the query asked for, decoded on all cores without copying strings.
+    /// Every partition's stored transitions, decoded on all cores without copying strings
+    /// (unfiltered: see [`ReportRows::keeps`]).
+    pub fn tables(&self) -> Result<Vec<TransitionTable<'_>>, StoreError> {
+        self.blobs.par_iter().map(|b| decode_table(b)).collect()
+    }
+
+    /// Whether a transition of this field and level is one the query asked for.
+    pub fn keeps(&self, field: Field, level: Level) -> bool {
+        self.field.is_none_or(|f| f == field) && self.level.is_none_or(|l| l == level)
+    }
+
+    /// Every transition the query asked for, without copying strings.
     pub fn decode_all(&self) -> Result<Vec<TransitionRef<'_>>, StoreError> {
-        let (field, level) = (self.field, self.level);
-        let decode = |blobs| decode_blobs(blobs, field, level);
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if threads < 2 || self.blobs.len() < 1024 {
-            return decode(&self.blobs);
+        let tables = self.tables()?;
+        let mut out = Vec::new();
+        for t in &tables {
+            out.extend(
+                t.rows
+                    .iter()
+                    .filter(|r| self.keeps(r.field, r.level))
+                    .map(|r| t.get(r)),
+            );
         }
-        let chunk = self.blobs.len().div_ceil(threads);
-        let parts: Vec<Result<Vec<TransitionRef<'_>>, StoreError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = self
-                .blobs
-                .chunks(chunk)
-                .map(|part| s.spawn(move || decode(part)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("decoding threads do not panic"))
-                .collect()
-        });
-        let mut all = Vec::new();
-        for part in parts {
-            all.extend(part?);
-        }
-        Ok(all)
-    }
-}
-
-/// Decodes stored transition records, keeping those of the given field and level.
-fn decode_blobs(
-    blobs: &[Vec<u8>],
-    field: Option<Field>,
-    level: Option<Level>,
-) -> Result<Vec<TransitionRef<'_>>, StoreError> {
-    let mut out = Vec::new();
-    for b in blobs {
-        let ts: Vec<TransitionRef<'_>> = postcard::from_bytes(b)
-            .map_err(|e| StoreError::Corrupt(format!("stored transitions: {e}")))?;
-        out.extend(
-            ts.into_iter().filter(|t| {
-                field.is_none_or(|f| t.field == f) && level.is_none_or(|l| t.level == l)
-            }),
-        );
-    }
-    Ok(out)
-}
-
-fn to_owned_transition(t: TransitionRef<'_>) -> Transition {
-    Transition {
-        level: t.level,
-        subject: t.subject.to_string(),
-        field: t.field,
-        order: t.order,
-        from: t.from.map(str::to_string),
-        to: t.to.to_string(),
-        event: t.event.map(str::to_string),
-        rule: t.rule.to_string(),
+        Ok(out)
     }
 }
 
@@ -261,9 +233,12 @@ impl Store {
         let Some(data) = data else {
             return Ok(Vec::new());
         };
-        let mut all = decode_transitions(&data)?;
-        all.retain(|t| t.subject == subject);
-        Ok(all)
+        let table = decode_table(&data)?;
+        Ok(table
+            .iter()
+            .filter(|t| t.subject == subject)
+            .map(|t| t.to_transition())
+            .collect())
     }
 
     /// One stored event of a partition, by id (`None` if it is not there or was erased).
@@ -338,7 +313,7 @@ impl Store {
         let transitions = rows
             .decode_all()?
             .into_iter()
-            .map(to_owned_transition)
+            .map(|t| t.to_transition())
             .collect();
         Ok(HistoryRows {
             people: rows.people,

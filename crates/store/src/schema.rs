@@ -131,7 +131,8 @@ CREATE INDEX pending_events_partition ON pending_events(partition);
 CREATE TABLE erased_events (id TEXT PRIMARY KEY) WITHOUT ROWID;
 "#;
 
-/// Moves version 2's row-per-event log into [`V3`]'s partition streams.
+/// Moves version 2's row-per-event log into [`V3`]'s partition streams, and re-encodes
+/// stored transitions as tables.
 fn log_by_partition(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
     let mut streams: std::collections::BTreeMap<String, (i64, Vec<u8>)> = Default::default();
     let mut next_seq = 1i64;
@@ -161,6 +162,21 @@ fn log_by_partition(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
         ins.execute(rusqlite::params![partition, count, data])?;
     }
     tx.execute_batch("DROP TABLE events;")?;
+    // Transitions move from a list of records to a dictionary-encoded table.
+    let old: Vec<(String, Vec<u8>)> = {
+        let mut st = tx.prepare("SELECT partition, data FROM transitions")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let mut update = tx.prepare("UPDATE transitions SET data = ?1 WHERE partition = ?2")?;
+    for (partition, data) in old {
+        let list: Vec<waterfall_core::Transition> = postcard::from_bytes(&data)
+            .map_err(|e| StoreError::Corrupt(format!("stored transitions of {partition}: {e}")))?;
+        update.execute(rusqlite::params![
+            waterfall_core::TransitionTable::encode(&list),
+            partition
+        ])?;
+    }
     tx.execute(
         "INSERT OR REPLACE INTO meta(key, value) VALUES ('next_seq', ?1)",
         [next_seq.to_string()],

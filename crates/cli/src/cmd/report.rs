@@ -189,8 +189,15 @@ pub fn load_history(db: &DbArgs, query: &HistoryQuery) -> CliResult<History> {
             attrs: p.attrs,
         })
         .collect();
-    let transitions = rows.decode_all()?;
-    Ok(history_of(model.as_ref(), people, Vec::new(), transitions))
+    let tables = rows.tables()?;
+    let (stages, statuses, _) = model_names(model.as_ref());
+    Ok(History::from_tables(
+        stages,
+        statuses,
+        people,
+        &tables,
+        |field, level| rows.keeps(field, level),
+    ))
 }
 
 /// Loads the account-level history: account stage transitions, every account with a stage
@@ -246,13 +253,19 @@ pub fn history_of<'a>(
     accounts: Vec<AccountInfo>,
     transitions: impl IntoIterator<Item = TransitionRef<'a>>,
 ) -> History {
-    let names = |f: &dyn Fn(&Model) -> Vec<String>| model.map(f).unwrap_or_default();
-    let stages = names(&|m: &Model| m.stages.iter().map(|s| s.name.clone()).collect());
-    let statuses = names(&|m: &Model| m.statuses.iter().map(|s| s.name.clone()).collect());
-    let account_stages =
-        names(&|m: &Model| m.account_stages.iter().map(|s| s.name.clone()).collect());
+    let (stages, statuses, account_stages) = model_names(model);
     History::from_refs(stages, statuses, people, transitions)
         .with_accounts(accounts, account_stages)
+}
+
+/// A model's stage, status and account stage names, in model order (none without a model).
+fn model_names(model: Option<&Model>) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let names = |f: &dyn Fn(&Model) -> Vec<String>| model.map(f).unwrap_or_default();
+    (
+        names(&|m: &Model| m.stages.iter().map(|s| s.name.clone()).collect()),
+        names(&|m: &Model| m.statuses.iter().map(|s| s.name.clone()).collect()),
+        names(&|m: &Model| m.account_stages.iter().map(|s| s.name.clone()).collect()),
+    )
 }
 
 /// Builds what reports read from a replay in memory: the engine's people, accounts and
