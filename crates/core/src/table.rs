@@ -46,7 +46,8 @@ pub struct TransitionTable<'a> {
     /// The distinct causing event ids.
     #[serde(borrow)]
     pub events: Vec<&'a str>,
-    /// The transitions, in the order given to [`TransitionTable::encode`].
+    /// The transitions grouped by subject (in order of first appearance), each subject's in
+    /// the order given to [`TransitionTable::encode`].
     pub rows: Vec<TableRow>,
 }
 
@@ -75,11 +76,12 @@ impl<'a> Dictionary<'a> {
 }
 
 impl<'a> TransitionTable<'a> {
-    /// Encodes transitions (in their order) as a table's stored bytes.
+    /// Encodes transitions as a table's stored bytes, grouped by subject (readers that index
+    /// by subject then find them in order), each subject's kept in the order given.
     pub fn encode(transitions: &[Transition]) -> Vec<u8> {
         let (mut subjects, mut names, mut events) =
             (Dictionary::new(), Dictionary::new(), Dictionary::new());
-        let rows = transitions
+        let mut rows: Vec<TableRow> = transitions
             .iter()
             .map(|t| TableRow {
                 level: t.level,
@@ -94,6 +96,7 @@ impl<'a> TransitionTable<'a> {
                 sub: t.order.sub,
             })
             .collect();
+        rows.sort_by_key(|r| r.subject);
         let table = TransitionTable {
             subjects: subjects.values,
             names: names.values,

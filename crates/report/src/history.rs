@@ -33,7 +33,7 @@ pub struct AccountInfo {
 ///
 /// `subject` is a dense person (or account) index, `value` a dense stage or status index,
 /// `rule` a dense index of the rule name that caused it (see [`History::rule_name`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Entry {
     /// Instant, microseconds since the Unix epoch (UTC).
     pub at: i64,
@@ -60,8 +60,35 @@ pub struct Track {
 }
 
 impl Track {
-    fn build(mut entries: Vec<Entry>, subjects: usize) -> Track {
-        entries.sort_unstable_by_key(|e| (e.subject, e.at, e.seq, e.sub));
+    fn build(entries: Vec<Entry>, subjects: usize) -> Track {
+        // Group by subject with a counting sort (stable, linear) unless they arrive grouped
+        // (as stored tables give them), then order each subject's entries; they usually
+        // arrive in order already, which the check sees at once.
+        let mut starts = vec![0u32; subjects + 1];
+        for e in &entries {
+            starts[e.subject as usize + 1] += 1;
+        }
+        for s in 1..starts.len() {
+            starts[s] += starts[s - 1];
+        }
+        let mut entries = if entries.is_sorted_by_key(|e| e.subject) {
+            entries
+        } else {
+            let mut next = starts.clone();
+            let mut sorted = vec![Entry::default(); entries.len()];
+            for e in entries {
+                let slot = &mut next[e.subject as usize];
+                sorted[*slot as usize] = e;
+                *slot += 1;
+            }
+            sorted
+        };
+        for s in 0..subjects {
+            let of = &mut entries[starts[s] as usize..starts[s + 1] as usize];
+            if !of.is_sorted_by_key(|e| (e.at, e.seq, e.sub)) {
+                of.sort_unstable_by_key(|e| (e.at, e.seq, e.sub));
+            }
+        }
         // Setting a value a subject already has is not an entry (imported history may say so).
         entries.dedup_by(|later, earlier| {
             later.subject == earlier.subject && later.value == earlier.value
@@ -156,16 +183,17 @@ fn entry(subject: u32, value: u32, rule: u32, order: Order) -> Entry {
     }
 }
 
-/// Builds a [`History`] from transitions: the one place a transition becomes an entry.
-struct Builder {
+/// Builds a [`History`] from transitions, added as borrowed transitions or as whole stored
+/// tables: the one place a transition becomes an entry.
+pub struct HistoryBuilder {
     h: History,
     person_index: FxHashMap<String, u32>,
     /// Entries of person stages, person statuses, account stages, account statuses.
     tracks: [Vec<Entry>; 4],
 }
 
-impl Builder {
-    fn new(stages: Vec<String>, statuses: Vec<String>, people: Vec<PersonInfo>) -> Builder {
+impl HistoryBuilder {
+    fn new(stages: Vec<String>, statuses: Vec<String>, people: Vec<PersonInfo>) -> Self {
         let mut h = History::default();
         for s in &stages {
             h.stages.intern(s);
@@ -183,10 +211,64 @@ impl Builder {
             person_index.insert(p.id.clone(), h.people.len() as u32);
             h.people.push(p);
         }
-        Builder {
+        HistoryBuilder {
             h,
             person_index,
             tracks: Default::default(),
+        }
+    }
+
+    /// Makes room for about this many more transitions of the first track added (person
+    /// stages), so loading millions does not grow and copy the entries again and again.
+    pub fn reserve(&mut self, transitions: usize) {
+        self.tracks[0].reserve(transitions);
+    }
+
+    /// Adds a stored table's transitions that `keep` accepts (by field and level). The
+    /// table's subjects and names are interned once per table, not once per transition,
+    /// which is what makes loading millions of stored transitions fast.
+    pub fn add_table(&mut self, table: &TransitionTable<'_>, keep: impl Fn(Field, Level) -> bool) {
+        const UNSEEN: u32 = u32::MAX;
+        let mut subjects = vec![[UNSEEN; 2]; table.subjects.len()];
+        let mut values = vec![[UNSEEN; 4]; table.names.len()];
+        let mut rules = vec![UNSEEN; table.names.len()];
+        for r in &table.rows {
+            // Owner assignments are not lifecycle indicators: no report counts them.
+            if r.field == Field::Owner || !keep(r.field, r.level) {
+                continue;
+            }
+            let level = r.level as usize;
+            let subject = match subjects[r.subject as usize][level] {
+                UNSEEN => {
+                    let i = self.subject(r.level, table.subjects[r.subject as usize]);
+                    subjects[r.subject as usize][level] = i;
+                    i
+                }
+                i => i,
+            };
+            let kind = level * 2 + (r.field == Field::Status) as usize;
+            let value = match values[r.to as usize][kind] {
+                UNSEEN => {
+                    let v = self.value(r.level, r.field, table.names[r.to as usize]);
+                    values[r.to as usize][kind] = v;
+                    v
+                }
+                v => v,
+            };
+            let rule = match rules[r.rule as usize] {
+                UNSEEN => {
+                    let v = self.h.rules.intern(table.names[r.rule as usize]);
+                    rules[r.rule as usize] = v;
+                    v
+                }
+                v => v,
+            };
+            let order = Order {
+                at: Timestamp(r.at),
+                seq: r.seq,
+                sub: r.sub,
+            };
+            self.push(r.level, r.field, entry(subject, value, rule, order));
         }
     }
 
@@ -232,8 +314,9 @@ impl Builder {
         self.tracks[track].push(e);
     }
 
-    fn finish(self) -> History {
-        let Builder { mut h, tracks, .. } = self;
+    /// The history, indexed and sorted.
+    pub fn finish(self) -> History {
+        let HistoryBuilder { mut h, tracks, .. } = self;
         let [stage, status, acc_stage, acc_status] = tracks;
         let n = h.people.len();
         let a = h.accounts.names.len();
@@ -305,7 +388,7 @@ impl History {
         people: Vec<PersonInfo>,
         transitions: impl IntoIterator<Item = TransitionRef<'a>>,
     ) -> History {
-        let mut b = Builder::new(stages, statuses, people);
+        let mut b = HistoryBuilder::new(stages, statuses, people);
         // The engine emits each subject's transitions together: remember the last one.
         let mut last: Option<(Level, &str, u32)> = None;
         for t in transitions {
@@ -324,61 +407,14 @@ impl History {
         b.finish()
     }
 
-    /// [`History::new`] over stored transition tables, keeping the rows `keep` accepts (by
-    /// field and level). Each table's subjects and names are interned once per table, not
-    /// once per transition, which is what makes loading millions of transitions fast.
-    pub fn from_tables(
+    /// Starts a history from the model's stage and status names (in model order) and the
+    /// people, to which transitions are then added in any order (see [`HistoryBuilder`]).
+    pub fn builder(
         stages: Vec<String>,
         statuses: Vec<String>,
         people: Vec<PersonInfo>,
-        tables: &[TransitionTable<'_>],
-        keep: impl Fn(Field, Level) -> bool,
-    ) -> History {
-        let mut b = Builder::new(stages, statuses, people);
-        const UNSEEN: u32 = u32::MAX;
-        for table in tables {
-            let mut subjects = vec![[UNSEEN; 2]; table.subjects.len()];
-            let mut values = vec![[UNSEEN; 4]; table.names.len()];
-            let mut rules = vec![UNSEEN; table.names.len()];
-            for r in &table.rows {
-                if r.field == Field::Owner || !keep(r.field, r.level) {
-                    continue;
-                }
-                let level = r.level as usize;
-                let subject = match subjects[r.subject as usize][level] {
-                    UNSEEN => {
-                        let i = b.subject(r.level, table.subjects[r.subject as usize]);
-                        subjects[r.subject as usize][level] = i;
-                        i
-                    }
-                    i => i,
-                };
-                let kind = level * 2 + (r.field == Field::Status) as usize;
-                let value = match values[r.to as usize][kind] {
-                    UNSEEN => {
-                        let v = b.value(r.level, r.field, table.names[r.to as usize]);
-                        values[r.to as usize][kind] = v;
-                        v
-                    }
-                    v => v,
-                };
-                let rule = match rules[r.rule as usize] {
-                    UNSEEN => {
-                        let v = b.h.rules.intern(table.names[r.rule as usize]);
-                        rules[r.rule as usize] = v;
-                        v
-                    }
-                    v => v,
-                };
-                let order = Order {
-                    at: Timestamp(r.at),
-                    seq: r.seq,
-                    sub: r.sub,
-                };
-                b.push(r.level, r.field, entry(subject, value, rule, order));
-            }
-        }
-        b.finish()
+    ) -> HistoryBuilder {
+        HistoryBuilder::new(stages, statuses, people)
     }
 
     /// Adds what is known about accounts (attributes, visibility) and the account stages of
@@ -618,7 +654,11 @@ mod tests {
                 refs.filter(|r| keep(r.field, r.level)),
             );
             let (stages, statuses) = names();
-            let got = History::from_tables(stages, statuses, people.clone(), &tables, keep);
+            let mut b = History::builder(stages, statuses, people.clone());
+            for table in &tables {
+                b.add_table(table, keep);
+            }
+            let got = b.finish();
             assert_eq!(format!("{got:?}"), format!("{expected:?}"));
         }
     }

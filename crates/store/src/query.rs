@@ -108,6 +108,8 @@ pub struct ReportRows {
     /// Every person, merged-away ones included.
     pub people: Vec<PersonRow>,
     blobs: Vec<Vec<u8>>,
+    /// How many transitions the blobs hold (of every field and level).
+    pub transitions: usize,
     field: Option<Field>,
     level: Option<Level>,
 }
@@ -117,6 +119,22 @@ impl ReportRows {
     /// (unfiltered: see [`ReportRows::keeps`]).
     pub fn tables(&self) -> Result<Vec<TransitionTable<'_>>, StoreError> {
         self.blobs.par_iter().map(|b| decode_table(b)).collect()
+    }
+
+    /// Hands every partition's stored transitions to `f`, in order, decoding them on all
+    /// cores a slice at a time (so they are never all decoded at once).
+    pub fn for_each_table(
+        &self,
+        mut f: impl FnMut(&TransitionTable<'_>),
+    ) -> Result<(), StoreError> {
+        for slice in self.blobs.chunks(2048) {
+            let tables: Vec<TransitionTable<'_>> = slice
+                .par_iter()
+                .map(|b| decode_table(b))
+                .collect::<Result<_, _>>()?;
+            tables.iter().for_each(&mut f);
+        }
+        Ok(())
     }
 
     /// Whether a transition of this field and level is one the query asked for.
@@ -325,15 +343,17 @@ impl Store {
     /// transitions, decoded lazily and filtered by [`ReportRows::transitions`].
     pub fn history_for(&self, q: &HistoryQuery) -> Result<ReportRows, StoreError> {
         let people = self.people_for(q)?;
-        let mut st = self.conn.prepare("SELECT data FROM transitions")?;
+        let mut st = self.conn.prepare("SELECT count, data FROM transitions")?;
         let mut rows = st.query([])?;
-        let mut blobs = Vec::new();
+        let (mut blobs, mut transitions) = (Vec::new(), 0);
         while let Some(r) = rows.next()? {
-            blobs.push(r.get::<_, Vec<u8>>(0)?);
+            transitions += r.get::<_, i64>(0)? as usize;
+            blobs.push(r.get::<_, Vec<u8>>(1)?);
         }
         Ok(ReportRows {
             people,
             blobs,
+            transitions,
             field: q.field,
             level: q.level,
         })

@@ -189,15 +189,11 @@ pub fn load_history(db: &DbArgs, query: &HistoryQuery) -> CliResult<History> {
             attrs: p.attrs,
         })
         .collect();
-    let tables = rows.tables()?;
     let (stages, statuses, _) = model_names(model.as_ref());
-    Ok(History::from_tables(
-        stages,
-        statuses,
-        people,
-        &tables,
-        |field, level| rows.keeps(field, level),
-    ))
+    let mut builder = History::builder(stages, statuses, people);
+    builder.reserve(rows.transitions);
+    rows.for_each_table(|table| builder.add_table(table, |field, level| rows.keeps(field, level)))?;
+    Ok(builder.finish())
 }
 
 /// Loads the account-level history: account stage transitions, every account with a stage
