@@ -183,11 +183,46 @@ fn entry(subject: u32, value: u32, rule: u32, order: Order) -> Entry {
     }
 }
 
+/// People by id, keyed by a 64-bit hash of the id (no key to allocate). Each hit is checked
+/// against the person's id, so two ids sharing a hash are still told apart.
+#[derive(Default)]
+struct PersonIndex {
+    by_hash: FxHashMap<u64, u32>,
+    /// Ids whose hash an earlier id already had.
+    collided: FxHashMap<String, u32>,
+}
+
+impl PersonIndex {
+    fn hash(id: &str) -> u64 {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(id)
+    }
+
+    fn get(&self, people: &[PersonInfo], id: &str) -> Option<u32> {
+        match self.by_hash.get(&Self::hash(id)) {
+            Some(&i) if people[i as usize].id == id => Some(i),
+            Some(_) => self.collided.get(id).copied(),
+            None => None,
+        }
+    }
+
+    fn insert(&mut self, id: &str, i: u32) {
+        match self.by_hash.entry(Self::hash(id)) {
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(i);
+            }
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collided.insert(id.to_string(), i);
+            }
+        }
+    }
+}
+
 /// Builds a [`History`] from transitions, added as borrowed transitions or as whole stored
 /// tables: the one place a transition becomes an entry.
 pub struct HistoryBuilder {
     h: History,
-    person_index: FxHashMap<String, u32>,
+    person_index: PersonIndex,
     /// Entries of person stages, person statuses, account stages, account statuses.
     tracks: [Vec<Entry>; 4],
 }
@@ -202,13 +237,13 @@ impl HistoryBuilder {
         for s in &statuses {
             h.statuses.intern(s);
         }
-        let mut person_index: FxHashMap<String, u32> =
-            FxHashMap::with_capacity_and_hasher(people.len(), Default::default());
+        let mut person_index = PersonIndex::default();
+        person_index.by_hash.reserve(people.len());
         for p in people {
-            if person_index.contains_key(&p.id) {
+            if person_index.get(&h.people, &p.id).is_some() {
                 continue;
             }
-            person_index.insert(p.id.clone(), h.people.len() as u32);
+            person_index.insert(&p.id, h.people.len() as u32);
             h.people.push(p);
         }
         HistoryBuilder {
@@ -219,9 +254,11 @@ impl HistoryBuilder {
     }
 
     /// Makes room for about this many more transitions of the first track added (person
-    /// stages), so loading millions does not grow and copy the entries again and again.
-    pub fn reserve(&mut self, transitions: usize) {
+    /// stages) and people, so loading millions does not grow and copy again and again.
+    pub fn reserve(&mut self, transitions: usize, people: usize) {
         self.tracks[0].reserve(transitions);
+        self.h.people.reserve(people);
+        self.person_index.by_hash.reserve(people);
     }
 
     /// Adds a stored table's transitions that `keep` accepts (by field and level). The
@@ -277,11 +314,11 @@ impl HistoryBuilder {
     fn subject(&mut self, level: Level, id: &str) -> u32 {
         match level {
             Level::Account => self.h.accounts.intern(id),
-            Level::Person => match self.person_index.get(id) {
-                Some(&i) => i,
+            Level::Person => match self.person_index.get(&self.h.people, id) {
+                Some(i) => i,
                 None => {
                     let i = self.h.people.len() as u32;
-                    self.person_index.insert(id.to_string(), i);
+                    self.person_index.insert(id, i);
                     self.h.people.push(PersonInfo {
                         id: id.to_string(),
                         account: None,

@@ -1016,8 +1016,16 @@ fn write_derived(
     transitions: &[u8],
 ) -> Result<usize, StoreError> {
     if !d.transitions.is_empty() {
-        tx.prepare_cached("INSERT INTO transitions(partition, count, data) VALUES (?1, ?2, ?3)")?
-            .execute(params![partition, d.transitions.len() as i64, transitions])?;
+        let subjects = d.people.len() + d.accounts.len();
+        tx.prepare_cached(
+            "INSERT INTO transitions(partition, count, subjects, data) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            partition,
+            d.transitions.len() as i64,
+            subjects as i64,
+            transitions
+        ])?;
     }
     let mut ins = tx.prepare_cached(
         "INSERT OR REPLACE INTO people(id, partition, account, attrs, stage, status, created_at, last_activity, merged_into)

@@ -110,6 +110,8 @@ pub struct ReportRows {
     blobs: Vec<Vec<u8>>,
     /// How many transitions the blobs hold (of every field and level).
     pub transitions: usize,
+    /// About how many people and accounts they are about (a hint for reserving room).
+    pub subjects: usize,
     field: Option<Field>,
     level: Option<Level>,
 }
@@ -343,17 +345,21 @@ impl Store {
     /// transitions, decoded lazily and filtered by [`ReportRows::transitions`].
     pub fn history_for(&self, q: &HistoryQuery) -> Result<ReportRows, StoreError> {
         let people = self.people_for(q)?;
-        let mut st = self.conn.prepare("SELECT count, data FROM transitions")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT count, subjects, data FROM transitions")?;
         let mut rows = st.query([])?;
-        let (mut blobs, mut transitions) = (Vec::new(), 0);
+        let (mut blobs, mut transitions, mut subjects) = (Vec::new(), 0, 0);
         while let Some(r) = rows.next()? {
             transitions += r.get::<_, i64>(0)? as usize;
-            blobs.push(r.get::<_, Vec<u8>>(1)?);
+            subjects += r.get::<_, i64>(1)? as usize;
+            blobs.push(r.get::<_, Vec<u8>>(2)?);
         }
         Ok(ReportRows {
             people,
             blobs,
             transitions,
+            subjects,
             field: q.field,
             level: q.level,
         })

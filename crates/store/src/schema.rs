@@ -129,6 +129,8 @@ CREATE TABLE pending_events (partition TEXT NOT NULL, data BLOB NOT NULL);
 CREATE INDEX pending_events_partition ON pending_events(partition);
 -- The ids of erased events: re-ingesting one stays a no-op, and nothing else is kept.
 CREATE TABLE erased_events (id TEXT PRIMARY KEY) WITHOUT ROWID;
+-- How many people and accounts a partition's transitions are about (readers reserve room).
+ALTER TABLE transitions ADD COLUMN subjects INTEGER NOT NULL DEFAULT 0;
 "#;
 
 /// Moves version 2's row-per-event log into [`V3`]'s partition streams, and re-encodes

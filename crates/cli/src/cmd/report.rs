@@ -191,7 +191,7 @@ pub fn load_history(db: &DbArgs, query: &HistoryQuery) -> CliResult<History> {
         .collect();
     let (stages, statuses, _) = model_names(model.as_ref());
     let mut builder = History::builder(stages, statuses, people);
-    builder.reserve(rows.transitions);
+    builder.reserve(rows.transitions, rows.subjects);
     rows.for_each_table(|table| builder.add_table(table, |field, level| rows.keeps(field, level)))?;
     Ok(builder.finish())
 }
