@@ -112,6 +112,28 @@ pub fn append_record(out: &mut Vec<u8>, seq: u64, ev: &Event) {
     *out = postcard::to_extend(&record, buf).expect("writing to a Vec cannot fail");
 }
 
+/// Compresses a record stream for storage (LZ4, its length written in front): the streams
+/// are most of a database's bytes and repeat themselves (ids, kinds, attribute names).
+pub fn pack(stream: &[u8]) -> Vec<u8> {
+    lz4_flex::compress_prepend_size(stream)
+}
+
+/// The record stream a stored, packed one holds.
+pub fn unpack(packed: &[u8]) -> Result<Vec<u8>, StoreError> {
+    // LZ4 expands at most 255 times: a larger length is corruption, not a reason to allocate.
+    let claimed = packed
+        .get(..4)
+        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    if claimed > packed.len().saturating_mul(255) {
+        return Err(StoreError::Corrupt(format!(
+            "packed event stream: bad length {claimed} for {} bytes",
+            packed.len()
+        )));
+    }
+    lz4_flex::decompress_size_prepended(packed)
+        .map_err(|e| StoreError::Corrupt(format!("packed event stream: {e}")))
+}
+
 /// Decodes a partition's record stream (see [`append_record`]), in stored order.
 pub fn decode_records(mut bytes: &[u8]) -> Result<Vec<SequencedEvent>, StoreError> {
     let mut out = Vec::new();
@@ -337,5 +359,19 @@ mod tests {
             assert!(bytes.len() < line.len(), "{line}: {} bytes", bytes.len());
         }
         assert!(decode(ValueRef::Blob(b"\xff\xff"), 9).is_err());
+        let mut stream = Vec::new();
+        for (seq, line) in text.lines().enumerate() {
+            append_record(
+                &mut stream,
+                seq as u64,
+                &waterfall_core::parse_line(line).unwrap(),
+            );
+        }
+        let packed = pack(&stream);
+        assert!(packed.len() < stream.len());
+        assert_eq!(unpack(&packed).unwrap(), stream);
+        assert_eq!(decode_records(&stream).unwrap().len(), text.lines().count());
+        assert!(unpack(&[0xff, 0xff, 0xff, 0x7f, 1, 2]).is_err());
+        assert!(unpack(&packed[..packed.len() / 2]).is_err());
     }
 }

@@ -498,7 +498,10 @@ impl Batch<'_> {
             .prepare_cached("INSERT INTO pending_events(partition, data) VALUES (?1, ?2)")?;
         for (i, buffer) in self.buffers.iter_mut().enumerate() {
             if buffer.count > 0 {
-                ins.execute(params![self.router.partitions.name(i as u32), buffer.data])?;
+                ins.execute(params![
+                    self.router.partitions.name(i as u32),
+                    crate::body::pack(&buffer.data)
+                ])?;
                 *buffer = Buffer::default();
             }
         }
@@ -631,41 +634,69 @@ struct Sources<'t> {
 /// A partition as read, before decoding.
 struct RawPartition {
     name: String,
-    /// The concatenated record streams (stored first, then this batch's).
-    bytes: Vec<u8>,
-    /// Events already decoded (a partition a move assembled), instead of `bytes`.
+    /// Packed streams (see `body::pack`): the stored one first, then this batch's spilled ones.
+    packed: Vec<Vec<u8>>,
+    /// This batch's events still in memory, as a record stream.
+    fresh: Vec<u8>,
+    /// Events already decoded (a partition a move assembled), instead of the streams.
     decoded: Option<Vec<SequencedEvent>>,
     /// Whether the stored stream must be rewritten even if nothing is dropped.
     changed: bool,
+}
+
+impl RawPartition {
+    /// The partition's whole record stream: stored, then spilled, then in memory.
+    fn stream(&self) -> Result<Vec<u8>, StoreError> {
+        let mut out = Vec::new();
+        for p in &self.packed {
+            if out.is_empty() {
+                out = crate::body::unpack(p)?;
+            } else {
+                out.extend_from_slice(&crate::body::unpack(p)?);
+            }
+        }
+        out.extend_from_slice(&self.fresh);
+        Ok(out)
+    }
+
+    /// The partition's events, in stored order.
+    fn events(self) -> Result<Vec<SequencedEvent>, StoreError> {
+        match self.decoded {
+            Some(events) => Ok(events),
+            None => crate::body::decode_records(&self.stream()?),
+        }
+    }
 }
 
 /// A partition decoded, cleaned and sorted for derivation.
 struct LoadedPartition {
     name: String,
     events: Vec<SequencedEvent>,
-    /// The stream to store, when it differs from the stored one.
+    /// The packed stream to store, when it differs from the stored one (empty: no events).
     stream: Option<Vec<u8>>,
     duplicates: usize,
     erased_ids: Vec<String>,
 }
 
 impl Sources<'_> {
-    /// Reads a partition's streams, concatenated.
+    /// Reads a partition's streams.
     fn raw(&mut self, name: &str) -> Result<RawPartition, StoreError> {
         if let Some(events) = self.relocated.remove(name) {
             return Ok(RawPartition {
                 name: name.to_string(),
-                bytes: Vec::new(),
+                packed: Vec::new(),
+                fresh: Vec::new(),
                 decoded: Some(events),
                 changed: true,
             });
         }
-        let mut bytes: Vec<u8> = self
+        let mut packed: Vec<Vec<u8>> = self
             .tx
             .prepare_cached("SELECT data FROM partition_events WHERE partition = ?1")?
             .query_row([name], |r| r.get(0))
             .optional()?
-            .unwrap_or_default();
+            .into_iter()
+            .collect();
         let mut changed = false;
         if self.pending {
             let mut st = self.tx.prepare_cached(
@@ -673,23 +704,21 @@ impl Sources<'_> {
             )?;
             let mut rows = st.query([name])?;
             while let Some(r) = rows.next()? {
-                if let rusqlite::types::ValueRef::Blob(b) = r.get_ref(0)? {
-                    bytes.extend_from_slice(b);
-                    changed = true;
-                }
+                packed.push(r.get(0)?);
+                changed = true;
             }
         }
-        if let Some(b) = self.buffers.remove(name) {
-            if bytes.is_empty() {
-                bytes = b.data;
-            } else {
-                bytes.extend_from_slice(&b.data);
+        let fresh = match self.buffers.remove(name) {
+            Some(b) => {
+                changed = true;
+                b.data
             }
-            changed = true;
-        }
+            None => Vec::new(),
+        };
         Ok(RawPartition {
             name: name.to_string(),
-            bytes,
+            packed,
+            fresh,
             decoded: None,
             changed,
         })
@@ -702,27 +731,31 @@ impl Sources<'_> {
         erased: &FxHashSet<String>,
         batch_start: u64,
     ) -> Result<LoadedPartition, StoreError> {
-        let RawPartition {
-            name,
-            bytes,
-            decoded,
-            changed,
-        } = raw;
-        let mut events = match decoded {
-            Some(events) => events,
-            None => crate::body::decode_records(&bytes)?,
+        let (name, changed) = (raw.name.clone(), raw.changed);
+        let (mut events, stream) = match raw.decoded {
+            Some(events) => (events, None),
+            None => {
+                let stream = raw.stream()?;
+                (crate::body::decode_records(&stream)?, Some(stream))
+            }
         };
         let (duplicates, erased_ids) = clean(&mut events, erased, batch_start);
-        let stream = if duplicates > 0 || !erased_ids.is_empty() || (changed && bytes.is_empty()) {
-            let mut out = Vec::with_capacity(bytes.len());
-            for e in &events {
-                crate::body::append_record(&mut out, e.seq, &e.event);
+        let stream = match stream {
+            Some(s) if changed && duplicates == 0 && erased_ids.is_empty() => {
+                Some(crate::body::pack(&s))
             }
-            Some(out)
-        } else if changed {
-            Some(bytes)
-        } else {
-            None
+            _ if changed || duplicates > 0 || !erased_ids.is_empty() => {
+                let mut out = Vec::new();
+                for e in &events {
+                    crate::body::append_record(&mut out, e.seq, &e.event);
+                }
+                Some(if out.is_empty() {
+                    out
+                } else {
+                    crate::body::pack(&out)
+                })
+            }
+            _ => None,
         };
         events.sort_unstable_by_key(|e| (e.event.at, e.seq));
         Ok(LoadedPartition {
@@ -740,11 +773,7 @@ impl Sources<'_> {
             for name in [&m.from, &m.to] {
                 if !self.relocated.contains_key(name) {
                     // Decoded only: duplicates and erasures are cleaned when it is derived.
-                    let raw = self.raw(name)?;
-                    let events = match raw.decoded {
-                        Some(events) => events,
-                        None => crate::body::decode_records(&raw.bytes)?,
-                    };
+                    let events = self.raw(name)?.events()?;
                     self.relocated.insert(name.clone(), events);
                 }
             }
@@ -877,8 +906,8 @@ pub(crate) fn load_all(
         rows.collect::<Result<_, _>>()?
     };
     raw.into_par_iter()
-        .map(|(name, bytes)| {
-            let mut events = crate::body::decode_records(&bytes)?;
+        .map(|(name, packed)| {
+            let mut events = crate::body::decode_records(&crate::body::unpack(&packed)?)?;
             events.sort_unstable_by_key(|e| (e.event.at, e.seq));
             Ok((name, events))
         })

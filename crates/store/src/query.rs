@@ -291,7 +291,9 @@ impl Store {
             .prepare_cached("SELECT data FROM partition_events WHERE partition = ?1")?
             .query_row([partition], |r| r.get(0))
             .optional()?;
-        data.map_or(Ok(Vec::new()), |d| crate::body::decode_records(&d))
+        data.map_or(Ok(Vec::new()), |d| {
+            crate::body::decode_records(&crate::body::unpack(&d)?)
+        })
     }
 
     /// The events of one partition in derivation order, up to and including `until`.

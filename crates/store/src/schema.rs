@@ -161,7 +161,11 @@ fn log_by_partition(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
     let mut ins =
         tx.prepare("INSERT INTO partition_events(partition, count, data) VALUES (?1, ?2, ?3)")?;
     for (partition, (count, data)) in streams {
-        ins.execute(rusqlite::params![partition, count, data])?;
+        ins.execute(rusqlite::params![
+            partition,
+            count,
+            crate::body::pack(&data)
+        ])?;
     }
     tx.execute_batch("DROP TABLE events;")?;
     // Transitions move from a list of records to a dictionary-encoded table.
