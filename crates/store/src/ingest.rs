@@ -930,8 +930,62 @@ struct Rederived {
     duplicates: usize,
 }
 
+/// One partition, derived and ready to write.
+struct Processed {
+    /// The packed stream to store, when it changed, and how many events it holds.
+    stream: (Option<Vec<u8>>, usize),
+    duplicates: usize,
+    erased_ids: Vec<String>,
+    /// Events derived (matching's automatic merges included).
+    events: usize,
+    derived: Derived,
+    /// The transitions, encoded as a table (empty when there are none).
+    table: Vec<u8>,
+}
+
+/// Decodes, cleans, adjusts and derives one partition: everything but storage, on any thread.
+fn process(
+    raw: RawPartition,
+    context: &PassContext<'_>,
+) -> Result<(String, Processed), StoreError> {
+    let loaded = Sources::load(raw, context.erased, context.batch_start)?;
+    let stream = (loaded.stream, loaded.events.len());
+    let mut events = loaded.events;
+    // Matched accounts and automatic merges are applied as the partitions are read.
+    context.adjustments.apply(&loaded.name, &mut events);
+    let derived = derive(context.model, &events, context.opts);
+    let table = if derived.transitions.is_empty() {
+        Vec::new()
+    } else {
+        waterfall_core::TransitionTable::encode(&derived.transitions)
+    };
+    Ok((
+        loaded.name,
+        Processed {
+            stream,
+            duplicates: loaded.duplicates,
+            erased_ids: loaded.erased_ids,
+            events: events.len(),
+            derived,
+            table,
+        },
+    ))
+}
+
+/// What every partition of a re-derivation shares.
+struct PassContext<'a> {
+    model: &'a Model,
+    opts: DeriveOptions,
+    erased: &'a FxHashSet<String>,
+    batch_start: u64,
+    adjustments: &'a crate::matching::Adjustments,
+}
+
 /// Re-derives the given partitions (with their approximate event counts) in passes, and
 /// replaces their streams (when changed) and derived rows.
+///
+/// Passes overlap: while the worker threads derive one pass, this thread writes the previous
+/// one and reads the next, so storage and derivation run side by side.
 fn rederive(
     sources: &mut Sources<'_>,
     model: &Model,
@@ -940,9 +994,20 @@ fn rederive(
     clock: &mut PhaseClock,
 ) -> Result<Rederived, StoreError> {
     let tx = sources.tx;
-    let mut done = Rederived::default();
-    let mut start = 0;
+    let adjustments = crate::matching::Adjustments::load(tx)?;
+    let erased = std::mem::take(&mut sources.erased);
+    let context = PassContext {
+        model,
+        opts: DeriveOptions {
+            horizon: how.opts.horizon,
+        },
+        erased: &erased,
+        batch_start: sources.batch_start,
+        adjustments: &adjustments,
+    };
     // A pass at a time, so memory stays bounded however many events a batch touches.
+    let mut passes = Vec::new();
+    let mut start = 0;
     while start < names.len() {
         let mut end = start;
         let mut events = 0;
@@ -950,68 +1015,71 @@ fn rederive(
             events += sizes[end];
             end += 1;
         }
-        let pass = &names[start..end];
+        passes.push(start..end);
         start = end;
-        let raw = pass
-            .iter()
-            .map(|p| sources.raw(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        let (erased, batch_start) = (&sources.erased, sources.batch_start);
-        let loaded: Vec<LoadedPartition> = raw
-            .into_par_iter()
-            .map(|r| Sources::load(r, erased, batch_start))
-            .collect::<Result<_, _>>()?;
-        let mut streams = Vec::with_capacity(loaded.len());
-        let mut partitions = Vec::with_capacity(loaded.len());
-        for l in loaded {
-            done.duplicates += l.duplicates;
-            if !l.erased_ids.is_empty() {
-                let mut ins =
-                    tx.prepare_cached("INSERT OR IGNORE INTO erased_events(id) VALUES (?1)")?;
-                for id in &l.erased_ids {
-                    ins.execute([id])?;
-                }
-            }
-            streams.push((l.stream, l.events.len()));
-            partitions.push((l.name, l.events));
-        }
-        // Matched accounts and automatic merges are applied as the partitions are read.
-        crate::matching::adjust(tx, &mut partitions)?;
-        done.events += partitions.iter().map(|(_, e)| e.len()).sum::<usize>();
-        clock.lap("load");
-        let opts = DeriveOptions {
-            horizon: how.opts.horizon,
-        };
-        let derived: Vec<(Derived, Vec<u8>)> = partitions
-            .par_iter()
-            .map(|(_, events)| {
-                let d = derive(model, events, opts);
-                let blob = if d.transitions.is_empty() {
-                    Vec::new()
-                } else {
-                    waterfall_core::TransitionTable::encode(&d.transitions)
-                };
-                (d, blob)
-            })
-            .collect();
-        drop(partitions);
-        clock.lap("derive");
-        for (p, (stream, count)) in pass.iter().zip(streams) {
-            write_stream(tx, p, stream, count)?;
-        }
-        for (partition, (d, blob)) in pass.iter().zip(&derived) {
-            if sources.clear_derived {
-                for table in ["transitions", "people", "accounts", "rejections"] {
-                    tx.prepare_cached(&format!("DELETE FROM {table} WHERE partition = ?1"))?
-                        .execute([partition])?;
-                }
-            }
-            done.transitions += write_derived(tx, partition, d, blob)?;
-        }
-        done.partitions += pass.len();
-        clock.lap("write");
     }
+    let mut done = Rederived::default();
+    let read = |sources: &mut Sources<'_>, i: usize| -> Result<Vec<RawPartition>, StoreError> {
+        passes.get(i).map_or(Ok(Vec::new()), |r| {
+            names[r.clone()].iter().map(|p| sources.raw(p)).collect()
+        })
+    };
+    let mut next = read(sources, 0)?;
+    let mut written: Vec<(String, Processed)> = Vec::new();
+    for i in 0..passes.len() {
+        let raw = std::mem::take(&mut next);
+        let context = &context;
+        let processed = std::thread::scope(|s| -> Result<_, StoreError> {
+            let worker = s.spawn(move || {
+                raw.into_par_iter()
+                    .map(|r| process(r, context))
+                    .collect::<Result<Vec<_>, StoreError>>()
+            });
+            write_pass(
+                tx,
+                std::mem::take(&mut written),
+                sources.clear_derived,
+                &mut done,
+            )?;
+            next = read(sources, i + 1)?;
+            worker.join().expect("derivation threads do not panic")
+        })?;
+        clock.lap("derive");
+        written = processed;
+    }
+    write_pass(tx, written, sources.clear_derived, &mut done)?;
+    clock.lap("write");
     Ok(done)
+}
+
+/// Writes a derived pass: streams, erased ids and derived rows.
+fn write_pass(
+    tx: &Transaction<'_>,
+    pass: Vec<(String, Processed)>,
+    clear_derived: bool,
+    done: &mut Rederived,
+) -> Result<(), StoreError> {
+    for (partition, p) in pass {
+        done.duplicates += p.duplicates;
+        done.events += p.events;
+        done.partitions += 1;
+        if !p.erased_ids.is_empty() {
+            let mut ins =
+                tx.prepare_cached("INSERT OR IGNORE INTO erased_events(id) VALUES (?1)")?;
+            for id in &p.erased_ids {
+                ins.execute([id])?;
+            }
+        }
+        write_stream(tx, &partition, p.stream.0, p.stream.1)?;
+        if clear_derived {
+            for table in ["transitions", "people", "accounts", "rejections"] {
+                tx.prepare_cached(&format!("DELETE FROM {table} WHERE partition = ?1"))?
+                    .execute([&partition])?;
+            }
+        }
+        done.transitions += write_derived(tx, &partition, &p.derived, &p.table)?;
+    }
+    Ok(())
 }
 
 /// Replaces a partition's stored stream (`None`: unchanged).

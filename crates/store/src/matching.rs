@@ -524,30 +524,52 @@ pub(crate) fn adjust(
     conn: &Connection,
     partitions: &mut [(String, Vec<SequencedEvent>)],
 ) -> Result<(), StoreError> {
-    let mut matched: HashMap<String, String> = HashMap::new();
-    {
-        let mut st = conn.prepare_cached("SELECT person, account FROM person_matches")?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            matched.insert(r.get(0)?, r.get(1)?);
-        }
-    }
-    let mut dups: HashMap<String, Vec<(String, String)>> = HashMap::new();
-    {
-        let mut st = conn.prepare_cached(
-            "SELECT partition, person, survivor FROM person_duplicates ORDER BY person",
-        )?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            dups.entry(r.get(0)?)
-                .or_default()
-                .push((r.get(1)?, r.get(2)?));
-        }
-    }
-    if matched.is_empty() && dups.is_empty() {
-        return Ok(());
-    }
+    let adjustments = Adjustments::load(conn)?;
     for (partition, events) in partitions.iter_mut() {
+        adjustments.apply(partition, events);
+    }
+    Ok(())
+}
+
+/// The stored matching and dedup decisions, read once and applied to partitions as they are
+/// derived (on any thread).
+#[derive(Debug, Default)]
+pub(crate) struct Adjustments {
+    /// Matched person → account.
+    matched: HashMap<String, String>,
+    /// Partition → (duplicate, survivor) pairs to merge.
+    dups: HashMap<String, Vec<(String, String)>>,
+}
+
+impl Adjustments {
+    /// Reads the decisions.
+    pub(crate) fn load(conn: &Connection) -> Result<Adjustments, StoreError> {
+        let mut matched: HashMap<String, String> = HashMap::new();
+        {
+            let mut st = conn.prepare_cached("SELECT person, account FROM person_matches")?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                matched.insert(r.get(0)?, r.get(1)?);
+            }
+        }
+        let mut dups: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        {
+            let mut st = conn.prepare_cached(
+                "SELECT partition, person, survivor FROM person_duplicates ORDER BY person",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                dups.entry(r.get(0)?)
+                    .or_default()
+                    .push((r.get(1)?, r.get(2)?));
+            }
+        }
+        Ok(Adjustments { matched, dups })
+    }
+
+    /// Applies the decisions to one partition's events (sorted for derivation).
+    pub(crate) fn apply(&self, partition: &str, events: &mut Vec<SequencedEvent>) {
+        let (matched, dups) = (&self.matched, &self.dups);
         if !matched.is_empty() {
             for se in events.iter_mut() {
                 if let EventBody::Person {
@@ -556,13 +578,13 @@ pub(crate) fn adjust(
                     ..
                 } = &mut se.event.body
                 {
-                    if matched.get(person.as_str()) == Some(partition) {
-                        *account = Some(partition.clone());
+                    if matched.get(person.as_str()).map(String::as_str) == Some(partition) {
+                        *account = Some(partition.to_string());
                     }
                 }
             }
         }
-        if let Some(list) = dups.get(partition.as_str()).filter(|_| !events.is_empty()) {
+        if let Some(list) = dups.get(partition).filter(|_| !events.is_empty()) {
             let at = events.first().map(|e| e.event.at).unwrap_or(Timestamp(0));
             let merges = list.iter().map(|(dup, survivor)| SequencedEvent {
                 seq: 0,
@@ -578,7 +600,6 @@ pub(crate) fn adjust(
             events.splice(0..0, merges);
         }
     }
-    Ok(())
 }
 
 /// How a person was matched to their account, for `waterfall why` and `show`.

@@ -20,7 +20,7 @@ struct ParsedChunk {
 }
 
 /// How much of an input file is parsed and appended at a time (bounds memory).
-const CHUNK_BYTES: usize = 32 << 20;
+const CHUNK_BYTES: usize = 8 << 20;
 
 /// Arguments of `waterfall ingest`.
 #[derive(clap::Args)]
@@ -107,7 +107,7 @@ pub fn run(args: IngestArgs) -> CliResult {
     let mut appended = 0usize;
     // Reading and parsing the next chunk overlaps with storing the current one.
     std::thread::scope(|scope| -> CliResult {
-        let (send, chunks) = std::sync::mpsc::sync_channel::<ParsedChunk>(1);
+        let (send, chunks) = std::sync::mpsc::sync_channel::<ParsedChunk>(2);
         let files = &args.files;
         let reader = scope.spawn(move || -> CliResult {
             for (file, name) in files.iter().enumerate() {
@@ -140,7 +140,11 @@ pub fn run(args: IngestArgs) -> CliResult {
             }
             Ok(())
         });
+        let (mut waited, mut storing) = (0.0f64, 0.0f64);
+        let mut clock = Instant::now();
         for chunk in chunks {
+            waited += clock.elapsed().as_secs_f64();
+            clock = Instant::now();
             let file = &args.files[chunk.file];
             rejected.extend(chunk.errors.into_iter().map(|error| Rejected {
                 file: file.clone(),
@@ -158,12 +162,17 @@ pub fn run(args: IngestArgs) -> CliResult {
             }
             appended += good.len();
             batch.append(good)?;
+            storing += clock.elapsed().as_secs_f64();
+            clock = Instant::now();
             pb.inc(chunk.bytes as u64);
             let secs = started.elapsed().as_secs_f64().max(1e-9);
             pb.set_message(format!(
                 "{appended} events, {:.0}/s",
                 appended as f64 / secs
             ));
+        }
+        if args.verbose {
+            eprintln!("waited for parsing {waited:.2}s, appended {storing:.2}s");
         }
         reader
             .join()
