@@ -2,7 +2,7 @@
 //!
 //! The log keeps each partition's events as one record stream (see `body.rs`). A batch routes
 //! every event to its partition and appends it to that partition's in-memory buffer (spilling
-//! to `pending_events` past [`BatchLimits::memory_bytes`]); [`Batch::finish`] then reads each
+//! to a temporary file past [`BatchLimits::memory_bytes`]); [`Batch::finish`] then reads each
 //! touched partition once — stored stream, spilled chunks and buffer — drops duplicates and
 //! erased people, derives it, and writes the stream and the derived rows back, all in the
 //! batch's transaction.
@@ -360,8 +360,10 @@ pub struct Batch<'s> {
     buffered_bytes: usize,
     /// Events appended per partition index (in memory or spilled).
     appended: Vec<usize>,
-    /// Some events were spilled to `pending_events`.
-    spilled: bool,
+    /// Events spilled out of memory, if any were.
+    spill: Option<Spill>,
+    /// Where a spill file goes (next to the database).
+    spill_dir: Option<std::path::PathBuf>,
     /// The log has erased events: each new id is checked against them.
     check_erased: bool,
     limits: BatchLimits,
@@ -390,6 +392,7 @@ impl Store {
     /// Starts an all-or-nothing ingest (see [`Batch`]).
     pub fn begin<'s>(&'s mut self, model: &'s Model) -> Result<Batch<'s>, StoreError> {
         let limits = self.limits;
+        let spill_dir = self.dir.clone();
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -423,7 +426,8 @@ impl Store {
             buffers: Vec::new(),
             buffered_bytes: 0,
             appended: Vec::new(),
-            spilled: false,
+            spill: None,
+            spill_dir,
             check_erased,
             limits,
             erasures: Vec::new(),
@@ -491,22 +495,22 @@ impl Batch<'_> {
             .is_some())
     }
 
-    /// Writes every in-memory buffer to `pending_events` and frees it.
+    /// Writes every in-memory buffer to the spill file and frees it.
     fn spill(&mut self) -> Result<(), StoreError> {
-        let mut ins = self
-            .tx
-            .prepare_cached("INSERT INTO pending_events(partition, data) VALUES (?1, ?2)")?;
+        let spill = match &mut self.spill {
+            Some(spill) => spill,
+            None => self.spill.insert(Spill::new(self.spill_dir.as_deref())?),
+        };
         for (i, buffer) in self.buffers.iter_mut().enumerate() {
             if buffer.count > 0 {
-                ins.execute(params![
+                spill.write(
                     self.router.partitions.name(i as u32),
-                    crate::body::pack(&buffer.data)
-                ])?;
+                    &crate::body::pack(&buffer.data),
+                )?;
                 *buffer = Buffer::default();
             }
         }
         self.buffered_bytes = 0;
-        self.spilled = true;
         Ok(())
     }
 
@@ -561,7 +565,7 @@ impl Batch<'_> {
         let mut sources = Sources {
             tx,
             buffers,
-            pending: self.spilled,
+            spill: self.spill.take(),
             relocated: FxHashMap::default(),
             erased,
             batch_start,
@@ -587,9 +591,6 @@ impl Batch<'_> {
             },
             &mut self.clock,
         )?;
-        if self.spilled {
-            tx.execute("DELETE FROM pending_events", [])?;
-        }
         tx.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES ('next_seq', ?1)",
             [self.next_seq.to_string()],
@@ -614,13 +615,66 @@ fn stored_count(tx: &Transaction<'_>, partition: &str) -> Result<usize, StoreErr
     Ok(n.unwrap_or(0) as usize)
 }
 
+/// Events of the open batch spilled out of memory: packed streams in an anonymous temporary
+/// file (gone when the batch ends, committed or not), by partition.
+struct Spill {
+    file: std::fs::File,
+    len: u64,
+    pieces: FxHashMap<String, Vec<(u64, usize)>>,
+}
+
+impl Spill {
+    /// A new spill file in `dir` (the database's directory), or the system's temporary one.
+    fn new(dir: Option<&std::path::Path>) -> Result<Spill, StoreError> {
+        let file = match dir {
+            Some(dir) => tempfile::tempfile_in(dir),
+            None => tempfile::tempfile(),
+        }
+        .map_err(|e| StoreError::Spill(e.to_string()))?;
+        Ok(Spill {
+            file,
+            len: 0,
+            pieces: FxHashMap::default(),
+        })
+    }
+
+    fn write(&mut self, partition: &str, packed: &[u8]) -> Result<(), StoreError> {
+        use std::os::unix::fs::FileExt;
+        self.file
+            .write_all_at(packed, self.len)
+            .map_err(|e| StoreError::Spill(e.to_string()))?;
+        self.pieces
+            .entry(partition.to_string())
+            .or_default()
+            .push((self.len, packed.len()));
+        self.len += packed.len() as u64;
+        Ok(())
+    }
+
+    /// The pieces spilled for a partition, in order (each read once).
+    fn read(&mut self, partition: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        use std::os::unix::fs::FileExt;
+        let pieces = self.pieces.remove(partition).unwrap_or_default();
+        pieces
+            .into_iter()
+            .map(|(at, len)| {
+                let mut buf = vec![0; len];
+                self.file
+                    .read_exact_at(&mut buf, at)
+                    .map_err(|e| StoreError::Spill(e.to_string()))?;
+                Ok(buf)
+            })
+            .collect()
+    }
+}
+
 /// Where a derivation reads a partition's events: the stored stream, the open batch's
 /// spilled chunks and in-memory buffers, or the partitions a move already assembled.
 struct Sources<'t> {
     tx: &'t Transaction<'t>,
     buffers: FxHashMap<String, Buffer>,
-    /// `pending_events` may hold chunks of this batch.
-    pending: bool,
+    /// This batch's events spilled out of memory.
+    spill: Option<Spill>,
     /// Partitions assembled (decoded, deduplicated and moved between) before the passes.
     relocated: FxHashMap<String, Vec<SequencedEvent>>,
     /// People erased by this batch: their events are dropped (their ids kept).
@@ -698,13 +752,9 @@ impl Sources<'_> {
             .into_iter()
             .collect();
         let mut changed = false;
-        if self.pending {
-            let mut st = self.tx.prepare_cached(
-                "SELECT data FROM pending_events WHERE partition = ?1 ORDER BY rowid",
-            )?;
-            let mut rows = st.query([name])?;
-            while let Some(r) = rows.next()? {
-                packed.push(r.get(0)?);
+        if let Some(spill) = &mut self.spill {
+            for piece in spill.read(name)? {
+                packed.push(piece);
                 changed = true;
             }
         }
@@ -860,7 +910,7 @@ impl Store {
         let mut sources = Sources {
             tx: &tx,
             buffers: FxHashMap::default(),
-            pending: false,
+            spill: None,
             relocated: FxHashMap::default(),
             erased: FxHashSet::default(),
             batch_start: u64::MAX,

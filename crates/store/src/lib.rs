@@ -38,6 +38,9 @@ pub enum StoreError {
     /// A stored row could not be decoded (the file was changed outside Waterfall).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
+    /// Events that did not fit in memory could not be set aside in a temporary file.
+    #[error("cannot write the ingest's temporary file: {0}")]
+    Spill(String),
     /// The stored model could not be loaded.
     #[error("the database's stored model does not load: {0}")]
     Model(String),
@@ -47,13 +50,21 @@ pub enum StoreError {
 pub struct Store {
     conn: Connection,
     limits: BatchLimits,
+    /// The database's directory (where large ingests set events aside); `None` in memory.
+    dir: Option<std::path::PathBuf>,
 }
 
 impl Store {
     /// Opens (creating and migrating if needed) the database at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
-        let conn = Connection::open(path)?;
-        Self::init(conn)
+        let conn = Connection::open(&path)?;
+        let mut store = Self::init(conn)?;
+        store.dir = path
+            .as_ref()
+            .canonicalize()
+            .ok()
+            .and_then(|p| p.parent().map(std::path::Path::to_path_buf));
+        Ok(store)
     }
 
     /// Opens a private in-memory database (tests and impact analysis).
@@ -72,6 +83,7 @@ impl Store {
         let mut store = Store {
             conn,
             limits: BatchLimits::default(),
+            dir: None,
         };
         schema::migrate(&mut store.conn)?;
         Ok(store)

@@ -124,9 +124,6 @@ CREATE TABLE partition_events (
     count     INTEGER NOT NULL,
     data      BLOB NOT NULL
 );
--- Events of the open batch that did not fit in memory; emptied before the batch commits.
-CREATE TABLE pending_events (partition TEXT NOT NULL, data BLOB NOT NULL);
-CREATE INDEX pending_events_partition ON pending_events(partition);
 -- The ids of erased events: re-ingesting one stays a no-op, and nothing else is kept.
 CREATE TABLE erased_events (id TEXT PRIMARY KEY) WITHOUT ROWID;
 -- How many people and accounts a partition's transitions are about (readers reserve room).
