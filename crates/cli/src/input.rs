@@ -90,21 +90,21 @@ pub fn read_chunks(
     }
 }
 
-/// Parses JSON Lines text on all cores, keeping line numbers true (`first_line` is the number
-/// of the text's first line in its input).
-pub fn parse_parallel(text: &str, first_line: usize) -> (Vec<(usize, Event)>, Vec<LineError>) {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    if threads == 1 || text.len() < 1 << 20 {
-        let out = parse_lines(text, first_line);
-        return (out.events, out.errors);
-    }
-    // Cut at newlines into one chunk per thread, counting lines to keep numbers exact.
+/// Parses JSON Lines text on all cores and checks each event with `check`, keeping true line
+/// numbers in errors. The events come in input order, as one vector per slice of the text
+/// (never copied into one).
+pub fn parse_parallel(
+    text: &str,
+    first_line: usize,
+    check: impl Fn(&Event) -> Result<(), String> + Sync,
+) -> (Vec<Vec<Event>>, Vec<LineError>) {
+    use rayon::prelude::*;
+    // Cut at newlines into a few slices per thread, counting lines to keep numbers exact.
+    let slices = (rayon::current_num_threads() * 2).max(1);
     let mut chunks = Vec::new();
     let mut start = 0;
     let mut line = first_line;
-    let target = text.len() / threads + 1;
+    let target = text.len() / slices + 1;
     while start < text.len() {
         let mut end = (start + target).min(text.len());
         while end < text.len() && text.as_bytes()[end - 1] != b'\n' {
@@ -115,23 +115,28 @@ pub fn parse_parallel(text: &str, first_line: usize) -> (Vec<(usize, Event)>, Ve
         line += chunk.bytes().filter(|&b| b == b'\n').count();
         start = end;
     }
-    let results: Vec<_> = std::thread::scope(|s| {
-        let handles: Vec<_> = chunks
-            .iter()
-            .map(|&(l, c)| s.spawn(move || parse_lines(c, l)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().expect("parser threads do not panic"))
-            .collect()
-    });
-    let mut events = Vec::new();
+    let results: Vec<(Vec<Event>, Vec<LineError>)> = chunks
+        .into_par_iter()
+        .map(|(l, c)| {
+            let out = parse_lines(c, l);
+            let mut errors = out.errors;
+            let mut events = Vec::with_capacity(out.events.len());
+            for (line, ev) in out.events {
+                match check(&ev) {
+                    Ok(()) => events.push(ev),
+                    Err(reason) => errors.push(LineError { line, reason }),
+                }
+            }
+            (events, errors)
+        })
+        .collect();
+    let mut parts = Vec::with_capacity(results.len());
     let mut errors = Vec::new();
-    for r in results {
-        events.extend(r.events);
-        errors.extend(r.errors);
+    for (events, errs) in results {
+        parts.push(events);
+        errors.extend(errs);
     }
-    (events, errors)
+    (parts, errors)
 }
 
 /// A spinner with a message, drawn only on a terminal.

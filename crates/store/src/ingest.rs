@@ -980,6 +980,38 @@ struct Rederived {
     duplicates: usize,
 }
 
+/// The JSON columns of a partition's derived rows, written on the worker threads.
+struct RowJson {
+    /// Each person's attributes.
+    people: Vec<String>,
+    /// Each account's attributes and opportunities.
+    accounts: Vec<(String, String)>,
+}
+
+impl RowJson {
+    fn of(d: &Derived) -> Result<RowJson, StoreError> {
+        let text =
+            |r: serde_json::Result<String>| r.map_err(|e| StoreError::Corrupt(e.to_string()));
+        Ok(RowJson {
+            people: d
+                .people
+                .iter()
+                .map(|p| text(serde_json::to_string(&p.attrs)))
+                .collect::<Result<_, _>>()?,
+            accounts: d
+                .accounts
+                .iter()
+                .map(|a| {
+                    Ok((
+                        text(serde_json::to_string(&a.attrs))?,
+                        text(serde_json::to_string(&a.opportunities))?,
+                    ))
+                })
+                .collect::<Result<_, StoreError>>()?,
+        })
+    }
+}
+
 /// One partition, derived and ready to write.
 struct Processed {
     /// The packed stream to store, when it changed, and how many events it holds.
@@ -991,6 +1023,7 @@ struct Processed {
     derived: Derived,
     /// The transitions, encoded as a table (empty when there are none).
     table: Vec<u8>,
+    json: RowJson,
 }
 
 /// Decodes, cleans, adjusts and derives one partition: everything but storage, on any thread.
@@ -1016,6 +1049,7 @@ fn process(
             duplicates: loaded.duplicates,
             erased_ids: loaded.erased_ids,
             events: events.len(),
+            json: RowJson::of(&derived)?,
             derived,
             table,
         },
@@ -1127,7 +1161,7 @@ fn write_pass(
                     .execute([&partition])?;
             }
         }
-        done.transitions += write_derived(tx, &partition, &p.derived, &p.table)?;
+        done.transitions += write_derived(tx, &partition, &p.derived, (&p.table, &p.json))?;
     }
     Ok(())
 }
@@ -1160,7 +1194,7 @@ fn write_derived(
     tx: &Transaction<'_>,
     partition: &str,
     d: &Derived,
-    transitions: &[u8],
+    (transitions, json): (&[u8], &RowJson),
 ) -> Result<usize, StoreError> {
     if !d.transitions.is_empty() {
         let subjects = d.people.len() + d.accounts.len();
@@ -1178,12 +1212,12 @@ fn write_derived(
         "INSERT OR REPLACE INTO people(id, partition, account, attrs, stage, status, created_at, last_activity, merged_into)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?;
-    for p in &d.people {
+    for (p, attrs) in d.people.iter().zip(&json.people) {
         ins.execute(params![
             p.id,
             partition,
             p.account,
-            serde_json::to_string(&p.attrs).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            attrs,
             p.stage,
             p.status,
             p.created_at.0,
@@ -1194,14 +1228,13 @@ fn write_derived(
     let mut ins = tx.prepare_cached(
         "INSERT OR REPLACE INTO accounts(id, partition, attrs, account_type, opportunities) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    for a in &d.accounts {
+    for (a, (attrs, opportunities)) in d.accounts.iter().zip(&json.accounts) {
         ins.execute(params![
             a.id,
             partition,
-            serde_json::to_string(&a.attrs).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            attrs,
             a.account_type,
-            serde_json::to_string(&a.opportunities)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?
+            opportunities
         ])?;
     }
     let mut ins = tx.prepare_cached(

@@ -11,8 +11,8 @@ use waterfall_store::{IngestOptions, Store};
 struct ParsedChunk {
     /// Index of the file in the arguments.
     file: usize,
-    /// Parsed events with their line numbers.
-    events: Vec<(usize, waterfall_core::Event)>,
+    /// Parsed and checked events, in input order, in slices.
+    events: Vec<Vec<waterfall_core::Event>>,
     /// Rejected lines.
     errors: Vec<LineError>,
     /// Bytes of input the chunk covered.
@@ -109,6 +109,7 @@ pub fn run(args: IngestArgs) -> CliResult {
     std::thread::scope(|scope| -> CliResult {
         let (send, chunks) = std::sync::mpsc::sync_channel::<ParsedChunk>(2);
         let files = &args.files;
+        let model = &model;
         let reader = scope.spawn(move || -> CliResult {
             for (file, name) in files.iter().enumerate() {
                 let mut unreadable = Vec::new();
@@ -117,7 +118,9 @@ pub fn run(args: IngestArgs) -> CliResult {
                     CHUNK_BYTES,
                     &mut unreadable,
                     |first_line, text, bytes| {
-                        let (events, errors) = parse_parallel(text, first_line);
+                        let (events, errors) = parse_parallel(text, first_line, |ev| {
+                            waterfall_engine::validate(model, ev)
+                        });
                         let chunk = ParsedChunk {
                             file,
                             events,
@@ -150,18 +153,10 @@ pub fn run(args: IngestArgs) -> CliResult {
                 file: file.clone(),
                 error,
             }));
-            let mut good = Vec::with_capacity(chunk.events.len());
-            for (line, ev) in chunk.events {
-                match waterfall_engine::validate(&model, &ev) {
-                    Ok(()) => good.push(ev),
-                    Err(reason) => rejected.push(Rejected {
-                        file: file.clone(),
-                        error: LineError { line, reason },
-                    }),
-                }
+            for part in chunk.events {
+                appended += part.len();
+                batch.append(part)?;
             }
-            appended += good.len();
-            batch.append(good)?;
             storing += clock.elapsed().as_secs_f64();
             clock = Instant::now();
             pb.inc(chunk.bytes as u64);
