@@ -314,20 +314,33 @@ impl HistoryBuilder {
     fn subject(&mut self, level: Level, id: &str) -> u32 {
         match level {
             Level::Account => self.h.accounts.intern(id),
-            Level::Person => match self.person_index.get(&self.h.people, id) {
-                Some(i) => i,
-                None => {
-                    let i = self.h.people.len() as u32;
-                    self.person_index.insert(id, i);
+            Level::Person => {
+                // One probe: most subjects are new, and a hit is checked against the id.
+                let next = self.h.people.len() as u32;
+                let i = match self.person_index.by_hash.entry(PersonIndex::hash(id)) {
+                    std::collections::hash_map::Entry::Vacant(v) => *v.insert(next),
+                    std::collections::hash_map::Entry::Occupied(o) => {
+                        let i = *o.get();
+                        if self.h.people[i as usize].id == id {
+                            return i;
+                        }
+                        *self
+                            .person_index
+                            .collided
+                            .entry(id.to_string())
+                            .or_insert(next)
+                    }
+                };
+                if i == next {
                     self.h.people.push(PersonInfo {
                         id: id.to_string(),
                         account: None,
                         attrs: Map::new(),
                         visible: true,
                     });
-                    i
                 }
-            },
+                i
+            }
         }
     }
 
