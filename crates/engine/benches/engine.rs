@@ -6,7 +6,7 @@ use divan::Bencher;
 use waterfall_core::{parse_line, Event, Timestamp};
 use waterfall_demo::{generate, DemoOptions};
 use waterfall_engine::{derive_all, DeriveOptions, SequencedEvent};
-use waterfall_model::{EvalContext, Model};
+use waterfall_model::{AccountAggregates, EvalContext, Model};
 
 fn main() {
     divan::main();
@@ -82,8 +82,10 @@ fn parse_event_line(bencher: Bencher) {
     bencher.bench(|| -> Event { parse_line(divan::black_box(line)).unwrap() });
 }
 
-#[divan::bench]
-fn evaluate_fit_rules(bencher: Bencher) {
+/// The default model's fit rules against one person and account, on the direct evaluator
+/// (`compiled = true`, what the engine runs) or on the CEL interpreter alone.
+#[divan::bench(args = [true, false])]
+fn evaluate_fit_rules(bencher: Bencher, compiled: bool) {
     let model = Model::demand_waterfall();
     let person = serde_json::json!({"seniority": "vp", "department": "marketing", "email_domain": "acme.com"});
     let account = serde_json::json!({"industry": "Software", "employees": 800, "icp_tier": 1});
@@ -98,8 +100,51 @@ fn evaluate_fit_rules(bencher: Bencher) {
             .scoring
             .fit
             .iter()
-            .filter(|r| r.condition.eval(&ctx).unwrap_or(false))
+            .filter(|r| {
+                if compiled {
+                    r.condition.eval(&ctx)
+                } else {
+                    r.condition.eval_interpreted(&ctx)
+                }
+                .unwrap_or(false)
+            })
             .map(|r| r.points)
             .sum::<f64>()
+    });
+}
+
+/// The default model's account rules against one account's aggregates, as every rollup
+/// evaluates them, on the direct evaluator or on the interpreter alone.
+#[divan::bench(args = [true, false])]
+fn evaluate_account_rules(bencher: Bencher, compiled: bool) {
+    let model = Model::demand_waterfall();
+    let account =
+        serde_json::json!({"industry": "Software", "employees": 800, "tier": "enterprise"});
+    let account = account.as_object().unwrap();
+    let aggregates = AccountAggregates {
+        engaged_people: 2,
+        mql_people: 1,
+        roles: vec!["decision_maker".into(), "user".into()],
+        ..AccountAggregates::default()
+    };
+    bencher.bench(|| {
+        let ctx = EvalContext {
+            account: Some(account),
+            aggregates: Some(&aggregates),
+            thresholds: Some(&model.scoring.thresholds),
+            ..EvalContext::default()
+        };
+        model
+            .account_rules
+            .iter()
+            .filter(|r| {
+                if compiled {
+                    r.condition.eval(&ctx)
+                } else {
+                    r.condition.eval_interpreted(&ctx)
+                }
+                .unwrap_or(false)
+            })
+            .count()
     });
 }

@@ -24,6 +24,7 @@ mod compile;
 mod diag;
 mod diff;
 mod expr;
+mod fast;
 mod graph;
 mod raw;
 

@@ -1,0 +1,79 @@
+//! Derives the demo data set, for profiling and for checking that an optimisation changes
+//! nothing.
+//!
+//! `cargo run --release -p waterfall-engine --example derive_demo -- [default|history]
+//! [accounts] [rounds] [digest-file]` derives the demo's partitions `rounds` times on one
+//! thread (so callgrind counts are comparable), then, with a digest file, writes every
+//! result's `Debug` text there: two builds agree when their files are identical.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use waterfall_core::Timestamp;
+use waterfall_demo::{generate, DemoOptions};
+use waterfall_engine::{derive, DeriveOptions, SequencedEvent};
+use waterfall_model::Model;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let model = match args.get(1).map(String::as_str) {
+        Some("history") => Model::history_only(),
+        _ => Model::demand_waterfall(),
+    };
+    let accounts = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(200);
+    let rounds: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(1);
+    let parts = partitions(accounts);
+    let opts = DeriveOptions {
+        horizon: Timestamp(1_798_761_600_000_000),
+    };
+    let mut results = Vec::new();
+    for _ in 0..rounds {
+        results = parts.iter().map(|p| derive(&model, p, opts)).collect();
+    }
+    if let Some(path) = args.get(4) {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path).expect("digest file"));
+        for r in &results {
+            writeln!(out, "{r:#?}").expect("write digest");
+        }
+    }
+    let n: usize = parts.iter().map(Vec::len).sum();
+    eprintln!("{n} events in {} partitions, {rounds} rounds", parts.len());
+}
+
+/// The demo's events grouped by account, as the store partitions them.
+fn partitions(accounts: usize) -> Vec<Vec<SequencedEvent>> {
+    let events = generate(&DemoOptions {
+        accounts,
+        ..DemoOptions::default()
+    });
+    let mut account_of_person = HashMap::new();
+    for e in &events {
+        if let (Some(p), Some(a)) = (e.body.person(), e.body.account()) {
+            account_of_person.insert(p.to_string(), a.to_string());
+        }
+    }
+    let mut groups: BTreeMap<String, Vec<SequencedEvent>> = BTreeMap::new();
+    for (seq, event) in events.into_iter().enumerate() {
+        let key = event
+            .body
+            .account()
+            .map(str::to_string)
+            .or_else(|| {
+                event
+                    .body
+                    .person()
+                    .and_then(|p| account_of_person.get(p).cloned())
+            })
+            .unwrap_or_else(|| format!("~{}", event.body.person().unwrap_or("")));
+        groups.entry(key).or_default().push(SequencedEvent {
+            seq: seq as u64,
+            event,
+        });
+    }
+    groups
+        .into_values()
+        .map(|mut evs| {
+            evs.sort_by_key(|e| (e.event.at, e.seq));
+            evs
+        })
+        .collect()
+}
