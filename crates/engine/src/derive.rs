@@ -2,7 +2,8 @@
 //! (scores, rules, status/stage coupling, opportunity outcomes and timers).
 
 use crate::state::{AccountState, BuyingGroupMember, Coverage, OpportunityInfo, PersonState};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use waterfall_core::{
     Attrs, Event, EventBody, Field, Level, OpportunityKind, OpportunityState, Order, Subject,
     Timestamp, Transition,
@@ -244,13 +245,14 @@ struct Trig<'e> {
 struct Deriver<'m> {
     model: &'m Model,
     /// Duplicate person id → survivor id, from every merge event of the partition.
-    merged: HashMap<String, String>,
-    people: BTreeMap<String, Person>,
+    merged: FxHashMap<String, String>,
+    /// People by id (hashed: looked up on every event; `finish` sorts them).
+    people: FxHashMap<String, Person>,
     accounts: BTreeMap<String, Account>,
     /// Accounts changed by the current event or timer, rolled up once it is applied.
     dirty: BTreeSet<String>,
     /// Opportunity id → (account id, index in that account's list).
-    opportunities: HashMap<String, (String, usize)>,
+    opportunities: FxHashMap<String, (String, usize)>,
     transitions: Vec<Transition>,
     rejections: Vec<Rejection>,
     timers: BTreeSet<Timer>,
@@ -258,14 +260,17 @@ struct Deriver<'m> {
     cursor: Order,
     cause: Option<String>,
     /// Rule ids by name, to find a rule's index for timers.
-    rule_index: HashMap<*const Rule, u32>,
+    rule_index: FxHashMap<*const Rule, u32>,
+    /// Whether any condition reads `account.engagement`: if none does, rollups need not
+    /// compute it (`finish` does, for the final state).
+    reads_account_engagement: bool,
 }
 
 impl<'m> Deriver<'m> {
     fn new(model: &'m Model, events: &[SequencedEvent]) -> Self {
         // History is re-attributed to the survivor: a merge applies to the whole log of the
         // partition, whatever its instant, so the survivor's timeline includes the duplicate's.
-        let mut merged = HashMap::new();
+        let mut merged = FxHashMap::default();
         for se in events {
             if let EventBody::Merge { person, into } = &se.event.body {
                 merged.insert(person.clone(), into.clone());
@@ -280,10 +285,10 @@ impl<'m> Deriver<'m> {
         Deriver {
             model,
             merged,
-            people: BTreeMap::new(),
+            people: FxHashMap::default(),
             accounts: BTreeMap::new(),
             dirty: BTreeSet::new(),
-            opportunities: HashMap::new(),
+            opportunities: FxHashMap::default(),
             transitions: Vec::new(),
             rejections: Vec::new(),
             timers: BTreeSet::new(),
@@ -294,6 +299,7 @@ impl<'m> Deriver<'m> {
             },
             cause: None,
             rule_index,
+            reads_account_engagement: model.conditions().any(|c| c.reads("account", "engagement")),
         }
     }
 
@@ -543,16 +549,22 @@ impl<'m> Deriver<'m> {
     }
 
     /// The aggregates account rules read, computed from the account's members,
-    /// opportunities and surges as of the cursor.
-    fn aggregates(&self, acc: &Account) -> AccountAggregates {
+    /// opportunities and surges as of the cursor. `roles` is the previous list of roles,
+    /// kept (not reallocated) when it has not changed.
+    fn aggregates(&self, acc: &Account, mut roles: Vec<String>) -> AccountAggregates {
         let model = self.model;
         let at = self.cursor.at;
         let mut a = AccountAggregates::default();
-        let mut roles = BTreeSet::new();
+        // The roles of engaged people, sorted and deduplicated below: the same list a set of
+        // `roles_of` would give, without a set per person.
+        let mut held: Vec<&str> = Vec::new();
         for p in acc.members.iter().filter_map(|m| self.people.get(m)) {
             if self.engaged(p) {
                 a.engaged_people += 1;
-                roles.extend(self.roles_of(acc, p));
+                held.extend(p.roles.iter().map(String::as_str));
+                if let Some(r) = acc.contact_roles.get(&p.id) {
+                    held.extend(r.iter().map(String::as_str));
+                }
             }
             let stage = &model.stages[p.stage as usize];
             if stage.kind == StageKind::Active && p.stage != model.initial_stage {
@@ -571,7 +583,13 @@ impl<'m> Deriver<'m> {
             .iter()
             .filter(|&&t| t <= at && at < plus_days(t, SURGE_WINDOW_DAYS))
             .count() as u32;
-        a.roles = roles.into_iter().collect();
+        held.sort_unstable();
+        held.dedup();
+        if !roles.iter().map(String::as_str).eq(held.iter().copied()) {
+            roles.clear();
+            roles.extend(held.into_iter().map(str::to_string));
+        }
+        a.roles = roles;
         a
     }
 
@@ -599,16 +617,22 @@ impl<'m> Deriver<'m> {
     /// Refreshes an account's aggregates and engagement, then moves it by the first account
     /// rule (highest priority first) whose guard and condition hold, until none moves it.
     fn roll_up(&mut self, id: &str) {
-        let Some(acc) = self.accounts.get(id) else {
+        let Some(acc) = self.accounts.get_mut(id) else {
             return;
         };
-        let aggregates = self.aggregates(acc);
-        let engagement = self.account_engagement(acc);
+        let roles = std::mem::take(&mut acc.state.aggregates.roles);
+        let acc = &self.accounts[id];
+        let aggregates = self.aggregates(acc, roles);
+        let engagement = self
+            .reads_account_engagement
+            .then(|| self.account_engagement(acc));
         let at = self.cursor.at;
         let acc = self.accounts.get_mut(id).expect("account exists");
         acc.state.aggregates = aggregates;
-        acc.state.engagement = engagement;
-        acc.state.engagement_at = at;
+        if let Some(engagement) = engagement {
+            acc.state.engagement = engagement;
+            acc.state.engagement_at = at;
+        }
         let model = self.model;
         // Stages entered by this rollup: never re-entered within it (no ping-pong between
         // rules whose conditions both hold).
@@ -1420,7 +1444,7 @@ impl<'m> Deriver<'m> {
         for id in ids {
             let acc = &self.accounts[&id];
             let (group, coverage) = self.buying_group(acc);
-            let aggregates = self.aggregates(acc);
+            let aggregates = self.aggregates(acc, Vec::new());
             let engagement = self.account_engagement(acc);
             let at = self.cursor.at;
             let acc = self.accounts.get_mut(&id).expect("exists");
@@ -1433,9 +1457,10 @@ impl<'m> Deriver<'m> {
                 .stage
                 .map(|s| model.account_stages[s as usize].name.clone());
         }
-        let mut people: Vec<PersonState> = self
-            .people
-            .into_values()
+        let mut people: Vec<Person> = self.people.into_values().collect();
+        people.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        let mut people: Vec<PersonState> = people
+            .into_iter()
             .map(|p| PersonState {
                 id: p.id,
                 account: p.account,

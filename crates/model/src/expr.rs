@@ -168,6 +168,15 @@ impl Condition {
         &self.source
     }
 
+    /// Whether the condition may read `root.field` (`account`, `engagement`): it names the
+    /// field, or uses the whole root (`"engagement" in account`). Lets a caller skip
+    /// computing what no condition reads.
+    pub fn reads(&self, root: &str, field: &str) -> bool {
+        self.uses
+            .iter()
+            .any(|(r, u)| r.name() == root && (u.whole || u.fields.iter().any(|f| f == field)))
+    }
+
     /// Whether the condition runs on the direct evaluator (field reads, literals, `&&`, `||`,
     /// `!`, comparisons, `in`, `? :`) rather than always on the CEL interpreter.
     pub fn is_compiled(&self) -> bool {

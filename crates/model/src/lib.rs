@@ -707,6 +707,25 @@ impl Model {
             .map(|i| i as JourneyId)
     }
 
+    /// Every condition of the model: fit and account fit rules, rules, account rules,
+    /// journeys, roles and routing territories.
+    pub fn conditions(&self) -> impl Iterator<Item = &Condition> {
+        self.scoring
+            .fit
+            .iter()
+            .chain(&self.scoring.account_fit)
+            .map(|f| &f.condition)
+            .chain(self.rules.iter().filter_map(|r| r.condition.as_ref()))
+            .chain(self.account_rules.iter().map(|r| &r.condition))
+            .chain(self.journeys.iter().filter_map(|j| j.condition.as_ref()))
+            .chain(self.roles.iter().filter_map(|r| r.condition.as_ref()))
+            .chain(
+                self.routing
+                    .iter()
+                    .flat_map(|r| r.territories.iter().map(|t| &t.condition)),
+            )
+    }
+
     /// A one-line summary for `waterfall check`
     /// (`demand-waterfall: 9 stages, 10 statuses, 8 rules, 6 account stages, 2 journeys`).
     pub fn summary(&self) -> String {
