@@ -74,6 +74,16 @@ const INTENT_SURGE: &str = "intent_surge";
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
+/// The fields of [`AccountAggregates`] as conditions name them (`account.engaged_people`).
+const AGGREGATE_FIELDS: [&str; 6] = [
+    "engaged_people",
+    "mql_people",
+    "open_opportunities",
+    "won_opportunities",
+    "intent_surges_30d",
+    "roles",
+];
+
 /// `t` plus whole days.
 fn plus_days(t: Timestamp, days: i64) -> Timestamp {
     Timestamp(t.0.saturating_add(days * MICROS_PER_DAY))
@@ -242,10 +252,10 @@ struct Trig<'e> {
     opportunity: Option<(OpportunityKind, Option<f64>)>,
 }
 
-struct Deriver<'m> {
+struct Deriver<'m, 'e> {
     model: &'m Model,
     /// Duplicate person id → survivor id, from every merge event of the partition.
-    merged: FxHashMap<String, String>,
+    merged: FxHashMap<&'e str, &'e str>,
     /// People by id (hashed: looked up on every event; `finish` sorts them).
     people: FxHashMap<String, Person>,
     accounts: BTreeMap<String, Account>,
@@ -258,22 +268,26 @@ struct Deriver<'m> {
     timers: BTreeSet<Timer>,
     /// Order of the change being made: the causing event's (at, seq) and a running `sub`.
     cursor: Order,
-    cause: Option<String>,
+    cause: Option<&'e str>,
     /// Rule ids by name, to find a rule's index for timers.
     rule_index: FxHashMap<*const Rule, u32>,
     /// Whether any condition reads `account.engagement`: if none does, rollups need not
     /// compute it (`finish` does, for the final state).
     reads_account_engagement: bool,
+    /// Whether rollups need the account aggregates: the model has account stages (its
+    /// account rules read them) or some condition reads one. If not, `finish` alone
+    /// computes them, for the final state.
+    rollup_aggregates: bool,
 }
 
-impl<'m> Deriver<'m> {
-    fn new(model: &'m Model, events: &[SequencedEvent]) -> Self {
+impl<'m, 'e> Deriver<'m, 'e> {
+    fn new(model: &'m Model, events: &'e [SequencedEvent]) -> Self {
         // History is re-attributed to the survivor: a merge applies to the whole log of the
         // partition, whatever its instant, so the survivor's timeline includes the duplicate's.
         let mut merged = FxHashMap::default();
         for se in events {
             if let EventBody::Merge { person, into } = &se.event.body {
-                merged.insert(person.clone(), into.clone());
+                merged.insert(person.as_str(), into.as_str());
             }
         }
         let rule_index = model
@@ -300,28 +314,35 @@ impl<'m> Deriver<'m> {
             cause: None,
             rule_index,
             reads_account_engagement: model.conditions().any(|c| c.reads("account", "engagement")),
+            rollup_aggregates: model.initial_account_stage.is_some()
+                || model
+                    .conditions()
+                    .any(|c| AGGREGATE_FIELDS.iter().any(|f| c.reads("account", f))),
         }
     }
 
     /// The surviving id of a person (following chains of merges, never looping).
-    fn survivor<'a>(&'a self, mut id: &'a str) -> &'a str {
+    fn survivor<'a>(&self, mut id: &'a str) -> &'a str
+    where
+        'e: 'a,
+    {
         for _ in 0..64 {
             match self.merged.get(id) {
-                Some(next) if next != id => id = next,
+                Some(next) if *next != id => id = next,
                 _ => break,
             }
         }
         id
     }
 
-    fn apply(&mut self, se: &SequencedEvent) {
+    fn apply(&mut self, se: &'e SequencedEvent) {
         let ev = &se.event;
         self.cursor = Order {
             at: ev.at,
             seq: se.seq,
             sub: 0,
         };
-        self.cause = Some(ev.id.clone());
+        self.cause = Some(ev.id.as_str());
         match &ev.body {
             EventBody::Account { account, attrs } => {
                 let acc = &mut self.account_mut(account).state;
@@ -333,7 +354,7 @@ impl<'m> Deriver<'m> {
                 }
                 let fit = self.compute_account_fit(account);
                 self.account_mut(account).state.fit = fit;
-                self.dirty.insert(account.clone());
+                self.mark_dirty(account);
                 // Account attributes feed people's fit and roles.
                 let members: Vec<String> = self.accounts[account].members.iter().cloned().collect();
                 for id in members {
@@ -346,41 +367,41 @@ impl<'m> Deriver<'m> {
                 account,
                 attrs,
             } => {
-                let id = self.survivor(person).to_string();
+                let id = self.survivor(person);
                 if let Some(a) = account {
                     self.account_mut(a);
                 }
-                let created = !self.people.contains_key(&id);
-                self.ensure_person(&id);
-                let p = self.people.get_mut(&id).expect("just ensured");
+                let created = !self.people.contains_key(id);
+                self.ensure_person(id);
+                let p = self.people.get_mut(id).expect("just ensured");
                 if let Some(a) = account {
                     if p.account.as_deref() != Some(a.as_str()) {
                         let old = p.account.replace(a.clone());
                         if let Some(old) = old {
                             if let Some(o) = self.accounts.get_mut(&old) {
-                                o.members.remove(&id);
+                                o.members.remove(id);
                             }
                             self.dirty.insert(old);
                         }
-                        self.account_mut(a).members.insert(id.clone());
-                        self.dirty.insert(a.clone());
-                        self.watch_engaged(&id);
+                        self.account_mut(a).members.insert(id.to_string());
+                        self.mark_dirty(a);
+                        self.watch_engaged(id);
                     }
                 }
-                let p = self.people.get_mut(&id).expect("just ensured");
+                let p = self.people.get_mut(id).expect("just ensured");
                 for (k, v) in attrs {
                     p.attrs.insert(k.clone(), v.clone());
                 }
                 if created {
-                    let p = self.people.get_mut(&id).expect("exists");
+                    let p = self.people.get_mut(id).expect("exists");
                     p.fit = 0.0;
-                    let fit = self.compute_fit(&id);
-                    self.people.get_mut(&id).expect("exists").fit = fit;
-                    self.fire(TriggerKind::PersonCreated, &id, Trig::default(), 0);
+                    let fit = self.compute_fit(id);
+                    self.people.get_mut(id).expect("exists").fit = fit;
+                    self.fire(TriggerKind::PersonCreated, id, Trig::default(), 0);
                 } else {
-                    self.rescore_fit(&id);
+                    self.rescore_fit(id);
                 }
-                self.recompute_roles(&id);
+                self.recompute_roles(id);
             }
             EventBody::Activity {
                 subject,
@@ -388,9 +409,9 @@ impl<'m> Deriver<'m> {
                 attrs,
             } => match subject {
                 Subject::Person(person) => {
-                    let id = self.survivor(person).to_string();
-                    self.ensure_person(&id);
-                    self.activity(&id, kind, attrs);
+                    let id = self.survivor(person);
+                    self.ensure_person(id);
+                    self.activity(id, kind, attrs);
                 }
                 Subject::Account(a) => self.account_activity(a, kind),
             },
@@ -415,11 +436,11 @@ impl<'m> Deriver<'m> {
                 );
             }
             EventBody::Stage { person, stage, .. } => {
-                let id = self.survivor(person).to_string();
+                let id = self.survivor(person);
                 match self.model.stage_id(stage) {
                     Some(to) => {
-                        self.ensure_person(&id);
-                        self.change_stage(&id, to, "explicit", None, 0);
+                        self.ensure_person(id);
+                        self.change_stage(id, to, "explicit", None, 0);
                     }
                     None => self.reject(
                         ev,
@@ -428,11 +449,11 @@ impl<'m> Deriver<'m> {
                 }
             }
             EventBody::Status { person, status, .. } => {
-                let id = self.survivor(person).to_string();
+                let id = self.survivor(person);
                 match self.model.status_id(status) {
                     Some(to) => {
-                        self.ensure_person(&id);
-                        self.change_status(&id, to, "explicit", 0);
+                        self.ensure_person(id);
+                        self.change_status(id, to, "explicit", 0);
                     }
                     None => self.reject(
                         ev,
@@ -465,7 +486,7 @@ impl<'m> Deriver<'m> {
                 },
             });
         }
-        self.dirty.insert(id.to_string());
+        self.mark_dirty(id);
     }
 
     /// A person who joins an account while engaged stops counting as engaged when their window
@@ -503,8 +524,10 @@ impl<'m> Deriver<'m> {
         let p = self.people.get_mut(id).expect("person exists");
         if p.roles != roles {
             p.roles = roles;
-            if let Some(a) = p.account.clone() {
-                self.dirty.insert(a);
+            if let Some(a) = p.account.as_deref() {
+                if !self.dirty.contains(a) {
+                    self.dirty.insert(a.to_string());
+                }
             }
         }
     }
@@ -607,6 +630,14 @@ impl<'m> Deriver<'m> {
         }
     }
 
+    /// Marks an account for rollup once the current event or timer is applied (allocating
+    /// its id only the first time).
+    fn mark_dirty(&mut self, id: &str) {
+        if !self.dirty.contains(id) {
+            self.dirty.insert(id.to_string());
+        }
+    }
+
     /// Rolls up every account the current event or timer changed.
     fn roll_up_dirty(&mut self) {
         while let Some(id) = self.dirty.pop_first() {
@@ -622,13 +653,15 @@ impl<'m> Deriver<'m> {
         };
         let roles = std::mem::take(&mut acc.state.aggregates.roles);
         let acc = &self.accounts[id];
-        let aggregates = self.aggregates(acc, roles);
+        let aggregates = self.rollup_aggregates.then(|| self.aggregates(acc, roles));
         let engagement = self
             .reads_account_engagement
             .then(|| self.account_engagement(acc));
         let at = self.cursor.at;
         let acc = self.accounts.get_mut(id).expect("account exists");
-        acc.state.aggregates = aggregates;
+        if let Some(aggregates) = aggregates {
+            acc.state.aggregates = aggregates;
+        }
         if let Some(engagement) = engagement {
             acc.state.engagement = engagement;
             acc.state.engagement_at = at;
@@ -1189,8 +1222,8 @@ impl<'m> Deriver<'m> {
                 .iter()
                 .map(|c| {
                     let mut c = c.clone();
-                    if let Some(s) = merged.get(&c.person) {
-                        c.person = s.clone();
+                    if let Some(s) = merged.get(c.person.as_str()) {
+                        c.person = s.to_string();
                     }
                     c
                 })
@@ -1215,7 +1248,7 @@ impl<'m> Deriver<'m> {
             }
         }
         acc.contact_roles = contact_roles;
-        self.dirty.insert(acc_id.clone());
+        self.mark_dirty(&acc_id);
         // What moment of the deal this is: created, won or lost (a repeat of the same state
         // changes nothing).
         let moment = match state {
@@ -1309,7 +1342,7 @@ impl<'m> Deriver<'m> {
                     "created",
                 );
             }
-            self.dirty.insert(id.to_string());
+            self.mark_dirty(id);
         }
         self.accounts.get_mut(id).expect("just ensured")
     }
@@ -1373,8 +1406,10 @@ impl<'m> Deriver<'m> {
         self.cursor.sub += 1;
         if level == Level::Person {
             // A person's change may move their account.
-            if let Some(a) = self.people.get(subject).and_then(|p| p.account.as_ref()) {
-                self.dirty.insert(a.clone());
+            if let Some(a) = self.people.get(subject).and_then(|p| p.account.as_deref()) {
+                if !self.dirty.contains(a) {
+                    self.dirty.insert(a.to_string());
+                }
             }
         }
         self.transitions.push(Transition {
@@ -1384,7 +1419,7 @@ impl<'m> Deriver<'m> {
             order,
             from,
             to,
-            event: self.cause.clone(),
+            event: self.cause.map(str::to_string),
             rule: rule.to_string(),
         });
     }
@@ -1476,18 +1511,18 @@ impl<'m> Deriver<'m> {
                 owner: p.owner,
             })
             .collect();
-        let mut merged: Vec<(&String, &String)> = self.merged.iter().collect();
+        let mut merged: Vec<(&str, &str)> = self.merged.iter().map(|(d, s)| (*d, *s)).collect();
         merged.sort();
         for (dup, into) in merged {
             people.push(PersonState {
-                id: dup.clone(),
+                id: dup.to_string(),
                 account: None,
                 attrs: Default::default(),
                 stage: String::new(),
                 status: None,
                 created_at: Timestamp(0),
                 last_activity: None,
-                merged_into: Some(into.clone()),
+                merged_into: Some(into.to_string()),
                 fit: 0.0,
                 engagement: 0.0,
                 engagement_at: Timestamp(0),
