@@ -101,7 +101,7 @@ fn normalise_role(role: &str) -> String {
 
 /// Derives one partition: `events` must be sorted by (`at`, `seq`).
 pub fn derive(model: &Model, events: &[SequencedEvent], opts: DeriveOptions) -> Derived {
-    let mut d = Deriver::new(model, events);
+    let mut d = Deriver::new(model, events, opts.horizon);
     for se in events {
         if se.event.at > opts.horizon {
             break;
@@ -111,6 +111,7 @@ pub fn derive(model: &Model, events: &[SequencedEvent], opts: DeriveOptions) -> 
         d.apply(se);
     }
     d.fire_timers_until(opts.horizon);
+    d.settle_idle_roll_ups();
     d.finish()
 }
 
@@ -278,10 +279,19 @@ struct Deriver<'m, 'e> {
     /// account rules read them) or some condition reads one. If not, `finish` alone
     /// computes them, for the final state.
     rollup_aggregates: bool,
+    /// Whether a rollup can change anything: the model has account stages, or rollups
+    /// refresh what conditions read. If not, accounts are never marked dirty and rollup
+    /// timers are not kept (only the last one's instant, see `idle_roll_up`).
+    rolls_up: bool,
+    /// The latest instant, up to the horizon, at which a rollup timer would have fired
+    /// when `rolls_up` is false.
+    idle_roll_up: Option<Timestamp>,
+    /// Timers due after this instant never fire.
+    horizon: Timestamp,
 }
 
 impl<'m, 'e> Deriver<'m, 'e> {
-    fn new(model: &'m Model, events: &'e [SequencedEvent]) -> Self {
+    fn new(model: &'m Model, events: &'e [SequencedEvent], horizon: Timestamp) -> Self {
         // History is re-attributed to the survivor: a merge applies to the whole log of the
         // partition, whatever its instant, so the survivor's timeline includes the duplicate's.
         let mut merged = FxHashMap::default();
@@ -296,6 +306,11 @@ impl<'m, 'e> Deriver<'m, 'e> {
             .enumerate()
             .map(|(i, r)| (r as *const Rule, i as u32))
             .collect();
+        let reads_account_engagement = model.conditions().any(|c| c.reads("account", "engagement"));
+        let rollup_aggregates = model.initial_account_stage.is_some()
+            || model
+                .conditions()
+                .any(|c| AGGREGATE_FIELDS.iter().any(|f| c.reads("account", f)));
         Deriver {
             model,
             merged,
@@ -313,11 +328,13 @@ impl<'m, 'e> Deriver<'m, 'e> {
             },
             cause: None,
             rule_index,
-            reads_account_engagement: model.conditions().any(|c| c.reads("account", "engagement")),
-            rollup_aggregates: model.initial_account_stage.is_some()
-                || model
-                    .conditions()
-                    .any(|c| AGGREGATE_FIELDS.iter().any(|f| c.reads("account", f))),
+            reads_account_engagement,
+            rollup_aggregates,
+            rolls_up: model.initial_account_stage.is_some()
+                || reads_account_engagement
+                || rollup_aggregates,
+            idle_roll_up: None,
+            horizon,
         }
     }
 
@@ -381,7 +398,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                             if let Some(o) = self.accounts.get_mut(&old) {
                                 o.members.remove(id);
                             }
-                            self.dirty.insert(old);
+                            self.mark_dirty(&old);
                         }
                         self.account_mut(a).members.insert(id.to_string());
                         self.mark_dirty(a);
@@ -479,12 +496,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
         acc.own_engagement_at = at;
         if kind == INTENT_SURGE {
             acc.surges.push(at);
-            self.timers.insert(Timer {
-                due: plus_days(at, SURGE_WINDOW_DAYS),
-                what: TimerWhat::Account {
-                    account: id.to_string(),
-                },
-            });
+            self.schedule_roll_up(id, plus_days(at, SURGE_WINDOW_DAYS));
         }
         self.mark_dirty(id);
     }
@@ -496,10 +508,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
         if let (Some(t), Some(a)) = (p.last_engaged, p.account.clone()) {
             let due = plus_days(t, ENGAGED_WINDOW_DAYS);
             if due > self.cursor.at {
-                self.timers.insert(Timer {
-                    due,
-                    what: TimerWhat::Account { account: a },
-                });
+                self.schedule_roll_up(&a, due);
             }
         }
     }
@@ -525,7 +534,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
         if p.roles != roles {
             p.roles = roles;
             if let Some(a) = p.account.as_deref() {
-                if !self.dirty.contains(a) {
+                if self.rolls_up && !self.dirty.contains(a) {
                     self.dirty.insert(a.to_string());
                 }
             }
@@ -533,10 +542,12 @@ impl<'m, 'e> Deriver<'m, 'e> {
     }
 
     fn compute_account_fit(&self, id: &str) -> f64 {
+        let rules = &self.model.scoring.account_fit;
+        if rules.is_empty() {
+            return rules.iter().map(|r| r.points).sum();
+        }
         let ctx = self.account_context(id);
-        self.model
-            .scoring
-            .account_fit
+        rules
             .iter()
             .filter(|r| r.condition.eval(&ctx).unwrap_or(false))
             .map(|r| r.points)
@@ -633,8 +644,41 @@ impl<'m, 'e> Deriver<'m, 'e> {
     /// Marks an account for rollup once the current event or timer is applied (allocating
     /// its id only the first time).
     fn mark_dirty(&mut self, id: &str) {
-        if !self.dirty.contains(id) {
+        if self.rolls_up && !self.dirty.contains(id) {
             self.dirty.insert(id.to_string());
+        }
+    }
+
+    /// Rolls `account` up again at `due` (an engaged person or an intent surge ages out).
+    fn schedule_roll_up(&mut self, account: &str, due: Timestamp) {
+        if self.rolls_up {
+            self.timers.insert(Timer {
+                due,
+                what: TimerWhat::Account {
+                    account: account.to_string(),
+                },
+            });
+        } else if due <= self.horizon {
+            // The rollup would change nothing; firing, it would only have moved the instant
+            // `finish` measures the final state at.
+            self.idle_roll_up = self.idle_roll_up.max(Some(due));
+        }
+    }
+
+    /// Moves the cursor to the last rollup timer that [`schedule_roll_up`] did not keep,
+    /// if it is later: where it would be had that timer fired.
+    ///
+    /// [`schedule_roll_up`]: Self::schedule_roll_up
+    fn settle_idle_roll_ups(&mut self) {
+        if let Some(due) = self.idle_roll_up {
+            if due > self.cursor.at {
+                self.cursor = Order {
+                    at: due,
+                    seq: TIMER_SEQ,
+                    sub: 0,
+                };
+                self.cause = None;
+            }
         }
     }
 
@@ -716,11 +760,8 @@ impl<'m, 'e> Deriver<'m, 'e> {
             p.last_engaged = Some(at);
             if let Some(a) = p.account.clone() {
                 // The person stops counting as engaged when the window ends.
-                self.timers.insert(Timer {
-                    due: plus_days(at, ENGAGED_WINDOW_DAYS),
-                    what: TimerWhat::Account { account: a.clone() },
-                });
-                self.dirty.insert(a);
+                self.schedule_roll_up(&a, plus_days(at, ENGAGED_WINDOW_DAYS));
+                self.mark_dirty(&a);
             }
         }
         let trig = Trig {
@@ -782,10 +823,13 @@ impl<'m, 'e> Deriver<'m, 'e> {
     }
 
     fn compute_fit(&self, id: &str) -> f64 {
+        let rules = &self.model.scoring.fit;
+        if rules.is_empty() {
+            // Without rules there is no context to build (the sum of nothing, as below).
+            return rules.iter().map(|r| r.points).sum();
+        }
         let ctx = self.context(id, Trig::default());
-        self.model
-            .scoring
-            .fit
+        rules
             .iter()
             .filter(|r| r.condition.eval(&ctx).unwrap_or(false))
             .map(|r| r.points)
@@ -1052,6 +1096,9 @@ impl<'m, 'e> Deriver<'m, 'e> {
     /// With `activity_only`, only inactivity timers are re-armed.
     fn schedule_timers(&mut self, id: &str, activity_only: bool) {
         let model = self.model;
+        if model.rules_for(TriggerKind::Timer).next().is_none() {
+            return;
+        }
         let p = &self.people[id];
         let mut new = Vec::new();
         for rule in model.rules_for(TriggerKind::Timer) {
@@ -1157,7 +1204,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 self.try_rule(rule, person, Trig::default(), 0);
             }
             TimerWhat::Account { account } => {
-                self.dirty.insert(account.clone());
+                self.mark_dirty(account);
             }
         }
         self.roll_up_dirty();
@@ -1404,7 +1451,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
     ) {
         let order = self.cursor;
         self.cursor.sub += 1;
-        if level == Level::Person {
+        if level == Level::Person && self.rolls_up {
             // A person's change may move their account.
             if let Some(a) = self.people.get(subject).and_then(|p| p.account.as_deref()) {
                 if !self.dirty.contains(a) {
