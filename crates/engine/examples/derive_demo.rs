@@ -2,7 +2,7 @@
 //! nothing.
 //!
 //! `cargo run --release -p waterfall-engine --example derive_demo -- [default|history]
-//! [accounts] [rounds] [digest-file]` derives the demo's partitions `rounds` times on one
+//! [accounts] [rounds] [digest-file] [seed] [horizon-micros]` derives the demo's partitions `rounds` times on one
 //! thread (so callgrind counts are comparable), then, with a digest file, writes every
 //! result's `Debug` text there: two builds agree when their files are identical.
 
@@ -21,9 +21,11 @@ fn main() {
     };
     let accounts = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(200);
     let rounds: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(1);
-    let parts = partitions(accounts);
+    let seed = args.get(5).and_then(|a| a.parse().ok());
+    let parts = partitions(accounts, seed);
+    let horizon = args.get(6).and_then(|a| a.parse().ok());
     let opts = DeriveOptions {
-        horizon: Timestamp(1_798_761_600_000_000),
+        horizon: Timestamp(horizon.unwrap_or(1_798_761_600_000_000)),
     };
     let mut results = Vec::new();
     for _ in 0..rounds {
@@ -40,10 +42,12 @@ fn main() {
 }
 
 /// The demo's events grouped by account, as the store partitions them.
-fn partitions(accounts: usize) -> Vec<Vec<SequencedEvent>> {
+fn partitions(accounts: usize, seed: Option<u64>) -> Vec<Vec<SequencedEvent>> {
+    let defaults = DemoOptions::default();
     let events = generate(&DemoOptions {
         accounts,
-        ..DemoOptions::default()
+        seed: seed.unwrap_or(defaults.seed),
+        ..defaults
     });
     let mut account_of_person = HashMap::new();
     for e in &events {

@@ -4,6 +4,7 @@
 use crate::state::{AccountState, BuyingGroupMember, Coverage, OpportunityInfo, PersonState};
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use waterfall_core::{
     Attrs, Event, EventBody, Field, Level, OpportunityKind, OpportunityState, Order, Subject,
     Timestamp, Transition,
@@ -99,6 +100,18 @@ fn normalise_role(role: &str) -> String {
         .collect()
 }
 
+/// Sets each of `new`'s attributes in `attrs`. The first event of a person or account
+/// brings all its attributes: copying the whole map then builds it in one pass.
+fn merge_attrs(attrs: &mut Attrs, new: &Attrs) {
+    if attrs.is_empty() {
+        attrs.clone_from(new);
+        return;
+    }
+    for (k, v) in new {
+        attrs.insert(k.clone(), v.clone());
+    }
+}
+
 /// Derives one partition: `events` must be sorted by (`at`, `seq`).
 pub fn derive(model: &Model, events: &[SequencedEvent], opts: DeriveOptions) -> Derived {
     let mut d = Deriver::new(model, events, opts.horizon);
@@ -117,6 +130,9 @@ pub fn derive(model: &Model, events: &[SequencedEvent], opts: DeriveOptions) -> 
 
 /// Derives many independent partitions on all cores, concatenating their results in the
 /// order given (so the output does not depend on thread timing).
+///
+/// Threads take the next partition from a shared counter, so one large partition (a big
+/// account) does not leave the other cores idle behind a fixed split.
 pub fn derive_all(
     model: &Model,
     partitions: &[Vec<SequencedEvent>],
@@ -129,23 +145,34 @@ pub fn derive_all(
     if threads <= 1 || partitions.len() < 64 {
         return partitions.iter().map(|p| derive(model, p, opts)).collect();
     }
-    let chunk = partitions.len().div_ceil(threads);
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, AtomicOrdering::Relaxed);
+            let Some(p) = partitions.get(i) else {
+                return done;
+            };
+            done.push((i, derive(model, p, opts)));
+        }
+    };
+    let mut slots: Vec<Option<Derived>> = Vec::new();
+    slots.resize_with(partitions.len(), || None);
     std::thread::scope(|s| {
-        let handles: Vec<_> = partitions
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|p| derive(model, p, opts))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mine = work();
+        for (i, d) in helpers
             .into_iter()
             .flat_map(|h| h.join().expect("derivation threads do not panic"))
-            .collect()
-    })
+            .chain(mine)
+        {
+            slots[i] = Some(d);
+        }
+    });
+    slots
+        .into_iter()
+        .map(|d| d.expect("every partition was derived"))
+        .collect()
 }
 
 /// Checks an event against the model before it is stored: names of stages and statuses must
@@ -213,6 +240,12 @@ struct Account {
     members: BTreeSet<String>,
     /// Person → roles named on the account's opportunities.
     contact_roles: BTreeMap<String, BTreeSet<String>>,
+    /// Set by a rollup that moved nothing (or settled where no rule moves it): until this
+    /// instant, the aggregates stay what it computed (no engaged window or intent surge
+    /// ends before it) and a rollup with no change in between would change nothing. Every
+    /// change to what rollups read marks the account dirty, and the rollup that follows
+    /// resets this, so a timer may skip its rollup while it holds.
+    settled_until: Option<Timestamp>,
 }
 
 /// A pending timer, ordered by its due instant (then by what it is, for determinism).
@@ -343,6 +376,9 @@ impl<'m, 'e> Deriver<'m, 'e> {
     where
         'e: 'a,
     {
+        if self.merged.is_empty() {
+            return id;
+        }
         for _ in 0..64 {
             match self.merged.get(id) {
                 Some(next) if *next != id => id = next,
@@ -363,9 +399,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
         match &ev.body {
             EventBody::Account { account, attrs } => {
                 let acc = &mut self.account_mut(account).state;
-                for (k, v) in attrs {
-                    acc.attrs.insert(k.clone(), v.clone());
-                }
+                merge_attrs(&mut acc.attrs, attrs);
                 if let Some(t) = attrs.get("type").and_then(|v| v.as_str()) {
                     acc.account_type = Some(t.to_string());
                 }
@@ -406,9 +440,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                     }
                 }
                 let p = self.people.get_mut(id).expect("just ensured");
-                for (k, v) in attrs {
-                    p.attrs.insert(k.clone(), v.clone());
-                }
+                merge_attrs(&mut p.attrs, attrs);
                 if created {
                     let p = self.people.get_mut(id).expect("exists");
                     p.fit = 0.0;
@@ -585,9 +617,13 @@ impl<'m, 'e> Deriver<'m, 'e> {
     /// The aggregates account rules read, computed from the account's members,
     /// opportunities and surges as of the cursor. `roles` is the previous list of roles,
     /// kept (not reallocated) when it has not changed.
-    fn aggregates(&self, acc: &Account, mut roles: Vec<String>) -> AccountAggregates {
+    ///
+    /// Also returns the first instant after the cursor at which the time-dependent counts
+    /// (engaged people, recent intent surges) may change with no new event.
+    fn aggregates(&self, acc: &Account, mut roles: Vec<String>) -> (AccountAggregates, Timestamp) {
         let model = self.model;
         let at = self.cursor.at;
+        let mut until = Timestamp(i64::MAX);
         let mut a = AccountAggregates::default();
         // The roles of engaged people, sorted and deduplicated below: the same list a set of
         // `roles_of` would give, without a set per person.
@@ -595,6 +631,9 @@ impl<'m, 'e> Deriver<'m, 'e> {
         for p in acc.members.iter().filter_map(|m| self.people.get(m)) {
             if self.engaged(p) {
                 a.engaged_people += 1;
+                if let Some(t) = p.last_engaged {
+                    until = until.min(plus_days(t, ENGAGED_WINDOW_DAYS));
+                }
                 held.extend(p.roles.iter().map(String::as_str));
                 if let Some(r) = acc.contact_roles.get(&p.id) {
                     held.extend(r.iter().map(String::as_str));
@@ -612,11 +651,14 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 OpportunityState::Lost => {}
             }
         }
-        a.intent_surges_30d = acc
-            .surges
-            .iter()
-            .filter(|&&t| t <= at && at < plus_days(t, SURGE_WINDOW_DAYS))
-            .count() as u32;
+        for &t in &acc.surges {
+            if t <= at && at < plus_days(t, SURGE_WINDOW_DAYS) {
+                a.intent_surges_30d += 1;
+                until = until.min(plus_days(t, SURGE_WINDOW_DAYS));
+            } else if t > at {
+                until = until.min(t);
+            }
+        }
         held.sort_unstable();
         held.dedup();
         if !roles.iter().map(String::as_str).eq(held.iter().copied()) {
@@ -624,7 +666,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
             roles.extend(held.into_iter().map(str::to_string));
         }
         a.roles = roles;
-        a
+        (a, until)
     }
 
     /// The evaluation context of an account for account rules and account fit.
@@ -695,6 +737,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
         let Some(acc) = self.accounts.get_mut(id) else {
             return;
         };
+        acc.settled_until = None;
         let roles = std::mem::take(&mut acc.state.aggregates.roles);
         let acc = &self.accounts[id];
         let aggregates = self.rollup_aggregates.then(|| self.aggregates(acc, roles));
@@ -703,8 +746,13 @@ impl<'m, 'e> Deriver<'m, 'e> {
             .then(|| self.account_engagement(acc));
         let at = self.cursor.at;
         let acc = self.accounts.get_mut(id).expect("account exists");
-        if let Some(aggregates) = aggregates {
+        // The instant until which a rollup with no new change would give the same answer
+        // (only known when the aggregates are computed and no condition reads the
+        // ever-decaying engagement).
+        let mut holds_until = None;
+        if let Some((aggregates, until)) = aggregates {
             acc.state.aggregates = aggregates;
+            holds_until = (!self.reads_account_engagement).then_some(until);
         }
         if let Some(engagement) = engagement {
             acc.state.engagement = engagement;
@@ -716,6 +764,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
         let mut visited = Vec::new();
         for _ in 0..MAX_ACCOUNT_MOVES {
             let Some(from) = self.accounts[id].stage else {
+                self.settle(id, holds_until);
                 return;
             };
             visited.push(from);
@@ -728,8 +777,15 @@ impl<'m, 'e> Deriver<'m, 'e> {
                             .contains(&r.set_stage))
                     && r.condition.eval(&ctx).unwrap_or(false)
             });
-            let Some(rule) = hit else { return };
+            let Some(rule) = hit else {
+                self.settle(id, holds_until);
+                return;
+            };
             if visited.contains(&rule.set_stage) {
+                // Run again with nothing changed, a rollup that moved nothing moves nothing.
+                if visited.len() == 1 {
+                    self.settle(id, holds_until);
+                }
                 return;
             }
             let to = rule.set_stage;
@@ -742,6 +798,14 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 model.account_stages[to as usize].name.clone(),
                 &rule.name,
             );
+        }
+    }
+
+    /// Records that a rollup of the account, run again before `until` with no change in
+    /// between, would change nothing (see [`Account::settled_until`]).
+    fn settle(&mut self, id: &str, until: Option<Timestamp>) {
+        if let Some(acc) = self.accounts.get_mut(id) {
+            acc.settled_until = until;
         }
     }
 
@@ -816,6 +880,13 @@ impl<'m, 'e> Deriver<'m, 'e> {
 
     /// Recomputes a person's fit and fires crossings.
     fn rescore_fit(&mut self, id: &str) {
+        if self.model.scoring.fit.is_empty() {
+            // No crossing to fire; the score is the sum of nothing (which is -0.0, and the
+            // final state shows it).
+            let fit = self.compute_fit(id);
+            self.people.get_mut(id).expect("person exists").fit = fit;
+            return;
+        }
         let before = self.people[id].fit;
         let after = self.compute_fit(id);
         self.people.get_mut(id).expect("person exists").fit = after;
@@ -1204,7 +1275,14 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 self.try_rule(rule, person, Trig::default(), 0);
             }
             TimerWhat::Account { account } => {
-                self.mark_dirty(account);
+                // Most of these timers are for a person who engaged again since: skip the
+                // rollup when it provably changes nothing.
+                let settled = self.accounts[account]
+                    .settled_until
+                    .is_some_and(|until| self.cursor.at < until);
+                if !settled {
+                    self.mark_dirty(account);
+                }
             }
         }
         self.roll_up_dirty();
@@ -1377,6 +1455,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                     surges: Vec::new(),
                     members: BTreeSet::new(),
                     contact_roles: BTreeMap::new(),
+                    settled_until: None,
                 },
             );
             if let Some(s) = m.initial_account_stage {
@@ -1526,7 +1605,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
         for id in ids {
             let acc = &self.accounts[&id];
             let (group, coverage) = self.buying_group(acc);
-            let aggregates = self.aggregates(acc, Vec::new());
+            let (aggregates, _) = self.aggregates(acc, Vec::new());
             let engagement = self.account_engagement(acc);
             let at = self.cursor.at;
             let acc = self.accounts.get_mut(&id).expect("exists");
