@@ -246,6 +246,10 @@ struct Account {
     /// change to what rollups read marks the account dirty, and the rollup that follows
     /// resets this, so a timer may skip its rollup while it holds.
     settled_until: Option<Timestamp>,
+    /// The last rollup settled (see `settled_until`) and the account's attributes, fit and
+    /// type have not changed since: a rollup whose aggregates come out the same moves
+    /// nothing, and need not evaluate the account rules.
+    rules_settled: bool,
 }
 
 /// A pending timer, ordered by its due instant (then by what it is, for determinism).
@@ -404,7 +408,9 @@ impl<'m, 'e> Deriver<'m, 'e> {
                     acc.account_type = Some(t.to_string());
                 }
                 let fit = self.compute_account_fit(account);
-                self.account_mut(account).state.fit = fit;
+                let acc = self.account_mut(account);
+                acc.state.fit = fit;
+                acc.rules_settled = false;
                 self.mark_dirty(account);
                 // Account attributes feed people's fit and roles.
                 let members: Vec<String> = self.accounts[account].members.iter().cloned().collect();
@@ -619,8 +625,13 @@ impl<'m, 'e> Deriver<'m, 'e> {
     /// kept (not reallocated) when it has not changed.
     ///
     /// Also returns the first instant after the cursor at which the time-dependent counts
-    /// (engaged people, recent intent surges) may change with no new event.
-    fn aggregates(&self, acc: &Account, mut roles: Vec<String>) -> (AccountAggregates, Timestamp) {
+    /// (engaged people, recent intent surges) may change with no new event, and whether the
+    /// roles differ from `roles`.
+    fn aggregates(
+        &self,
+        acc: &Account,
+        mut roles: Vec<String>,
+    ) -> (AccountAggregates, Timestamp, bool) {
         let model = self.model;
         let at = self.cursor.at;
         let mut until = Timestamp(i64::MAX);
@@ -661,12 +672,13 @@ impl<'m, 'e> Deriver<'m, 'e> {
         }
         held.sort_unstable();
         held.dedup();
-        if !roles.iter().map(String::as_str).eq(held.iter().copied()) {
+        let roles_changed = !roles.iter().map(String::as_str).eq(held.iter().copied());
+        if roles_changed {
             roles.clear();
             roles.extend(held.into_iter().map(str::to_string));
         }
         a.roles = roles;
-        (a, until)
+        (a, until, roles_changed)
     }
 
     /// The evaluation context of an account for account rules and account fit.
@@ -738,9 +750,29 @@ impl<'m, 'e> Deriver<'m, 'e> {
             return;
         };
         acc.settled_until = None;
+        let rules_settled = std::mem::replace(&mut acc.rules_settled, false);
+        let before = &acc.state.aggregates;
+        let counts_before = (
+            before.engaged_people,
+            before.mql_people,
+            before.open_opportunities,
+            before.won_opportunities,
+            before.intent_surges_30d,
+        );
         let roles = std::mem::take(&mut acc.state.aggregates.roles);
         let acc = &self.accounts[id];
         let aggregates = self.rollup_aggregates.then(|| self.aggregates(acc, roles));
+        let unchanged = aggregates.as_ref().is_some_and(|(a, _, roles_changed)| {
+            !roles_changed
+                && counts_before
+                    == (
+                        a.engaged_people,
+                        a.mql_people,
+                        a.open_opportunities,
+                        a.won_opportunities,
+                        a.intent_surges_30d,
+                    )
+        });
         let engagement = self
             .reads_account_engagement
             .then(|| self.account_engagement(acc));
@@ -750,13 +782,18 @@ impl<'m, 'e> Deriver<'m, 'e> {
         // (only known when the aggregates are computed and no condition reads the
         // ever-decaying engagement).
         let mut holds_until = None;
-        if let Some((aggregates, until)) = aggregates {
+        if let Some((aggregates, until, _)) = aggregates {
             acc.state.aggregates = aggregates;
             holds_until = (!self.reads_account_engagement).then_some(until);
         }
         if let Some(engagement) = engagement {
             acc.state.engagement = engagement;
             acc.state.engagement_at = at;
+        }
+        if rules_settled && unchanged && holds_until.is_some() {
+            // The same inputs as a rollup that moved nothing: the rules would move nothing.
+            self.settle(id, holds_until);
+            return;
         }
         let model = self.model;
         // Stages entered by this rollup: never re-entered within it (no ping-pong between
@@ -806,6 +843,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
     fn settle(&mut self, id: &str, until: Option<Timestamp>) {
         if let Some(acc) = self.accounts.get_mut(id) {
             acc.settled_until = until;
+            acc.rules_settled = until.is_some();
         }
     }
 
@@ -1386,7 +1424,9 @@ impl<'m, 'e> Deriver<'m, 'e> {
         let model = self.model;
         let outcome = model.outcome(opp_kind, moment).cloned();
         if let Some(t) = outcome.as_ref().and_then(|o| o.account_type.clone()) {
-            self.account_mut(&acc_id).state.account_type = Some(t);
+            let acc = self.account_mut(&acc_id);
+            acc.state.account_type = Some(t);
+            acc.rules_settled = false;
         }
         let trig = Trig {
             opportunity: Some((opp_kind, opp_amount)),
@@ -1456,6 +1496,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                     members: BTreeSet::new(),
                     contact_roles: BTreeMap::new(),
                     settled_until: None,
+                    rules_settled: false,
                 },
             );
             if let Some(s) = m.initial_account_stage {
@@ -1605,7 +1646,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
         for id in ids {
             let acc = &self.accounts[&id];
             let (group, coverage) = self.buying_group(acc);
-            let (aggregates, _) = self.aggregates(acc, Vec::new());
+            let (aggregates, _, _) = self.aggregates(acc, Vec::new());
             let engagement = self.account_engagement(acc);
             let at = self.cursor.at;
             let acc = self.accounts.get_mut(&id).expect("exists");
