@@ -2,7 +2,9 @@
 //! (scores, rules, status/stage coupling, opportunity outcomes and timers).
 
 use crate::state::{AccountState, BuyingGroupMember, Coverage, OpportunityInfo, PersonState};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use waterfall_core::{
     Attrs, Event, EventBody, Field, Level, OpportunityKind, OpportunityState, Order, Subject,
     Timestamp, Transition,
@@ -73,6 +75,16 @@ const INTENT_SURGE: &str = "intent_surge";
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 
+/// The fields of [`AccountAggregates`] as conditions name them (`account.engaged_people`).
+const AGGREGATE_FIELDS: [&str; 6] = [
+    "engaged_people",
+    "mql_people",
+    "open_opportunities",
+    "won_opportunities",
+    "intent_surges_30d",
+    "roles",
+];
+
 /// `t` plus whole days.
 fn plus_days(t: Timestamp, days: i64) -> Timestamp {
     Timestamp(t.0.saturating_add(days * MICROS_PER_DAY))
@@ -88,9 +100,21 @@ fn normalise_role(role: &str) -> String {
         .collect()
 }
 
+/// Sets each of `new`'s attributes in `attrs`. The first event of a person or account
+/// brings all its attributes: copying the whole map then builds it in one pass.
+fn merge_attrs(attrs: &mut Attrs, new: &Attrs) {
+    if attrs.is_empty() {
+        attrs.clone_from(new);
+        return;
+    }
+    for (k, v) in new {
+        attrs.insert(k.clone(), v.clone());
+    }
+}
+
 /// Derives one partition: `events` must be sorted by (`at`, `seq`).
 pub fn derive(model: &Model, events: &[SequencedEvent], opts: DeriveOptions) -> Derived {
-    let mut d = Deriver::new(model, events);
+    let mut d = Deriver::new(model, events, opts.horizon);
     for se in events {
         if se.event.at > opts.horizon {
             break;
@@ -100,11 +124,15 @@ pub fn derive(model: &Model, events: &[SequencedEvent], opts: DeriveOptions) -> 
         d.apply(se);
     }
     d.fire_timers_until(opts.horizon);
+    d.settle_idle_roll_ups();
     d.finish()
 }
 
 /// Derives many independent partitions on all cores, concatenating their results in the
 /// order given (so the output does not depend on thread timing).
+///
+/// Threads take the next partition from a shared counter, so one large partition (a big
+/// account) does not leave the other cores idle behind a fixed split.
 pub fn derive_all(
     model: &Model,
     partitions: &[Vec<SequencedEvent>],
@@ -117,23 +145,34 @@ pub fn derive_all(
     if threads <= 1 || partitions.len() < 64 {
         return partitions.iter().map(|p| derive(model, p, opts)).collect();
     }
-    let chunk = partitions.len().div_ceil(threads);
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, AtomicOrdering::Relaxed);
+            let Some(p) = partitions.get(i) else {
+                return done;
+            };
+            done.push((i, derive(model, p, opts)));
+        }
+    };
+    let mut slots: Vec<Option<Derived>> = Vec::new();
+    slots.resize_with(partitions.len(), || None);
     std::thread::scope(|s| {
-        let handles: Vec<_> = partitions
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|p| derive(model, p, opts))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
+        let helpers: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mine = work();
+        for (i, d) in helpers
             .into_iter()
             .flat_map(|h| h.join().expect("derivation threads do not panic"))
-            .collect()
-    })
+            .chain(mine)
+        {
+            slots[i] = Some(d);
+        }
+    });
+    slots
+        .into_iter()
+        .map(|d| d.expect("every partition was derived"))
+        .collect()
 }
 
 /// Checks an event against the model before it is stored: names of stages and statuses must
@@ -201,6 +240,16 @@ struct Account {
     members: BTreeSet<String>,
     /// Person → roles named on the account's opportunities.
     contact_roles: BTreeMap<String, BTreeSet<String>>,
+    /// Set by a rollup that moved nothing (or settled where no rule moves it): until this
+    /// instant, the aggregates stay what it computed (no engaged window or intent surge
+    /// ends before it) and a rollup with no change in between would change nothing. Every
+    /// change to what rollups read marks the account dirty, and the rollup that follows
+    /// resets this, so a timer may skip its rollup while it holds.
+    settled_until: Option<Timestamp>,
+    /// The last rollup settled (see `settled_until`) and the account's attributes, fit and
+    /// type have not changed since: a rollup whose aggregates come out the same moves
+    /// nothing, and need not evaluate the account rules.
+    rules_settled: bool,
 }
 
 /// A pending timer, ordered by its due instant (then by what it is, for determinism).
@@ -241,34 +290,51 @@ struct Trig<'e> {
     opportunity: Option<(OpportunityKind, Option<f64>)>,
 }
 
-struct Deriver<'m> {
+struct Deriver<'m, 'e> {
     model: &'m Model,
     /// Duplicate person id → survivor id, from every merge event of the partition.
-    merged: HashMap<String, String>,
-    people: BTreeMap<String, Person>,
+    merged: FxHashMap<&'e str, &'e str>,
+    /// People by id (hashed: looked up on every event; `finish` sorts them).
+    people: FxHashMap<String, Person>,
     accounts: BTreeMap<String, Account>,
     /// Accounts changed by the current event or timer, rolled up once it is applied.
     dirty: BTreeSet<String>,
     /// Opportunity id → (account id, index in that account's list).
-    opportunities: HashMap<String, (String, usize)>,
+    opportunities: FxHashMap<String, (String, usize)>,
     transitions: Vec<Transition>,
     rejections: Vec<Rejection>,
     timers: BTreeSet<Timer>,
     /// Order of the change being made: the causing event's (at, seq) and a running `sub`.
     cursor: Order,
-    cause: Option<String>,
+    cause: Option<&'e str>,
     /// Rule ids by name, to find a rule's index for timers.
-    rule_index: HashMap<*const Rule, u32>,
+    rule_index: FxHashMap<*const Rule, u32>,
+    /// Whether any condition reads `account.engagement`: if none does, rollups need not
+    /// compute it (`finish` does, for the final state).
+    reads_account_engagement: bool,
+    /// Whether rollups need the account aggregates: the model has account stages (its
+    /// account rules read them) or some condition reads one. If not, `finish` alone
+    /// computes them, for the final state.
+    rollup_aggregates: bool,
+    /// Whether a rollup can change anything: the model has account stages, or rollups
+    /// refresh what conditions read. If not, accounts are never marked dirty and rollup
+    /// timers are not kept (only the last one's instant, see `idle_roll_up`).
+    rolls_up: bool,
+    /// The latest instant, up to the horizon, at which a rollup timer would have fired
+    /// when `rolls_up` is false.
+    idle_roll_up: Option<Timestamp>,
+    /// Timers due after this instant never fire.
+    horizon: Timestamp,
 }
 
-impl<'m> Deriver<'m> {
-    fn new(model: &'m Model, events: &[SequencedEvent]) -> Self {
+impl<'m, 'e> Deriver<'m, 'e> {
+    fn new(model: &'m Model, events: &'e [SequencedEvent], horizon: Timestamp) -> Self {
         // History is re-attributed to the survivor: a merge applies to the whole log of the
         // partition, whatever its instant, so the survivor's timeline includes the duplicate's.
-        let mut merged = HashMap::new();
+        let mut merged = FxHashMap::default();
         for se in events {
             if let EventBody::Merge { person, into } = &se.event.body {
-                merged.insert(person.clone(), into.clone());
+                merged.insert(person.as_str(), into.as_str());
             }
         }
         let rule_index = model
@@ -277,13 +343,18 @@ impl<'m> Deriver<'m> {
             .enumerate()
             .map(|(i, r)| (r as *const Rule, i as u32))
             .collect();
+        let reads_account_engagement = model.conditions().any(|c| c.reads("account", "engagement"));
+        let rollup_aggregates = model.initial_account_stage.is_some()
+            || model
+                .conditions()
+                .any(|c| AGGREGATE_FIELDS.iter().any(|f| c.reads("account", f)));
         Deriver {
             model,
             merged,
-            people: BTreeMap::new(),
+            people: FxHashMap::default(),
             accounts: BTreeMap::new(),
             dirty: BTreeSet::new(),
-            opportunities: HashMap::new(),
+            opportunities: FxHashMap::default(),
             transitions: Vec::new(),
             rejections: Vec::new(),
             timers: BTreeSet::new(),
@@ -294,40 +365,53 @@ impl<'m> Deriver<'m> {
             },
             cause: None,
             rule_index,
+            reads_account_engagement,
+            rollup_aggregates,
+            rolls_up: model.initial_account_stage.is_some()
+                || reads_account_engagement
+                || rollup_aggregates,
+            idle_roll_up: None,
+            horizon,
         }
     }
 
     /// The surviving id of a person (following chains of merges, never looping).
-    fn survivor<'a>(&'a self, mut id: &'a str) -> &'a str {
+    fn survivor<'a>(&self, mut id: &'a str) -> &'a str
+    where
+        'e: 'a,
+    {
+        if self.merged.is_empty() {
+            return id;
+        }
         for _ in 0..64 {
             match self.merged.get(id) {
-                Some(next) if next != id => id = next,
+                Some(next) if *next != id => id = next,
                 _ => break,
             }
         }
         id
     }
 
-    fn apply(&mut self, se: &SequencedEvent) {
+    fn apply(&mut self, se: &'e SequencedEvent) {
         let ev = &se.event;
         self.cursor = Order {
             at: ev.at,
             seq: se.seq,
             sub: 0,
         };
-        self.cause = Some(ev.id.clone());
+        self.cause = Some(ev.id.as_str());
         match &ev.body {
             EventBody::Account { account, attrs } => {
                 let acc = &mut self.account_mut(account).state;
-                for (k, v) in attrs {
-                    acc.attrs.insert(k.clone(), v.clone());
-                }
+                merge_attrs(&mut acc.attrs, attrs);
                 if let Some(t) = attrs.get("type").and_then(|v| v.as_str()) {
                     acc.account_type = Some(t.to_string());
                 }
                 let fit = self.compute_account_fit(account);
-                self.account_mut(account).state.fit = fit;
-                self.dirty.insert(account.clone());
+                let acc = self.account_mut(account);
+                acc.state.fit = fit;
+                acc.rules_settled = false;
+                self.mark_dirty(account);
                 // Account attributes feed people's fit and roles.
                 let members: Vec<String> = self.accounts[account].members.iter().cloned().collect();
                 for id in members {
@@ -340,41 +424,39 @@ impl<'m> Deriver<'m> {
                 account,
                 attrs,
             } => {
-                let id = self.survivor(person).to_string();
+                let id = self.survivor(person);
                 if let Some(a) = account {
                     self.account_mut(a);
                 }
-                let created = !self.people.contains_key(&id);
-                self.ensure_person(&id);
-                let p = self.people.get_mut(&id).expect("just ensured");
+                let created = !self.people.contains_key(id);
+                self.ensure_person(id);
+                let p = self.people.get_mut(id).expect("just ensured");
                 if let Some(a) = account {
                     if p.account.as_deref() != Some(a.as_str()) {
                         let old = p.account.replace(a.clone());
                         if let Some(old) = old {
                             if let Some(o) = self.accounts.get_mut(&old) {
-                                o.members.remove(&id);
+                                o.members.remove(id);
                             }
-                            self.dirty.insert(old);
+                            self.mark_dirty(&old);
                         }
-                        self.account_mut(a).members.insert(id.clone());
-                        self.dirty.insert(a.clone());
-                        self.watch_engaged(&id);
+                        self.account_mut(a).members.insert(id.to_string());
+                        self.mark_dirty(a);
+                        self.watch_engaged(id);
                     }
                 }
-                let p = self.people.get_mut(&id).expect("just ensured");
-                for (k, v) in attrs {
-                    p.attrs.insert(k.clone(), v.clone());
-                }
+                let p = self.people.get_mut(id).expect("just ensured");
+                merge_attrs(&mut p.attrs, attrs);
                 if created {
-                    let p = self.people.get_mut(&id).expect("exists");
+                    let p = self.people.get_mut(id).expect("exists");
                     p.fit = 0.0;
-                    let fit = self.compute_fit(&id);
-                    self.people.get_mut(&id).expect("exists").fit = fit;
-                    self.fire(TriggerKind::PersonCreated, &id, Trig::default(), 0);
+                    let fit = self.compute_fit(id);
+                    self.people.get_mut(id).expect("exists").fit = fit;
+                    self.fire(TriggerKind::PersonCreated, id, Trig::default(), 0);
                 } else {
-                    self.rescore_fit(&id);
+                    self.rescore_fit(id);
                 }
-                self.recompute_roles(&id);
+                self.recompute_roles(id);
             }
             EventBody::Activity {
                 subject,
@@ -382,9 +464,9 @@ impl<'m> Deriver<'m> {
                 attrs,
             } => match subject {
                 Subject::Person(person) => {
-                    let id = self.survivor(person).to_string();
-                    self.ensure_person(&id);
-                    self.activity(&id, kind, attrs);
+                    let id = self.survivor(person);
+                    self.ensure_person(id);
+                    self.activity(id, kind, attrs);
                 }
                 Subject::Account(a) => self.account_activity(a, kind),
             },
@@ -409,11 +491,11 @@ impl<'m> Deriver<'m> {
                 );
             }
             EventBody::Stage { person, stage, .. } => {
-                let id = self.survivor(person).to_string();
+                let id = self.survivor(person);
                 match self.model.stage_id(stage) {
                     Some(to) => {
-                        self.ensure_person(&id);
-                        self.change_stage(&id, to, "explicit", None, 0);
+                        self.ensure_person(id);
+                        self.change_stage(id, to, "explicit", None, 0);
                     }
                     None => self.reject(
                         ev,
@@ -422,11 +504,11 @@ impl<'m> Deriver<'m> {
                 }
             }
             EventBody::Status { person, status, .. } => {
-                let id = self.survivor(person).to_string();
+                let id = self.survivor(person);
                 match self.model.status_id(status) {
                     Some(to) => {
-                        self.ensure_person(&id);
-                        self.change_status(&id, to, "explicit", 0);
+                        self.ensure_person(id);
+                        self.change_status(id, to, "explicit", 0);
                     }
                     None => self.reject(
                         ev,
@@ -452,14 +534,9 @@ impl<'m> Deriver<'m> {
         acc.own_engagement_at = at;
         if kind == INTENT_SURGE {
             acc.surges.push(at);
-            self.timers.insert(Timer {
-                due: plus_days(at, SURGE_WINDOW_DAYS),
-                what: TimerWhat::Account {
-                    account: id.to_string(),
-                },
-            });
+            self.schedule_roll_up(id, plus_days(at, SURGE_WINDOW_DAYS));
         }
-        self.dirty.insert(id.to_string());
+        self.mark_dirty(id);
     }
 
     /// A person who joins an account while engaged stops counting as engaged when their window
@@ -469,10 +546,7 @@ impl<'m> Deriver<'m> {
         if let (Some(t), Some(a)) = (p.last_engaged, p.account.clone()) {
             let due = plus_days(t, ENGAGED_WINDOW_DAYS);
             if due > self.cursor.at {
-                self.timers.insert(Timer {
-                    due,
-                    what: TimerWhat::Account { account: a },
-                });
+                self.schedule_roll_up(&a, due);
             }
         }
     }
@@ -497,17 +571,21 @@ impl<'m> Deriver<'m> {
         let p = self.people.get_mut(id).expect("person exists");
         if p.roles != roles {
             p.roles = roles;
-            if let Some(a) = p.account.clone() {
-                self.dirty.insert(a);
+            if let Some(a) = p.account.as_deref() {
+                if self.rolls_up && !self.dirty.contains(a) {
+                    self.dirty.insert(a.to_string());
+                }
             }
         }
     }
 
     fn compute_account_fit(&self, id: &str) -> f64 {
+        let rules = &self.model.scoring.account_fit;
+        if rules.is_empty() {
+            return rules.iter().map(|r| r.points).sum();
+        }
         let ctx = self.account_context(id);
-        self.model
-            .scoring
-            .account_fit
+        rules
             .iter()
             .filter(|r| r.condition.eval(&ctx).unwrap_or(false))
             .map(|r| r.points)
@@ -543,16 +621,34 @@ impl<'m> Deriver<'m> {
     }
 
     /// The aggregates account rules read, computed from the account's members,
-    /// opportunities and surges as of the cursor.
-    fn aggregates(&self, acc: &Account) -> AccountAggregates {
+    /// opportunities and surges as of the cursor. `roles` is the previous list of roles,
+    /// kept (not reallocated) when it has not changed.
+    ///
+    /// Also returns the first instant after the cursor at which the time-dependent counts
+    /// (engaged people, recent intent surges) may change with no new event, and whether the
+    /// roles differ from `roles`.
+    fn aggregates(
+        &self,
+        acc: &Account,
+        mut roles: Vec<String>,
+    ) -> (AccountAggregates, Timestamp, bool) {
         let model = self.model;
         let at = self.cursor.at;
+        let mut until = Timestamp(i64::MAX);
         let mut a = AccountAggregates::default();
-        let mut roles = BTreeSet::new();
+        // The roles of engaged people, sorted and deduplicated below: the same list a set of
+        // `roles_of` would give, without a set per person.
+        let mut held: Vec<&str> = Vec::new();
         for p in acc.members.iter().filter_map(|m| self.people.get(m)) {
             if self.engaged(p) {
                 a.engaged_people += 1;
-                roles.extend(self.roles_of(acc, p));
+                if let Some(t) = p.last_engaged {
+                    until = until.min(plus_days(t, ENGAGED_WINDOW_DAYS));
+                }
+                held.extend(p.roles.iter().map(String::as_str));
+                if let Some(r) = acc.contact_roles.get(&p.id) {
+                    held.extend(r.iter().map(String::as_str));
+                }
             }
             let stage = &model.stages[p.stage as usize];
             if stage.kind == StageKind::Active && p.stage != model.initial_stage {
@@ -566,13 +662,23 @@ impl<'m> Deriver<'m> {
                 OpportunityState::Lost => {}
             }
         }
-        a.intent_surges_30d = acc
-            .surges
-            .iter()
-            .filter(|&&t| t <= at && at < plus_days(t, SURGE_WINDOW_DAYS))
-            .count() as u32;
-        a.roles = roles.into_iter().collect();
-        a
+        for &t in &acc.surges {
+            if t <= at && at < plus_days(t, SURGE_WINDOW_DAYS) {
+                a.intent_surges_30d += 1;
+                until = until.min(plus_days(t, SURGE_WINDOW_DAYS));
+            } else if t > at {
+                until = until.min(t);
+            }
+        }
+        held.sort_unstable();
+        held.dedup();
+        let roles_changed = !roles.iter().map(String::as_str).eq(held.iter().copied());
+        if roles_changed {
+            roles.clear();
+            roles.extend(held.into_iter().map(str::to_string));
+        }
+        a.roles = roles;
+        (a, until, roles_changed)
     }
 
     /// The evaluation context of an account for account rules and account fit.
@@ -589,6 +695,47 @@ impl<'m> Deriver<'m> {
         }
     }
 
+    /// Marks an account for rollup once the current event or timer is applied (allocating
+    /// its id only the first time).
+    fn mark_dirty(&mut self, id: &str) {
+        if self.rolls_up && !self.dirty.contains(id) {
+            self.dirty.insert(id.to_string());
+        }
+    }
+
+    /// Rolls `account` up again at `due` (an engaged person or an intent surge ages out).
+    fn schedule_roll_up(&mut self, account: &str, due: Timestamp) {
+        if self.rolls_up {
+            self.timers.insert(Timer {
+                due,
+                what: TimerWhat::Account {
+                    account: account.to_string(),
+                },
+            });
+        } else if due <= self.horizon {
+            // The rollup would change nothing; firing, it would only have moved the instant
+            // `finish` measures the final state at.
+            self.idle_roll_up = self.idle_roll_up.max(Some(due));
+        }
+    }
+
+    /// Moves the cursor to the last rollup timer that [`schedule_roll_up`] did not keep,
+    /// if it is later: where it would be had that timer fired.
+    ///
+    /// [`schedule_roll_up`]: Self::schedule_roll_up
+    fn settle_idle_roll_ups(&mut self) {
+        if let Some(due) = self.idle_roll_up {
+            if due > self.cursor.at {
+                self.cursor = Order {
+                    at: due,
+                    seq: TIMER_SEQ,
+                    sub: 0,
+                };
+                self.cause = None;
+            }
+        }
+    }
+
     /// Rolls up every account the current event or timer changed.
     fn roll_up_dirty(&mut self) {
         while let Some(id) = self.dirty.pop_first() {
@@ -599,22 +746,62 @@ impl<'m> Deriver<'m> {
     /// Refreshes an account's aggregates and engagement, then moves it by the first account
     /// rule (highest priority first) whose guard and condition hold, until none moves it.
     fn roll_up(&mut self, id: &str) {
-        let Some(acc) = self.accounts.get(id) else {
+        let Some(acc) = self.accounts.get_mut(id) else {
             return;
         };
-        let aggregates = self.aggregates(acc);
-        let engagement = self.account_engagement(acc);
+        acc.settled_until = None;
+        let rules_settled = std::mem::replace(&mut acc.rules_settled, false);
+        let before = &acc.state.aggregates;
+        let counts_before = (
+            before.engaged_people,
+            before.mql_people,
+            before.open_opportunities,
+            before.won_opportunities,
+            before.intent_surges_30d,
+        );
+        let roles = std::mem::take(&mut acc.state.aggregates.roles);
+        let acc = &self.accounts[id];
+        let aggregates = self.rollup_aggregates.then(|| self.aggregates(acc, roles));
+        let unchanged = aggregates.as_ref().is_some_and(|(a, _, roles_changed)| {
+            !roles_changed
+                && counts_before
+                    == (
+                        a.engaged_people,
+                        a.mql_people,
+                        a.open_opportunities,
+                        a.won_opportunities,
+                        a.intent_surges_30d,
+                    )
+        });
+        let engagement = self
+            .reads_account_engagement
+            .then(|| self.account_engagement(acc));
         let at = self.cursor.at;
         let acc = self.accounts.get_mut(id).expect("account exists");
-        acc.state.aggregates = aggregates;
-        acc.state.engagement = engagement;
-        acc.state.engagement_at = at;
+        // The instant until which a rollup with no new change would give the same answer
+        // (only known when the aggregates are computed and no condition reads the
+        // ever-decaying engagement).
+        let mut holds_until = None;
+        if let Some((aggregates, until, _)) = aggregates {
+            acc.state.aggregates = aggregates;
+            holds_until = (!self.reads_account_engagement).then_some(until);
+        }
+        if let Some(engagement) = engagement {
+            acc.state.engagement = engagement;
+            acc.state.engagement_at = at;
+        }
+        if rules_settled && unchanged && holds_until.is_some() {
+            // The same inputs as a rollup that moved nothing: the rules would move nothing.
+            self.settle(id, holds_until);
+            return;
+        }
         let model = self.model;
         // Stages entered by this rollup: never re-entered within it (no ping-pong between
         // rules whose conditions both hold).
         let mut visited = Vec::new();
         for _ in 0..MAX_ACCOUNT_MOVES {
             let Some(from) = self.accounts[id].stage else {
+                self.settle(id, holds_until);
                 return;
             };
             visited.push(from);
@@ -627,8 +814,15 @@ impl<'m> Deriver<'m> {
                             .contains(&r.set_stage))
                     && r.condition.eval(&ctx).unwrap_or(false)
             });
-            let Some(rule) = hit else { return };
+            let Some(rule) = hit else {
+                self.settle(id, holds_until);
+                return;
+            };
             if visited.contains(&rule.set_stage) {
+                // Run again with nothing changed, a rollup that moved nothing moves nothing.
+                if visited.len() == 1 {
+                    self.settle(id, holds_until);
+                }
                 return;
             }
             let to = rule.set_stage;
@@ -641,6 +835,15 @@ impl<'m> Deriver<'m> {
                 model.account_stages[to as usize].name.clone(),
                 &rule.name,
             );
+        }
+    }
+
+    /// Records that a rollup of the account, run again before `until` with no change in
+    /// between, would change nothing (see [`Account::settled_until`]).
+    fn settle(&mut self, id: &str, until: Option<Timestamp>) {
+        if let Some(acc) = self.accounts.get_mut(id) {
+            acc.settled_until = until;
+            acc.rules_settled = until.is_some();
         }
     }
 
@@ -659,11 +862,8 @@ impl<'m> Deriver<'m> {
             p.last_engaged = Some(at);
             if let Some(a) = p.account.clone() {
                 // The person stops counting as engaged when the window ends.
-                self.timers.insert(Timer {
-                    due: plus_days(at, ENGAGED_WINDOW_DAYS),
-                    what: TimerWhat::Account { account: a.clone() },
-                });
-                self.dirty.insert(a);
+                self.schedule_roll_up(&a, plus_days(at, ENGAGED_WINDOW_DAYS));
+                self.mark_dirty(&a);
             }
         }
         let trig = Trig {
@@ -718,6 +918,13 @@ impl<'m> Deriver<'m> {
 
     /// Recomputes a person's fit and fires crossings.
     fn rescore_fit(&mut self, id: &str) {
+        if self.model.scoring.fit.is_empty() {
+            // No crossing to fire; the score is the sum of nothing (which is -0.0, and the
+            // final state shows it).
+            let fit = self.compute_fit(id);
+            self.people.get_mut(id).expect("person exists").fit = fit;
+            return;
+        }
         let before = self.people[id].fit;
         let after = self.compute_fit(id);
         self.people.get_mut(id).expect("person exists").fit = after;
@@ -725,10 +932,13 @@ impl<'m> Deriver<'m> {
     }
 
     fn compute_fit(&self, id: &str) -> f64 {
+        let rules = &self.model.scoring.fit;
+        if rules.is_empty() {
+            // Without rules there is no context to build (the sum of nothing, as below).
+            return rules.iter().map(|r| r.points).sum();
+        }
         let ctx = self.context(id, Trig::default());
-        self.model
-            .scoring
-            .fit
+        rules
             .iter()
             .filter(|r| r.condition.eval(&ctx).unwrap_or(false))
             .map(|r| r.points)
@@ -995,6 +1205,9 @@ impl<'m> Deriver<'m> {
     /// With `activity_only`, only inactivity timers are re-armed.
     fn schedule_timers(&mut self, id: &str, activity_only: bool) {
         let model = self.model;
+        if model.rules_for(TriggerKind::Timer).next().is_none() {
+            return;
+        }
         let p = &self.people[id];
         let mut new = Vec::new();
         for rule in model.rules_for(TriggerKind::Timer) {
@@ -1100,7 +1313,14 @@ impl<'m> Deriver<'m> {
                 self.try_rule(rule, person, Trig::default(), 0);
             }
             TimerWhat::Account { account } => {
-                self.dirty.insert(account.clone());
+                // Most of these timers are for a person who engaged again since: skip the
+                // rollup when it provably changes nothing.
+                let settled = self.accounts[account]
+                    .settled_until
+                    .is_some_and(|until| self.cursor.at < until);
+                if !settled {
+                    self.mark_dirty(account);
+                }
             }
         }
         self.roll_up_dirty();
@@ -1165,8 +1385,8 @@ impl<'m> Deriver<'m> {
                 .iter()
                 .map(|c| {
                     let mut c = c.clone();
-                    if let Some(s) = merged.get(&c.person) {
-                        c.person = s.clone();
+                    if let Some(s) = merged.get(c.person.as_str()) {
+                        c.person = s.to_string();
                     }
                     c
                 })
@@ -1191,7 +1411,7 @@ impl<'m> Deriver<'m> {
             }
         }
         acc.contact_roles = contact_roles;
-        self.dirty.insert(acc_id.clone());
+        self.mark_dirty(&acc_id);
         // What moment of the deal this is: created, won or lost (a repeat of the same state
         // changes nothing).
         let moment = match state {
@@ -1204,7 +1424,9 @@ impl<'m> Deriver<'m> {
         let model = self.model;
         let outcome = model.outcome(opp_kind, moment).cloned();
         if let Some(t) = outcome.as_ref().and_then(|o| o.account_type.clone()) {
-            self.account_mut(&acc_id).state.account_type = Some(t);
+            let acc = self.account_mut(&acc_id);
+            acc.state.account_type = Some(t);
+            acc.rules_settled = false;
         }
         let trig = Trig {
             opportunity: Some((opp_kind, opp_amount)),
@@ -1273,6 +1495,8 @@ impl<'m> Deriver<'m> {
                     surges: Vec::new(),
                     members: BTreeSet::new(),
                     contact_roles: BTreeMap::new(),
+                    settled_until: None,
+                    rules_settled: false,
                 },
             );
             if let Some(s) = m.initial_account_stage {
@@ -1285,7 +1509,7 @@ impl<'m> Deriver<'m> {
                     "created",
                 );
             }
-            self.dirty.insert(id.to_string());
+            self.mark_dirty(id);
         }
         self.accounts.get_mut(id).expect("just ensured")
     }
@@ -1347,10 +1571,12 @@ impl<'m> Deriver<'m> {
     ) {
         let order = self.cursor;
         self.cursor.sub += 1;
-        if level == Level::Person {
+        if level == Level::Person && self.rolls_up {
             // A person's change may move their account.
-            if let Some(a) = self.people.get(subject).and_then(|p| p.account.as_ref()) {
-                self.dirty.insert(a.clone());
+            if let Some(a) = self.people.get(subject).and_then(|p| p.account.as_deref()) {
+                if !self.dirty.contains(a) {
+                    self.dirty.insert(a.to_string());
+                }
             }
         }
         self.transitions.push(Transition {
@@ -1360,7 +1586,7 @@ impl<'m> Deriver<'m> {
             order,
             from,
             to,
-            event: self.cause.clone(),
+            event: self.cause.map(str::to_string),
             rule: rule.to_string(),
         });
     }
@@ -1420,7 +1646,7 @@ impl<'m> Deriver<'m> {
         for id in ids {
             let acc = &self.accounts[&id];
             let (group, coverage) = self.buying_group(acc);
-            let aggregates = self.aggregates(acc);
+            let (aggregates, _, _) = self.aggregates(acc, Vec::new());
             let engagement = self.account_engagement(acc);
             let at = self.cursor.at;
             let acc = self.accounts.get_mut(&id).expect("exists");
@@ -1433,9 +1659,10 @@ impl<'m> Deriver<'m> {
                 .stage
                 .map(|s| model.account_stages[s as usize].name.clone());
         }
-        let mut people: Vec<PersonState> = self
-            .people
-            .into_values()
+        let mut people: Vec<Person> = self.people.into_values().collect();
+        people.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+        let mut people: Vec<PersonState> = people
+            .into_iter()
             .map(|p| PersonState {
                 id: p.id,
                 account: p.account,
@@ -1451,18 +1678,18 @@ impl<'m> Deriver<'m> {
                 owner: p.owner,
             })
             .collect();
-        let mut merged: Vec<(&String, &String)> = self.merged.iter().collect();
+        let mut merged: Vec<(&str, &str)> = self.merged.iter().map(|(d, s)| (*d, *s)).collect();
         merged.sort();
         for (dup, into) in merged {
             people.push(PersonState {
-                id: dup.clone(),
+                id: dup.to_string(),
                 account: None,
                 attrs: Default::default(),
                 stage: String::new(),
                 status: None,
                 created_at: Timestamp(0),
                 last_activity: None,
-                merged_into: Some(into.clone()),
+                merged_into: Some(into.to_string()),
                 fit: 0.0,
                 engagement: 0.0,
                 engagement_at: Timestamp(0),

@@ -2,7 +2,7 @@
 //! timeline out. Each test reads like the behaviour it proves.
 
 use waterfall_core::{parse_line, Field, Level, Timestamp};
-use waterfall_engine::{derive, DeriveOptions, Derived, SequencedEvent};
+use waterfall_engine::{derive, derive_all, DeriveOptions, Derived, SequencedEvent};
 use waterfall_model::Model;
 
 /// Derives a story (one JSON object per line, without `id`: ids are the line numbers).
@@ -287,6 +287,64 @@ fn a_model_without_account_stages_or_routing_derives_no_account_or_owner_changes
         .transitions
         .iter()
         .all(|t| t.level == Level::Person && t.field != Field::Owner));
+}
+
+#[test]
+fn without_account_rollups_the_final_state_is_measured_after_the_last_timer() {
+    // No account stages and no condition reading the account: rollups change nothing, and
+    // the engine keeps no rollup timers. The final account state is still measured where
+    // the last one would have fired: when p1 stops counting as engaged, 90 days after the
+    // visit.
+    let text = format!(
+        "{}\n[score.engagement]\nhalf_life_days = 30\ndefault_points = 1\n",
+        waterfall_model::HISTORY_ONLY_TOML
+    );
+    let model = waterfall_model::load("m.toml", &text).unwrap_or_else(|d| panic!("{}", d.render()));
+    let d = run_with(
+        &model,
+        &format!(
+            "{ACCOUNT}
+{{\"at\":\"2025-01-06T10:00:00Z\",\"type\":\"activity\",\"person\":\"p1\",\"kind\":\"web_visit\"}}"
+        ),
+        Timestamp::parse("2025-06-01T00:00:00Z").unwrap(),
+    );
+    let account = &d.accounts[0];
+    assert_eq!(
+        account.engagement_at,
+        Timestamp::parse("2025-04-06T10:00:00Z").unwrap()
+    );
+    assert_eq!(account.aggregates.engaged_people, 0);
+}
+
+#[test]
+fn derive_all_gives_each_partition_what_derive_gives_it_in_order() {
+    let events = waterfall_demo::generate(&waterfall_demo::DemoOptions {
+        accounts: 80,
+        ..waterfall_demo::DemoOptions::default()
+    });
+    let mut by_account: std::collections::BTreeMap<String, Vec<SequencedEvent>> =
+        Default::default();
+    for (seq, event) in events.into_iter().enumerate() {
+        let key = event.body.account().unwrap_or("").to_string();
+        by_account.entry(key).or_default().push(SequencedEvent {
+            seq: seq as u64,
+            event,
+        });
+    }
+    let partitions: Vec<Vec<SequencedEvent>> = by_account
+        .into_values()
+        .map(|mut p| {
+            p.sort_by_key(|e| (e.event.at, e.seq));
+            p
+        })
+        .collect();
+    assert!(partitions.len() >= 64, "enough partitions to use threads");
+    let model = Model::demand_waterfall();
+    let opts = DeriveOptions {
+        horizon: Timestamp::parse("2027-01-01T00:00:00Z").unwrap(),
+    };
+    let one_by_one: Vec<Derived> = partitions.iter().map(|p| derive(&model, p, opts)).collect();
+    assert_eq!(derive_all(&model, &partitions, opts), one_by_one);
 }
 
 mod automation_never_breaks_the_model {

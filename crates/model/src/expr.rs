@@ -19,6 +19,7 @@ use cel::{Env, Program, Value};
 use serde_json::Value as Json;
 use waterfall_core::{Attrs, OpportunityKind};
 
+use crate::fast::{Node, Stop, V as FastValue};
 use crate::Span;
 
 /// The type of a declared attribute (`[fields]`).
@@ -130,7 +131,7 @@ impl Root {
         }
     }
 
-    fn parse(s: &str) -> Option<Root> {
+    pub(crate) fn parse(s: &str) -> Option<Root> {
         Root::ALL.into_iter().find(|r| r.name() == s)
     }
 }
@@ -151,6 +152,8 @@ pub struct Condition {
     uses: Vec<(Root, RootUse)>,
     /// The model's thresholds this condition reads, compiled in.
     thresholds: Vec<(String, f64)>,
+    /// The direct evaluator's form, when the condition has a shape it supports.
+    fast: Option<Arc<Node>>,
     span: Span,
 }
 
@@ -165,6 +168,21 @@ impl Condition {
         &self.source
     }
 
+    /// Whether the condition may read `root.field` (`account`, `engagement`): it names the
+    /// field, or uses the whole root (`"engagement" in account`). Lets a caller skip
+    /// computing what no condition reads.
+    pub fn reads(&self, root: &str, field: &str) -> bool {
+        self.uses
+            .iter()
+            .any(|(r, u)| r.name() == root && (u.whole || u.fields.iter().any(|f| f == field)))
+    }
+
+    /// Whether the condition runs on the direct evaluator (field reads, literals, `&&`, `||`,
+    /// `!`, comparisons, `in`, `? :`) rather than always on the CEL interpreter.
+    pub fn is_compiled(&self) -> bool {
+        self.fast.is_some()
+    }
+
     /// Where the expression is written in the model file.
     pub fn span(&self) -> Span {
         self.span.clone()
@@ -174,6 +192,21 @@ impl Condition {
     /// that read them false; a non-boolean result or a run-time type error is an
     /// [`EvalError`].
     pub fn eval(&self, ctx: &EvalContext<'_>) -> Result<bool, EvalError> {
+        if let Some(fast) = &self.fast {
+            match fast.eval(ctx, &self.thresholds) {
+                Ok(FastValue::Bool(b)) => return Ok(b),
+                Err(Stop::Missing) => return Ok(false),
+                // A non-boolean result or anything unusual: the interpreter says what.
+                Ok(_) | Err(Stop::Unsure) => {}
+            }
+        }
+        self.eval_interpreted(ctx)
+    }
+
+    /// Evaluates the condition on the CEL interpreter only, skipping the direct evaluator
+    /// [`eval`](Self::eval) tries first. Gives the same answer as `eval`, slower; it exists
+    /// to compare the two (tests, benchmarks).
+    pub fn eval_interpreted(&self, ctx: &EvalContext<'_>) -> Result<bool, EvalError> {
         let mut cel_ctx = cel::Context::with_env(Arc::clone(env()));
         for (root, used) in &self.uses {
             if let Some(v) = build_root(*root, used, ctx, &self.thresholds) {
@@ -526,8 +559,10 @@ pub(crate) fn compile(
             .collect(),
         None => Vec::new(),
     };
+    let fast = crate::fast::compile(program.expression()).map(Arc::new);
     Ok(Condition {
         source: text.to_string(),
+        fast,
         program: Arc::new(program),
         uses,
         thresholds,

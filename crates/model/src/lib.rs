@@ -24,6 +24,7 @@ mod compile;
 mod diag;
 mod diff;
 mod expr;
+mod fast;
 mod graph;
 mod raw;
 
@@ -704,6 +705,25 @@ impl Model {
         });
         hit.or_else(|| self.journeys.iter().position(|j| j.condition.is_none()))
             .map(|i| i as JourneyId)
+    }
+
+    /// Every condition of the model: fit and account fit rules, rules, account rules,
+    /// journeys, roles and routing territories.
+    pub fn conditions(&self) -> impl Iterator<Item = &Condition> {
+        self.scoring
+            .fit
+            .iter()
+            .chain(&self.scoring.account_fit)
+            .map(|f| &f.condition)
+            .chain(self.rules.iter().filter_map(|r| r.condition.as_ref()))
+            .chain(self.account_rules.iter().map(|r| &r.condition))
+            .chain(self.journeys.iter().filter_map(|j| j.condition.as_ref()))
+            .chain(self.roles.iter().filter_map(|r| r.condition.as_ref()))
+            .chain(
+                self.routing
+                    .iter()
+                    .flat_map(|r| r.territories.iter().map(|t| &t.condition)),
+            )
     }
 
     /// A one-line summary for `waterfall check`

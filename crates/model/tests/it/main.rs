@@ -4,5 +4,6 @@
 mod calendar;
 mod checks;
 mod eval;
+mod fast_eval;
 mod fuzz;
 mod shipped;
