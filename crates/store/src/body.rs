@@ -148,6 +148,47 @@ pub fn decode_records(mut bytes: &[u8]) -> Result<Vec<SequencedEvent>, StoreErro
     Ok(out)
 }
 
+/// The `person`, `account` and `merge` events of a record stream (what matching reads), in
+/// stored order. The other records are read without allocating anything.
+pub fn decode_identity_events(mut bytes: &[u8]) -> Result<Vec<Event>, StoreError> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let ((seq, s), rest): ((u64, Stored<&str>), &[u8]) = postcard::take_from_bytes(bytes)
+            .map_err(|e| StoreError::Corrupt(format!("event record: {e}")))?;
+        bytes = rest;
+        let owned = |s: &str| s.to_string();
+        let body = match s.body {
+            Body::Person {
+                person,
+                account,
+                attrs,
+            } => Body::Person {
+                person: owned(person),
+                account: account.map(owned),
+                attrs: owned(attrs),
+            },
+            Body::Account { account, attrs } => Body::Account {
+                account: owned(account),
+                attrs: owned(attrs),
+            },
+            Body::Merge { person, into } => Body::Merge {
+                person: owned(person),
+                into: owned(into),
+            },
+            _ => continue,
+        };
+        let stored = Stored {
+            id: owned(s.id),
+            at: s.at,
+            body,
+        };
+        out.push(
+            from_stored(stored).map_err(|e| StoreError::Corrupt(format!("event #{seq}: {e}")))?,
+        );
+    }
+    Ok(out)
+}
+
 /// Attributes are the one free-form part: written as JSON text inside the record.
 fn attrs_of_event(ev: &Event) -> String {
     match &ev.body {

@@ -368,6 +368,8 @@ pub struct Batch<'s> {
     check_erased: bool,
     limits: BatchLimits,
     erasures: Vec<String>,
+    /// What matching needs from this batch's events, saved when it finishes.
+    observed: crate::matching::Observed,
     summary: IngestSummary,
     clock: PhaseClock,
 }
@@ -431,6 +433,7 @@ impl Store {
             check_erased,
             limits,
             erasures: Vec::new(),
+            observed: Default::default(),
             summary: IngestSummary::default(),
             clock: PhaseClock::new(),
         })
@@ -463,7 +466,7 @@ impl Batch<'_> {
             let seq = self.next_seq;
             self.next_seq += 1;
             if self.model.matching.is_active() {
-                crate::matching::observe(&self.tx, &ev)?;
+                self.observed.observe(&ev);
             }
             if let EventBody::Erase { person } = &ev.body {
                 self.erasures.push(person.clone());
@@ -524,6 +527,7 @@ impl Batch<'_> {
                 touched.insert(self.router.partitions.name(i as u32).to_string());
             }
         }
+        std::mem::take(&mut self.observed).save(tx, false)?;
         let mut erased = FxHashSet::default();
         for person in std::mem::take(&mut self.erasures) {
             if !erased.insert(person.clone()) {
@@ -897,7 +901,9 @@ impl Store {
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         Store::set_meta(&tx, "model_source", &model.source)?;
         Store::set_meta(&tx, "model_name", &model.name)?;
-        let reconciled = crate::matching::before_replay(&tx, &model.matching)?;
+        let mut clock = PhaseClock::new();
+        let reconciled =
+            crate::matching::before_replay(&tx, &model.matching, &mut |p| clock.lap(p))?;
         let mut partitions: FxHashMap<String, usize> = {
             let mut st = tx.prepare("SELECT partition, count FROM partition_events")?;
             let rows = st.query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)))?;
@@ -906,7 +912,6 @@ impl Store {
         for p in reconciled.touched {
             partitions.entry(p).or_insert(0);
         }
-        let mut clock = PhaseClock::new();
         let mut sources = Sources {
             tx: &tx,
             buffers: FxHashMap::default(),
@@ -943,6 +948,41 @@ impl Store {
         crate::matching::adjust(&self.conn, &mut all)?;
         Ok(all.into_iter().map(|(_, evs)| evs).collect())
     }
+}
+
+/// Observes every stored event for matching (see [`crate::matching::Observed`]), a slice of
+/// partitions at a time on all cores.
+pub(crate) fn observe_log(
+    conn: &rusqlite::Connection,
+) -> Result<crate::matching::Observed, StoreError> {
+    let mut all = crate::matching::Observed::default();
+    let mut st = conn.prepare("SELECT data FROM partition_events")?;
+    let mut rows = st.query([])?;
+    let mut slice: Vec<Vec<u8>> = Vec::new();
+    let mut done = false;
+    while !done {
+        match rows.next()? {
+            Some(r) => slice.push(r.get(0)?),
+            None => done = true,
+        }
+        if slice.len() == 4096 || (done && !slice.is_empty()) {
+            let observed = std::mem::take(&mut slice)
+                .into_par_iter()
+                .try_fold(crate::matching::Observed::default, |mut o, packed| {
+                    let stream = crate::body::unpack(&packed)?;
+                    for e in crate::body::decode_identity_events(&stream)? {
+                        o.observe(&e);
+                    }
+                    Ok::<_, StoreError>(o)
+                })
+                .try_reduce(crate::matching::Observed::default, |mut a, b| {
+                    a.merge(b);
+                    Ok(a)
+                })?;
+            all.merge(observed);
+        }
+    }
+    Ok(all)
 }
 
 /// Every stored partition with its events sorted by (`at`, `seq`), by partition name.

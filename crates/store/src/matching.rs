@@ -17,6 +17,7 @@
 //!    `auto-merge:<dup>:<survivor>`). Nothing synthetic is written to the log, so a decision
 //!    that changes later (an email corrected, an account renamed) is simply recomputed.
 
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
@@ -132,35 +133,138 @@ fn attr_str<'a>(attrs: &'a waterfall_core::Attrs, key: &str) -> Option<&'a str> 
         .filter(|s| !s.is_empty())
 }
 
-/// Step 1: records what matching needs from one new event. Only called when the model's
-/// policy is active.
-pub(crate) fn observe(tx: &Transaction<'_>, ev: &Event) -> Result<(), StoreError> {
-    let at = ev.at.0;
-    match &ev.body {
-        EventBody::Person {
-            person,
-            account,
-            attrs,
-        } => {
-            let mut f = load_person_fact(tx, person)?;
-            f.created_at = f.created_at.min(at);
-            if let Some(e) = attr_str(attrs, "email") {
-                f.email.offer(e, at, &ev.id);
+/// An account's facts: when it was first seen, and its latest name and size.
+#[derive(Debug, Clone)]
+struct AccountFact {
+    first_at: i64,
+    name: Latest,
+    employees: Latest,
+}
+
+impl Default for AccountFact {
+    fn default() -> Self {
+        AccountFact {
+            first_at: i64::MAX,
+            name: Latest::default(),
+            employees: Latest::default(),
+        }
+    }
+}
+
+/// Step 1: what matching needs from events, gathered in memory and merged into the stored
+/// facts once ([`Observed::save`]). Every fact is order-independent (earliest instant, latest
+/// value by (instant, event id), union of keys), so events may be observed in any order, on
+/// any thread, and two `Observed` merge into one.
+#[derive(Debug, Default)]
+pub(crate) struct Observed {
+    /// Boxed: a fact is large, and the map grows to every person in the log.
+    people: FxHashMap<String, Box<PersonFact>>,
+    accounts: FxHashMap<String, AccountFact>,
+    keys: FxHashSet<(String, &'static str, String)>,
+}
+
+impl Observed {
+    /// Records what matching needs from one event.
+    pub(crate) fn observe(&mut self, ev: &Event) {
+        let at = ev.at.0;
+        match &ev.body {
+            EventBody::Person {
+                person,
+                account,
+                attrs,
+            } => {
+                let f = self.person(person);
+                f.created_at = f.created_at.min(at);
+                if let Some(e) = attr_str(attrs, "email") {
+                    f.email.offer(e, at, &ev.id);
+                }
+                if let Some(c) = attr_str(attrs, "company") {
+                    f.company.offer(c, at, &ev.id);
+                }
+                if let Some(a) = account {
+                    f.account.offer(a, at, &ev.id);
+                }
             }
-            if let Some(c) = attr_str(attrs, "company") {
-                f.company.offer(c, at, &ev.id);
+            EventBody::Merge { person, .. } => self.person(person).merged = true,
+            EventBody::Account { account, attrs } => {
+                let f = self.accounts.entry(account.clone()).or_default();
+                f.first_at = f.first_at.min(at);
+                if let Some(n) = attr_str(attrs, "name") {
+                    f.name.offer(n, at, &ev.id);
+                    self.keys.insert((account.clone(), "name", n.to_string()));
+                }
+                if let Some(e) = attrs.get("employees").and_then(|v| v.as_f64()) {
+                    f.employees.offer(&e.to_string(), at, &ev.id);
+                }
+                for key in ["domain", "website"] {
+                    if let Some(d) = attr_str(attrs, key) {
+                        self.keys.insert((account.clone(), "domain", d.to_string()));
+                    }
+                }
+                if let Some(list) = attrs.get("domains").and_then(|v| v.as_array()) {
+                    for d in list.iter().filter_map(|v| v.as_str()) {
+                        self.keys
+                            .insert((account.clone(), "domain", d.trim().to_string()));
+                    }
+                }
             }
-            if let Some(a) = account {
-                f.account.offer(a, at, &ev.id);
+            _ => {}
+        }
+    }
+
+    fn person(&mut self, person: &str) -> &mut PersonFact {
+        self.people.entry(person.to_string()).or_insert_with(|| {
+            Box::new(PersonFact {
+                person: person.to_string(),
+                created_at: i64::MAX,
+                email: Latest::default(),
+                company: Latest::default(),
+                account: Latest::default(),
+                merged: false,
+            })
+        })
+    }
+
+    /// Adds everything another observation saw.
+    pub(crate) fn merge(&mut self, other: Observed) {
+        for (id, o) in other.people {
+            match self.people.get_mut(&id) {
+                None => {
+                    self.people.insert(id, o);
+                }
+                Some(f) => merge_person(f, &o),
             }
+        }
+        for (id, o) in other.accounts {
+            let f = self.accounts.entry(id).or_default();
+            f.first_at = f.first_at.min(o.first_at);
+            f.name.merge(&o.name);
+            f.employees.merge(&o.employees);
+        }
+        self.keys.extend(other.keys);
+    }
+
+    /// Merges what was observed into the stored facts (`fresh`: there are none yet, so
+    /// nothing needs reading first).
+    pub(crate) fn save(self, tx: &Transaction<'_>, fresh: bool) -> Result<(), StoreError> {
+        // In key order: the tables are B-trees on these keys, and appending in order is what
+        // they are fastest at.
+        let mut people: Vec<&PersonFact> = self.people.values().map(|b| &**b).collect();
+        people.sort_unstable_by(|a, b| a.person.cmp(&b.person));
+        let mut accounts: Vec<(&String, &AccountFact)> = self.accounts.iter().collect();
+        accounts.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut keys: Vec<&(String, &'static str, String)> = self.keys.iter().collect();
+        keys.sort_unstable();
+        for o in people {
+            if fresh {
+                save_person_fact(tx, o)?;
+                continue;
+            }
+            let mut f = load_person_fact(tx, &o.person)?;
+            merge_person(&mut f, o);
             save_person_fact(tx, &f)?;
         }
-        EventBody::Merge { person, .. } => {
-            let mut f = load_person_fact(tx, person)?;
-            f.merged = true;
-            save_person_fact(tx, &f)?;
-        }
-        EventBody::Account { account, attrs } => {
+        for (account, o) in accounts {
             let row: Option<(i64, Latest, Latest)> = tx
                 .prepare_cached(
                     "SELECT first_at, name, name_at, name_ev, employees, employees_at, employees_ev
@@ -170,51 +274,49 @@ pub(crate) fn observe(tx: &Transaction<'_>, ev: &Event) -> Result<(), StoreError
                     Ok((r.get(0)?, Latest::read(r, 1)?, Latest::read(r, 4)?))
                 })
                 .optional()?;
-            let (mut first_at, mut name, mut employees) =
-                row.unwrap_or((at, Latest::default(), Latest::default()));
-            first_at = first_at.min(at);
-            let mut keys: Vec<(&str, String)> = Vec::new();
-            if let Some(n) = attr_str(attrs, "name") {
-                name.offer(n, at, &ev.id);
-                keys.push(("name", n.to_string()));
-            }
-            if let Some(e) = attrs.get("employees").and_then(|v| v.as_f64()) {
-                employees.offer(&e.to_string(), at, &ev.id);
-            }
-            for key in ["domain", "website"] {
-                if let Some(d) = attr_str(attrs, key) {
-                    keys.push(("domain", d.to_string()));
-                }
-            }
-            if let Some(list) = attrs.get("domains").and_then(|v| v.as_array()) {
-                for d in list.iter().filter_map(|v| v.as_str()) {
-                    keys.push(("domain", d.trim().to_string()));
-                }
-            }
+            let mut f = match row {
+                Some((first_at, name, employees)) => AccountFact {
+                    first_at,
+                    name,
+                    employees,
+                },
+                None => AccountFact::default(),
+            };
+            f.first_at = f.first_at.min(o.first_at);
+            f.name.merge(&o.name);
+            f.employees.merge(&o.employees);
             tx.prepare_cached(
                 "INSERT OR REPLACE INTO match_accounts(account, first_at, name, name_at, name_ev, employees, employees_at, employees_ev)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )?
             .execute(params![
                 account,
-                first_at,
-                name.value,
-                name.at,
-                name.ev,
-                employees.value,
-                employees.at,
-                employees.ev
+                f.first_at,
+                f.name.value,
+                f.name.at,
+                f.name.ev,
+                f.employees.value,
+                f.employees.at,
+                f.employees.ev
             ])?;
-            let mut ins = tx.prepare_cached(
-                "INSERT OR IGNORE INTO match_account_keys(account, kind, value) VALUES (?1, ?2, ?3)",
-            )?;
-            for (kind, value) in keys {
-                ins.execute(params![account, kind, value])?;
-            }
         }
-        _ => {}
+        let mut ins = tx.prepare_cached(
+            "INSERT OR IGNORE INTO match_account_keys(account, kind, value) VALUES (?1, ?2, ?3)",
+        )?;
+        for (account, kind, value) in keys {
+            ins.execute(params![account, kind, value])?;
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+/// Adds an observed person's facts to a stored one's.
+fn merge_person(f: &mut PersonFact, o: &PersonFact) {
+    f.created_at = f.created_at.min(o.created_at);
+    f.email.merge(&o.email);
+    f.company.merge(&o.company);
+    f.account.merge(&o.account);
+    f.merged |= o.merged;
 }
 
 /// Forgets everything matching knew about an erased person.
@@ -230,15 +332,7 @@ fn rebuild_facts(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.execute_batch(
         "DELETE FROM match_people; DELETE FROM match_accounts; DELETE FROM match_account_keys;",
     )?;
-    let mut events: Vec<SequencedEvent> = crate::ingest::load_all(tx)?
-        .into_iter()
-        .flat_map(|(_, events)| events)
-        .collect();
-    events.sort_unstable_by_key(|e| e.seq);
-    for e in &events {
-        observe(tx, &e.event)?;
-    }
-    Ok(())
+    crate::ingest::observe_log(tx)?.save(tx, true)
 }
 
 /// A person's stored match decision.
@@ -429,11 +523,22 @@ pub(crate) fn reconcile(
     // Apply: move people, then record the decisions that changed.
     let mut touched: HashSet<String> = HashSet::new();
     let mut moves = Vec::new();
+    // Where everyone is now: read whole when many are asked about, else one by one.
+    let everyone: Option<HashMap<String, (String, i64)>> = if want.len() > 4096 {
+        let mut st = tx.prepare("SELECT person, partition, at FROM person_partition")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+        Some(rows.collect::<Result<_, _>>()?)
+    } else {
+        None
+    };
     for (person, (partition, at)) in &want {
-        let current: Option<(String, i64)> = tx
-            .prepare_cached("SELECT partition, at FROM person_partition WHERE person = ?1")?
-            .query_row([person], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+        let current: Option<(String, i64)> = match &everyone {
+            Some(all) => all.get(person).cloned(),
+            None => tx
+                .prepare_cached("SELECT partition, at FROM person_partition WHERE person = ?1")?
+                .query_row([person], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?,
+        };
         let Some((cur, cur_at)) = current else {
             continue;
         };
@@ -510,11 +615,15 @@ pub(crate) struct Reconciled {
 pub(crate) fn before_replay(
     tx: &Transaction<'_>,
     policy: &MatchPolicy,
+    lap: &mut dyn FnMut(&'static str),
 ) -> Result<Reconciled, StoreError> {
     if policy.is_active() {
         rebuild_facts(tx)?;
+        lap("matching facts");
     }
-    reconcile(tx, policy)
+    let reconciled = reconcile(tx, policy)?;
+    lap("matching decisions");
+    Ok(reconciled)
 }
 
 /// Step 3: applies the decisions to partitions about to be derived: matched people's
