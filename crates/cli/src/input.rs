@@ -90,14 +90,17 @@ pub fn read_chunks(
     }
 }
 
+/// Parsed events with their line numbers.
+pub type Lines = Vec<(usize, Event)>;
+
 /// Parses JSON Lines text on all cores and checks each event with `check`, keeping true line
-/// numbers in errors. The events come in input order, as one vector per slice of the text
-/// (never copied into one).
+/// numbers in errors. The events (with their line numbers) come in input order, as one vector
+/// per slice of the text (never copied into one).
 pub fn parse_parallel(
     text: &str,
     first_line: usize,
     check: impl Fn(&Event) -> Result<(), String> + Sync,
-) -> (Vec<Vec<Event>>, Vec<LineError>) {
+) -> (Vec<Lines>, Vec<LineError>) {
     use rayon::prelude::*;
     // Cut at newlines into a few slices per thread, counting lines to keep numbers exact.
     let slices = (rayon::current_num_threads() * 2).max(1);
@@ -115,19 +118,22 @@ pub fn parse_parallel(
         line += chunk.bytes().filter(|&b| b == b'\n').count();
         start = end;
     }
-    let results: Vec<(Vec<Event>, Vec<LineError>)> = chunks
+    let results: Vec<(Lines, Vec<LineError>)> = chunks
         .into_par_iter()
         .map(|(l, c)| {
-            let out = parse_lines(c, l);
-            let mut errors = out.errors;
-            let mut events = Vec::with_capacity(out.events.len());
-            for (line, ev) in out.events {
-                match check(&ev) {
-                    Ok(()) => events.push(ev),
-                    Err(reason) => errors.push(LineError { line, reason }),
+            let mut out = parse_lines(c, l);
+            // Rejected events leave in place: the slice is never copied.
+            out.events.retain(|(line, ev)| match check(ev) {
+                Ok(()) => true,
+                Err(reason) => {
+                    out.errors.push(LineError {
+                        line: *line,
+                        reason,
+                    });
+                    false
                 }
-            }
-            (events, errors)
+            });
+            (out.events, out.errors)
         })
         .collect();
     let mut parts = Vec::with_capacity(results.len());

@@ -455,9 +455,9 @@ fn next_seq(tx: &Transaction<'_>) -> Result<u64, StoreError> {
 
 impl Batch<'_> {
     /// Appends a chunk of events (in arrival order) to the batch.
-    pub fn append(&mut self, events: Vec<Event>) -> Result<(), StoreError> {
-        self.summary.received += events.len();
+    pub fn append(&mut self, events: impl IntoIterator<Item = Event>) -> Result<(), StoreError> {
         for ev in events {
+            self.summary.received += 1;
             if self.check_erased && self.was_erased(&ev.id)? {
                 self.summary.duplicates += 1;
                 continue;

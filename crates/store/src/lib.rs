@@ -79,8 +79,9 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
-        conn.pragma_update(None, "cache_size", -65_536)?; // 64 MiB
-        // Reads map the file instead of copying it page by page (reports read it whole).
+        // A 64 MiB page cache; reads map the file instead of copying it page by page
+        // (reports read it whole).
+        conn.pragma_update(None, "cache_size", -65_536)?;
         conn.pragma_update(None, "mmap_size", 1i64 << 32)?;
         let mut store = Store {
             conn,

@@ -11,8 +11,8 @@ use waterfall_store::{IngestOptions, Store};
 struct ParsedChunk {
     /// Index of the file in the arguments.
     file: usize,
-    /// Parsed and checked events, in input order, in slices.
-    events: Vec<Vec<waterfall_core::Event>>,
+    /// Parsed and checked events with their line numbers, in input order, in slices.
+    events: Vec<Vec<(usize, waterfall_core::Event)>>,
     /// Rejected lines.
     errors: Vec<LineError>,
     /// Bytes of input the chunk covered.
@@ -155,7 +155,7 @@ pub fn run(args: IngestArgs) -> CliResult {
             }));
             for part in chunk.events {
                 appended += part.len();
-                batch.append(part)?;
+                batch.append(part.into_iter().map(|(_, ev)| ev))?;
             }
             storing += clock.elapsed().as_secs_f64();
             clock = Instant::now();
