@@ -290,3 +290,77 @@ fn why_says_when_the_model_kept_the_stage_from_following_the_status() {
         "{t}"
     );
 }
+
+/// Runs one SQL statement straight on the file, as another program would.
+fn execute(db: &Path, statement: &str) {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()",
+        ])
+        .arg(db)
+        .arg(statement)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+}
+
+/// The three person-stage reports of a database, as JSON text.
+fn stage_reports(db: &Path) -> Vec<String> {
+    [
+        vec!["flow", "--period", "month"],
+        vec!["cohort", "--stage", "MQL", "--period", "month"],
+        vec!["snapshot", "--as-of", "2030-01-01"],
+    ]
+    .iter()
+    .map(|args| {
+        let out = run(bin()
+            .arg("report")
+            .args(args)
+            .args(["--format", "json", "--db"])
+            .arg(db));
+        assert!(out.status.success(), "{}", text(&out));
+        String::from_utf8(out.stdout).unwrap()
+    })
+    .collect()
+}
+
+#[test]
+fn reports_from_the_stage_index_equal_reports_from_the_stored_transitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (generate(dir.path(), 30, 1), generate(dir.path(), 30, 2));
+    let db = dir.path().join("w.db");
+    let ingest = |file: &Path| {
+        let out = run(bin()
+            .args(["ingest", "--model", "history-only", "--db"])
+            .arg(&db)
+            .arg(file));
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    let drop_index = || execute(&db, "DELETE FROM stage_index");
+    // The ingest leaves a current index behind; reports read it.
+    ingest(&a);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM stage_index"), 1);
+    let indexed = stage_reports(&db);
+    drop_index();
+    assert_eq!(
+        stage_reports(&db),
+        indexed,
+        "index and stored transitions disagree"
+    );
+    // The first report rebuilt it.
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM stage_index"), 1);
+    // A later ingest makes the old index stale; its reports equal a fresh database's.
+    ingest(&b);
+    let after = stage_reports(&db);
+    let fresh = dir.path().join("fresh.db");
+    let out = run(bin()
+        .args(["ingest", "--model", "history-only", "--db"])
+        .arg(&fresh)
+        .arg(&a)
+        .arg(&b));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(after, stage_reports(&fresh));
+    drop_index();
+    assert_eq!(stage_reports(&db), after);
+}

@@ -6,6 +6,7 @@
 //! (which reports each bad line with its number and reason and never panics).
 
 pub mod event;
+mod stage_index;
 mod table;
 mod time;
 mod transition;
@@ -14,6 +15,7 @@ pub use event::{
     parse_line, parse_lines, Attrs, Event, EventBody, LineError, OpportunityContact,
     OpportunityKind, OpportunityState, ParseOutcome, Subject,
 };
+pub use stage_index::{IndexedEntry, StageIndex, StageIndexNames};
 pub use table::{TableRow, TransitionTable};
 pub use time::{Period, Timestamp, MICROS_PER_DAY};
 pub use transition::{Field, Level, Order, Transition, TransitionRef};

@@ -3,7 +3,10 @@
 
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
-use waterfall_core::{Field, Level, Order, Timestamp, Transition, TransitionRef, TransitionTable};
+use waterfall_core::{
+    Field, IndexedEntry, Level, Order, StageIndex, StageIndexNames, Timestamp, Transition,
+    TransitionRef, TransitionTable,
+};
 
 /// What reports need to know about a person besides their transitions.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -309,6 +312,54 @@ impl HistoryBuilder {
         }
     }
 
+    /// Adds a stage index's person stage entries (see [`StageIndex`]). On a builder without
+    /// people its subjects become the people as they are (an index lists each person once),
+    /// without hashing a single id.
+    pub fn add_stage_index(&mut self, index: &StageIndex<'_>) {
+        let names = &index.names;
+        let subjects: Vec<u32> = if self.h.people.is_empty() {
+            self.h.people.reserve(names.subjects.len());
+            names
+                .subjects
+                .iter()
+                .enumerate()
+                .map(|(i, id)| {
+                    self.h.people.push(PersonInfo {
+                        id: id.to_string(),
+                        account: None,
+                        attrs: Map::new(),
+                        visible: true,
+                    });
+                    self.person_index.insert(id, i as u32);
+                    i as u32
+                })
+                .collect()
+        } else {
+            names
+                .subjects
+                .iter()
+                .map(|id| self.subject(Level::Person, id))
+                .collect()
+        };
+        let values: Vec<u32> = names
+            .stages
+            .iter()
+            .map(|s| self.h.stages.intern(s))
+            .collect();
+        let rules: Vec<u32> = names.rules.iter().map(|r| self.h.rules.intern(r)).collect();
+        self.tracks[0].reserve(index.len());
+        for e in index.entries() {
+            self.tracks[0].push(Entry {
+                at: e.at,
+                seq: e.seq,
+                sub: e.sub,
+                subject: subjects[e.subject as usize],
+                value: values[e.value as usize],
+                rule: rules[e.rule as usize],
+            });
+        }
+    }
+
     /// The dense index of a person or account; a person not listed is added as visible,
     /// without attributes.
     fn subject(&mut self, level: Level, id: &str) -> u32 {
@@ -496,6 +547,25 @@ impl History {
             }
         }
         self
+    }
+
+    /// This history's person stage entries as a stage index (names' bytes, entries' bytes),
+    /// for the store to keep (see [`StageIndex`]).
+    pub fn stage_index(&self) -> (Vec<u8>, Vec<u8>) {
+        let names = StageIndexNames {
+            stages: self.stages.names.iter().map(String::as_str).collect(),
+            rules: self.rules.names.iter().map(String::as_str).collect(),
+            subjects: self.people.iter().map(|p| p.id.as_str()).collect(),
+        };
+        let entries = self.stage.entries.iter().map(|e| IndexedEntry {
+            at: e.at,
+            seq: e.seq,
+            sub: e.sub,
+            subject: e.subject,
+            value: e.value,
+            rule: e.rule,
+        });
+        StageIndex::encode(&names, entries)
     }
 
     /// The stage names, visibility, attributes and stage entries of one level.
@@ -711,5 +781,28 @@ mod tests {
             let got = b.finish();
             assert_eq!(format!("{got:?}"), format!("{expected:?}"));
         }
+    }
+
+    #[test]
+    fn a_stage_index_rebuilds_the_same_person_stages() {
+        use Field::*;
+        use Level::*;
+        let all = vec![
+            t(Person, "p2", Stage, "MQL", 3),
+            t(Person, "p1", Stage, "MAL", 1),
+            t(Person, "p1", Stage, "Invented", 5),
+            t(Person, "p2", Stage, "MAL", 2),
+            t(Person, "p1", Stage, "MAL", 6),
+        ];
+        let names = || (vec!["MAL".to_string(), "MQL".to_string()], vec![]);
+        let (stages, statuses) = names();
+        let full = History::new(stages, statuses, vec![], all);
+        let (n, e) = full.stage_index();
+        let index = StageIndex::decode(&n, &e).unwrap();
+        let (stages, statuses) = names();
+        let mut b = History::builder(stages, statuses, vec![]);
+        b.add_stage_index(&index);
+        let again = b.finish();
+        assert_eq!(format!("{again:?}"), format!("{full:?}"));
     }
 }

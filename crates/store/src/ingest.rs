@@ -440,6 +440,18 @@ impl Store {
     }
 }
 
+/// Moves the store to its next generation (see [`Store::generation`]): whatever was built
+/// from the rows of the previous one is stale from this commit on.
+fn next_generation(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO meta(key, value) VALUES ('generation', '1')
+         ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + 1",
+        [],
+    )?;
+    tx.execute("DELETE FROM stage_index", [])?;
+    Ok(())
+}
+
 /// The sequence number the next ingested event gets.
 fn next_seq(tx: &Transaction<'_>) -> Result<u64, StoreError> {
     let v: Option<String> = tx
@@ -599,6 +611,7 @@ impl Batch<'_> {
             "INSERT OR REPLACE INTO meta(key, value) VALUES ('next_seq', ?1)",
             [self.next_seq.to_string()],
         )?;
+        next_generation(tx)?;
         self.summary.duplicates += done.duplicates;
         self.summary.stored = self.summary.received - self.summary.duplicates;
         self.summary.partitions = done.partitions;
@@ -931,6 +944,7 @@ impl Store {
         };
         let done = rederive(&mut sources, model, (&names, &sizes), how, &mut clock)?;
         drop(sources);
+        next_generation(&tx)?;
         tx.commit()?;
         clock.lap("commit");
         Ok(IngestSummary {

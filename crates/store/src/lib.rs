@@ -15,7 +15,9 @@ mod schema;
 
 pub use ingest::{Batch, BatchLimits, IngestOptions, IngestSummary};
 pub use matching::{PersonDuplicate, PersonMatch};
-pub use query::{AccountRow, EventRow, HistoryQuery, HistoryRows, PersonRow, ReportRows};
+pub use query::{
+    AccountRow, EventRow, HistoryQuery, HistoryRows, PersonRow, ReportRows, StoredStageIndex,
+};
 
 use rusqlite::{Connection, OptionalExtension};
 use std::path::Path;
@@ -46,6 +48,9 @@ pub enum StoreError {
     Model(String),
 }
 
+/// How long a statement waits for another process's write lock before giving up.
+pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A Waterfall database.
 pub struct Store {
     conn: Connection,
@@ -73,7 +78,7 @@ impl Store {
     }
 
     fn init(conn: Connection) -> Result<Store, StoreError> {
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL keeps readers off the writer's back; FULL makes an acknowledged commit durable.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;

@@ -160,6 +160,10 @@ impl ReportRows {
     }
 }
 
+/// A stored stage index: its names' bytes and its entries' bytes (read them with
+/// `waterfall_core::StageIndex::decode`).
+pub type StoredStageIndex = (Vec<u8>, Vec<u8>);
+
 /// What a report needs from the store (loading less is faster).
 #[derive(Debug, Clone, Default)]
 pub struct HistoryQuery {
@@ -412,6 +416,67 @@ impl Store {
             people.push(p);
         }
         Ok(people)
+    }
+
+    /// The store's generation: it changes with every ingest and replay that commits, so
+    /// anything built from the stored rows at one generation is stale at another.
+    pub fn generation(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .meta("generation")?
+            .and_then(|g| g.parse().ok())
+            .unwrap_or(0))
+    }
+
+    /// The stored stage index, if it was built at `generation`.
+    pub fn stage_index(&self, generation: i64) -> Result<Option<StoredStageIndex>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT names, entries FROM stage_index WHERE id = 1 AND generation = ?1",
+                [generation],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Keeps a stage index built from the rows of `generation`, unless the store has moved on
+    /// since (then it is stale, and nothing is written). Returns whether it was kept.
+    pub fn save_stage_index(
+        &mut self,
+        generation: i64,
+        (names, entries): (&[u8], &[u8]),
+    ) -> Result<bool, StoreError> {
+        // Never wait for a writer: the index is a convenience, and a report must not stall.
+        self.conn.busy_timeout(std::time::Duration::ZERO)?;
+        let saved = self.try_save_stage_index(generation, (names, entries));
+        self.conn.busy_timeout(crate::BUSY_TIMEOUT)?;
+        saved
+    }
+
+    fn try_save_stage_index(
+        &mut self,
+        generation: i64,
+        (names, entries): (&[u8], &[u8]),
+    ) -> Result<bool, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let current: i64 = tx
+            .query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()?
+            .and_then(|g| g.parse().ok())
+            .unwrap_or(0);
+        if current != generation {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO stage_index(id, generation, names, entries) VALUES (1, ?1, ?2, ?3)",
+            rusqlite::params![generation, names, entries],
+        )?;
+        tx.commit()?;
+        Ok(true)
     }
 
     /// Counts of what is stored: (events, people, accounts, transitions).

@@ -128,6 +128,15 @@ CREATE TABLE partition_events (
 CREATE TABLE erased_events (id TEXT PRIMARY KEY) WITHOUT ROWID;
 -- How many people and accounts a partition's transitions are about (readers reserve room).
 ALTER TABLE transitions ADD COLUMN subjects INTEGER NOT NULL DEFAULT 0;
+-- Every person's stage entries in one compact index (see waterfall_core::StageIndex), valid
+-- while the store's generation (meta 'generation', bumped by every ingest and replay) is the
+-- one it was built from.
+CREATE TABLE stage_index (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    generation INTEGER NOT NULL,
+    names      BLOB NOT NULL,
+    entries    BLOB NOT NULL
+);
 "#;
 
 /// Moves version 2's row-per-event log into [`V3`]'s partition streams, and re-encodes

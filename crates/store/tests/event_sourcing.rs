@@ -406,3 +406,35 @@ fn a_duplicate_that_names_an_account_brings_its_survivor_there_in_any_arrival_or
         );
     }
 }
+
+#[test]
+fn a_stage_index_is_kept_only_for_the_generation_it_was_built_from() {
+    let model = Model::history_only();
+    let first = vec![ev(
+        "1",
+        "2025-01-01T00:00:00Z",
+        r#""type":"person","person":"jo","account":"x""#,
+    )];
+    let mut s = ingest_all(&model, &[&first]);
+    let built_at = s.generation().unwrap();
+    assert!(s
+        .save_stage_index(built_at, (b"names", b"entries"))
+        .unwrap());
+    assert_eq!(
+        s.stage_index(built_at).unwrap(),
+        Some((b"names".to_vec(), b"entries".to_vec()))
+    );
+    let later = vec![ev(
+        "2",
+        "2025-01-02T00:00:00Z",
+        r#""type":"stage","person":"jo","stage":"MQL""#,
+    )];
+    s.ingest(&model, later, HORIZON).unwrap();
+    // The ingest moved the store on: the old index is gone, and cannot be written back.
+    assert!(s.generation().unwrap() > built_at);
+    assert_eq!(s.stage_index(built_at).unwrap(), None);
+    assert!(!s
+        .save_stage_index(built_at, (b"names", b"entries"))
+        .unwrap());
+    assert_eq!(s.stage_index(s.generation().unwrap()).unwrap(), None);
+}

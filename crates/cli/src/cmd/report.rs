@@ -5,6 +5,7 @@ use crate::DbArgs;
 // Reports leave their History undropped: the process exits right after printing, and freeing
 // millions of small allocations would only add to the wait.
 use std::mem::ManuallyDrop;
+use waterfall_core::StageIndex;
 use waterfall_core::{Field, Level, Period, Timestamp, Transition, TransitionRef};
 use waterfall_engine::Derived;
 use waterfall_model::Model;
@@ -177,8 +178,24 @@ pub fn load_history(db: &DbArgs, query: &HistoryQuery) -> CliResult<History> {
                 .hint("create one with `waterfall ingest` or `waterfall demo`"),
         );
     }
-    let store = Store::open(&db.db)?;
+    let mut store = Store::open(&db.db)?;
     let model = store.stored_model()?;
+    let (stages, statuses, _) = model_names(model.as_ref());
+    // Person stages alone (flow, cohort, snapshot): the stage index, when it is current.
+    let indexable = query.field == Some(Field::Stage)
+        && query.level == Some(Level::Person)
+        && query.attributes.is_none();
+    let generation = store.generation()?;
+    if indexable {
+        if let Some((names, entries)) = store.stage_index(generation)? {
+            // A damaged index is only a slower report: the stored transitions still answer.
+            if let Ok(index) = StageIndex::decode(&names, &entries) {
+                let mut builder = History::builder(stages, statuses, Vec::new());
+                builder.add_stage_index(&index);
+                return Ok(builder.finish());
+            }
+        }
+    }
     let mut rows = store.history_for(query)?;
     let people = std::mem::take(&mut rows.people)
         .into_iter()
@@ -189,11 +206,23 @@ pub fn load_history(db: &DbArgs, query: &HistoryQuery) -> CliResult<History> {
             attrs: p.attrs,
         })
         .collect();
-    let (stages, statuses, _) = model_names(model.as_ref());
     let mut builder = History::builder(stages, statuses, people);
     builder.reserve(rows.transitions, rows.subjects);
     rows.for_each_table(|table| builder.add_table(table, |field, level| rows.keeps(field, level)))?;
-    Ok(builder.finish())
+    let history = builder.finish();
+    drop(rows);
+    if indexable {
+        // Kept for the next report; best effort (a read-only or busy database still reports).
+        let (names, entries) = history.stage_index();
+        let _ = store.save_stage_index(generation, (&names, &entries));
+    }
+    Ok(history)
+}
+
+/// Builds the stage index of a database now, so that the next flow, cohort and snapshot
+/// reports start from it (ingest and replay call this after they commit).
+pub fn warm_stage_index(db: &DbArgs) -> CliResult {
+    load_history(db, &history_query(false, None)).map(drop)
 }
 
 /// Loads the account-level history: account stage transitions, every account with a stage

@@ -1,0 +1,172 @@
+//! The stage index: every person's stage entries in one compact, fixed-width form, grouped
+//! by person, so the reports that read only person stages (flow, cohort, snapshot) load it
+//! in one read instead of decoding every partition's transitions and interning every person.
+//!
+//! It is derived data twice over (from the stored transitions), kept by the store next to
+//! them and valid only for the store generation it was built from.
+
+use serde::{Deserialize, Serialize};
+
+/// One stage entry: a person entering a stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexedEntry {
+    /// Instant, microseconds since the Unix epoch.
+    pub at: i64,
+    /// Ingestion sequence of the causing event.
+    pub seq: u64,
+    /// Position among the changes of one event.
+    pub sub: u32,
+    /// Index into [`StageIndexNames::subjects`].
+    pub subject: u32,
+    /// Index into [`StageIndexNames::stages`].
+    pub value: u32,
+    /// Index into [`StageIndexNames::rules`].
+    pub rule: u32,
+}
+
+/// Bytes of one [`IndexedEntry`] as stored (little-endian, fields in declaration order).
+const ENTRY_BYTES: usize = 32;
+
+/// The names an index refers to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageIndexNames<'a> {
+    /// Stage names, by value index.
+    #[serde(borrow)]
+    pub stages: Vec<&'a str>,
+    /// Rule names, by rule index.
+    #[serde(borrow)]
+    pub rules: Vec<&'a str>,
+    /// Person ids, by subject index (each once).
+    #[serde(borrow)]
+    pub subjects: Vec<&'a str>,
+}
+
+/// A stage index read from storage: its names and its entries, borrowed.
+#[derive(Debug, Clone)]
+pub struct StageIndex<'a> {
+    /// The names entries refer to.
+    pub names: StageIndexNames<'a>,
+    entries: &'a [u8],
+}
+
+impl<'a> StageIndex<'a> {
+    /// Encodes an index: its names, and entries grouped by subject (each subject's in order).
+    /// Returns the names' bytes and the entries' bytes, stored side by side.
+    pub fn encode(
+        names: &StageIndexNames<'_>,
+        entries: impl ExactSizeIterator<Item = IndexedEntry>,
+    ) -> (Vec<u8>, Vec<u8>) {
+        let mut bytes = Vec::with_capacity(entries.len() * ENTRY_BYTES);
+        for e in entries {
+            bytes.extend_from_slice(&e.at.to_le_bytes());
+            bytes.extend_from_slice(&e.seq.to_le_bytes());
+            bytes.extend_from_slice(&e.sub.to_le_bytes());
+            bytes.extend_from_slice(&e.subject.to_le_bytes());
+            bytes.extend_from_slice(&e.value.to_le_bytes());
+            bytes.extend_from_slice(&e.rule.to_le_bytes());
+        }
+        let names = postcard::to_stdvec(names).expect("encoding to memory cannot fail");
+        (names, bytes)
+    }
+
+    /// Reads an index from its stored bytes, checking that every entry points into its names.
+    pub fn decode(names: &'a [u8], entries: &'a [u8]) -> Result<StageIndex<'a>, String> {
+        let names: StageIndexNames<'a> =
+            postcard::from_bytes(names).map_err(|e| format!("stage index: {e}"))?;
+        if !entries.len().is_multiple_of(ENTRY_BYTES) {
+            return Err("stage index: truncated entries".into());
+        }
+        let index = StageIndex { names, entries };
+        let (s, v, r) = (
+            index.names.subjects.len() as u32,
+            index.names.stages.len() as u32,
+            index.names.rules.len() as u32,
+        );
+        if index
+            .entries()
+            .any(|e| e.subject >= s || e.value >= v || e.rule >= r)
+        {
+            return Err("stage index: an entry points outside its names".into());
+        }
+        Ok(index)
+    }
+
+    /// How many entries the index holds.
+    pub fn len(&self) -> usize {
+        self.entries.len() / ENTRY_BYTES
+    }
+
+    /// Whether the index holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entries, grouped by subject.
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = IndexedEntry> + '_ {
+        self.entries.chunks_exact(ENTRY_BYTES).map(|b| {
+            let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+            let u64_at = |i: usize| {
+                u64::from_le_bytes([
+                    b[i],
+                    b[i + 1],
+                    b[i + 2],
+                    b[i + 3],
+                    b[i + 4],
+                    b[i + 5],
+                    b[i + 6],
+                    b[i + 7],
+                ])
+            };
+            IndexedEntry {
+                at: u64_at(0) as i64,
+                seq: u64_at(8),
+                sub: u32_at(16),
+                subject: u32_at(20),
+                value: u32_at(24),
+                rule: u32_at(28),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_index_round_trips_and_bad_bytes_are_errors() {
+        let names = StageIndexNames {
+            stages: vec!["MAL", "MQL"],
+            rules: vec!["created"],
+            subjects: vec!["p1", "p2"],
+        };
+        let entries = vec![
+            IndexedEntry {
+                at: -5,
+                seq: u64::MAX,
+                sub: 1,
+                subject: 0,
+                value: 1,
+                rule: 0,
+            },
+            IndexedEntry {
+                at: 1_700_000_000_000_000,
+                seq: 3,
+                sub: 0,
+                subject: 1,
+                value: 0,
+                rule: 0,
+            },
+        ];
+        let (n, e) = StageIndex::encode(&names, entries.iter().copied());
+        let index = StageIndex::decode(&n, &e).unwrap();
+        assert_eq!(index.names, names);
+        assert_eq!(index.entries().collect::<Vec<_>>(), entries);
+        assert_eq!(index.len(), 2);
+        assert!(StageIndex::decode(&n, &e[..e.len() - 1]).is_err());
+        let mut bad = e.clone();
+        bad[24] = 9; // the first entry's value
+        assert!(StageIndex::decode(&n, &bad).is_err());
+        assert!(StageIndex::decode(&n[..2], &e).is_err());
+    }
+}
