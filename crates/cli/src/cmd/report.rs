@@ -219,12 +219,6 @@ pub fn load_history(db: &DbArgs, query: &HistoryQuery) -> CliResult<History> {
     Ok(history)
 }
 
-/// Builds the stage index of a database now, so that the next flow, cohort and snapshot
-/// reports start from it (ingest and replay call this after they commit).
-pub fn warm_stage_index(db: &DbArgs) -> CliResult {
-    load_history(db, &history_query(false, None)).map(drop)
-}
-
 /// Loads the account-level history: account stage transitions, every account with a stage
 /// (its attributes for `--by`) and the model's account stages in model order.
 pub fn load_account_history(db: &DbArgs) -> CliResult<History> {
