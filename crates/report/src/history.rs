@@ -228,6 +228,8 @@ pub struct HistoryBuilder {
     person_index: PersonIndex,
     /// Entries of person stages, person statuses, account stages, account statuses.
     tracks: [Vec<Entry>; 4],
+    /// People were added from a stage index without indexing their ids.
+    unindexed: bool,
 }
 
 impl HistoryBuilder {
@@ -253,6 +255,7 @@ impl HistoryBuilder {
             h,
             person_index,
             tracks: Default::default(),
+            unindexed: false,
         }
     }
 
@@ -319,7 +322,7 @@ impl HistoryBuilder {
         let names = &index.names;
         let subjects: Vec<u32> = if self.h.people.is_empty() {
             self.h.people.reserve(names.subjects.len());
-            names
+            let subjects = names
                 .subjects
                 .iter()
                 .enumerate()
@@ -330,10 +333,12 @@ impl HistoryBuilder {
                         attrs: Map::new(),
                         visible: true,
                     });
-                    self.person_index.insert(id, i as u32);
                     i as u32
                 })
-                .collect()
+                .collect();
+            // Indexed by id only if another person is ever looked up (see `subject`).
+            self.unindexed = true;
+            subjects
         } else {
             names
                 .subjects
@@ -366,6 +371,11 @@ impl HistoryBuilder {
         match level {
             Level::Account => self.h.accounts.intern(id),
             Level::Person => {
+                if std::mem::take(&mut self.unindexed) {
+                    for (i, p) in self.h.people.iter().enumerate() {
+                        self.person_index.insert(&p.id, i as u32);
+                    }
+                }
                 // One probe: most subjects are new, and a hit is checked against the id.
                 let next = self.h.people.len() as u32;
                 let i = match self.person_index.by_hash.entry(PersonIndex::hash(id)) {

@@ -429,14 +429,30 @@ impl Store {
 
     /// The stored stage index, if it was built at `generation`.
     pub fn stage_index(&self, generation: i64) -> Result<Option<StoredStageIndex>, StoreError> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT names, entries FROM stage_index WHERE id = 1 AND generation = ?1",
-                [generation],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
+        self.with_stage_index(generation, |names, entries| {
+            (names.to_vec(), entries.to_vec())
+        })
+    }
+
+    /// Hands the stored stage index's bytes (names, entries) to `f` without copying them, if
+    /// it was built at `generation`.
+    pub fn with_stage_index<R>(
+        &self,
+        generation: i64,
+        f: impl FnOnce(&[u8], &[u8]) -> R,
+    ) -> Result<Option<R>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT names, entries FROM stage_index WHERE id = 1 AND generation = ?1",
+        )?;
+        let mut rows = st.query([generation])?;
+        match rows.next()? {
+            None => Ok(None),
+            Some(r) => {
+                let names = r.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+                let entries = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+                Ok(Some(f(names, entries)))
+            }
+        }
     }
 
     /// Keeps a stage index built from the rows of `generation`, unless the store has moved on

@@ -187,13 +187,16 @@ pub fn load_history(db: &DbArgs, query: &HistoryQuery) -> CliResult<History> {
         && query.attributes.is_none();
     let generation = store.generation()?;
     if indexable {
-        if let Some((names, entries)) = store.stage_index(generation)? {
+        let from_index = store.with_stage_index(generation, |names, entries| {
             // A damaged index is only a slower report: the stored transitions still answer.
-            if let Ok(index) = StageIndex::decode(&names, &entries) {
-                let mut builder = History::builder(stages, statuses, Vec::new());
+            StageIndex::decode(names, entries).ok().map(|index| {
+                let mut builder = History::builder(stages.clone(), statuses.clone(), Vec::new());
                 builder.add_stage_index(&index);
-                return Ok(builder.finish());
-            }
+                builder.finish()
+            })
+        })?;
+        if let Some(Some(history)) = from_index {
+            return Ok(history);
         }
     }
     let mut rows = store.history_for(query)?;
