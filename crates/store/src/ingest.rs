@@ -1034,10 +1034,10 @@ struct Rederived {
     duplicates: usize,
 }
 
-/// The JSON columns of a partition's derived rows, written on the worker threads.
+/// A partition's derived rows as stored, encoded on the worker threads.
 struct RowJson {
-    /// Each person's attributes.
-    people: Vec<String>,
+    /// The people, packed (see `people.rs`).
+    people: Vec<u8>,
     /// Each account's attributes and opportunities.
     accounts: Vec<(String, String)>,
 }
@@ -1047,11 +1047,20 @@ impl RowJson {
         let text =
             |r: serde_json::Result<String>| r.map_err(|e| StoreError::Corrupt(e.to_string()));
         Ok(RowJson {
-            people: d
-                .people
-                .iter()
-                .map(|p| text(serde_json::to_string(&p.attrs)))
-                .collect::<Result<_, _>>()?,
+            people: {
+                let attrs: Vec<String> = d
+                    .people
+                    .iter()
+                    .map(|p| text(serde_json::to_string(&p.attrs)))
+                    .collect::<Result<_, _>>()?;
+                let stored: Vec<crate::people::StoredPerson<'_>> = d
+                    .people
+                    .iter()
+                    .zip(&attrs)
+                    .map(|(p, a)| crate::people::StoredPerson::of(p, a))
+                    .collect();
+                crate::people::encode(&stored)
+            },
             accounts: d
                 .accounts
                 .iter()
@@ -1210,7 +1219,7 @@ fn write_pass(
         }
         write_stream(tx, &partition, p.stream.0, p.stream.1)?;
         if clear_derived {
-            for table in ["transitions", "people", "accounts", "rejections"] {
+            for table in ["transitions", "partition_people", "accounts", "rejections"] {
                 tx.prepare_cached(&format!("DELETE FROM {table} WHERE partition = ?1"))?
                     .execute([&partition])?;
             }
@@ -1262,22 +1271,12 @@ fn write_derived(
             transitions
         ])?;
     }
-    let mut ins = tx.prepare_cached(
-        "INSERT OR REPLACE INTO people(id, partition, account, attrs, stage, status, created_at, last_activity, merged_into)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
-    for (p, attrs) in d.people.iter().zip(&json.people) {
-        ins.execute(params![
-            p.id,
-            partition,
-            p.account,
-            attrs,
-            p.stage,
-            p.status,
-            p.created_at.0,
-            p.last_activity.map(|t| t.0),
-            p.merged_into
-        ])?;
+    if !d.people.is_empty() {
+        let live = d.people.iter().filter(|p| p.merged_into.is_none()).count();
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO partition_people(partition, count, data) VALUES (?1, ?2, ?3)",
+        )?
+        .execute(params![partition, live as i64, json.people])?;
     }
     let mut ins = tx.prepare_cached(
         "INSERT OR REPLACE INTO accounts(id, partition, attrs, account_type, opportunities) VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -1,8 +1,9 @@
 //! Reading what is stored: people, accounts, timelines, and the rows reports are built from.
 
+use crate::people::Attributes;
 use crate::{Store, StoreError};
 use rayon::prelude::*;
-use rusqlite::{OptionalExtension, Row};
+use rusqlite::OptionalExtension;
 use serde::Serialize;
 use waterfall_core::{
     Attrs, Event, Field, Level, Timestamp, Transition, TransitionRef, TransitionTable,
@@ -67,7 +68,11 @@ pub struct HistoryRows {
     pub transitions: Vec<Transition>,
 }
 
-fn attrs_of(text: &str) -> Result<Attrs, StoreError> {
+/// Attributes from their stored JSON text (empty text: none).
+pub(crate) fn attrs_of(text: &str) -> Result<Attrs, StoreError> {
+    if text.is_empty() {
+        return Ok(Attrs::new());
+    }
     match serde_json::from_str(text) {
         Ok(serde_json::Value::Object(m)) => Ok(m),
         _ => Err(StoreError::Corrupt(format!(
@@ -75,26 +80,6 @@ fn attrs_of(text: &str) -> Result<Attrs, StoreError> {
         ))),
     }
 }
-
-fn person_row(r: &Row<'_>) -> rusqlite::Result<(PersonRow, String)> {
-    Ok((
-        PersonRow {
-            id: r.get(0)?,
-            partition: r.get(1)?,
-            account: r.get(2)?,
-            attrs: Attrs::new(),
-            stage: r.get(4)?,
-            status: r.get(5)?,
-            created_at: Timestamp(r.get(6)?),
-            last_activity: r.get::<_, Option<i64>>(7)?.map(Timestamp),
-            merged_into: r.get(8)?,
-        },
-        r.get(3)?,
-    ))
-}
-
-const PERSON_COLUMNS: &str =
-    "id, partition, account, attrs, stage, status, created_at, last_activity, merged_into";
 
 /// Decodes one partition's stored transitions (as written by the ingest), checked.
 fn decode_table(data: &[u8]) -> Result<TransitionTable<'_>, StoreError> {
@@ -180,33 +165,33 @@ pub struct HistoryQuery {
 impl Store {
     /// One person, by id.
     pub fn person(&self, id: &str) -> Result<Option<PersonRow>, StoreError> {
-        let row = self
-            .conn
-            .query_row(
-                &format!("SELECT {PERSON_COLUMNS} FROM people WHERE id = ?1"),
-                [id],
-                person_row,
-            )
-            .optional()?;
-        row.map(|(mut p, attrs)| {
-            p.attrs = attrs_of(&attrs)?;
-            Ok(p)
-        })
-        .transpose()
+        let Some(partition) = crate::people::partition_of(&self.conn, id)? else {
+            return Ok(None);
+        };
+        Ok(
+            crate::people::of_partition(&self.conn, &partition, Attributes::All, |x| x == id)?
+                .into_iter()
+                .next(),
+        )
     }
 
     /// The people of an account.
     pub fn people_of_account(&self, account: &str) -> Result<Vec<PersonRow>, StoreError> {
-        let mut st = self.conn.prepare(&format!(
-            "SELECT {PERSON_COLUMNS} FROM people WHERE account = ?1 ORDER BY id"
-        ))?;
-        let rows = st.query_map([account], person_row)?;
-        rows.map(|r| {
-            let (mut p, attrs) = r?;
-            p.attrs = attrs_of(&attrs)?;
-            Ok(p)
-        })
-        .collect()
+        // An account's people live in the account's partition, which bears its name.
+        let partition: String = self
+            .conn
+            .query_row(
+                "SELECT partition FROM accounts WHERE id = ?1",
+                [account],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or_else(|| account.to_string());
+        let mut people =
+            crate::people::of_partition(&self.conn, &partition, Attributes::All, |_| true)?;
+        people.retain(|p| p.account.as_deref() == Some(account));
+        people.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(people)
     }
 
     /// One account, by id.
@@ -234,15 +219,18 @@ impl Store {
 
     /// The transitions of one person or account, in order.
     pub fn transitions_of(&self, subject: &str) -> Result<Vec<Transition>, StoreError> {
-        let partition: Option<String> = self
+        let account: Option<String> = self
             .conn
             .query_row(
-                "SELECT partition FROM people WHERE id = ?1
-                 UNION ALL SELECT partition FROM accounts WHERE id = ?1 LIMIT 1",
+                "SELECT partition FROM accounts WHERE id = ?1",
                 [subject],
                 |r| r.get(0),
             )
             .optional()?;
+        let partition = match account {
+            Some(p) => Some(p),
+            None => crate::people::partition_of(&self.conn, subject)?,
+        };
         let Some(partition) = partition else {
             return Ok(Vec::new());
         };
@@ -372,50 +360,12 @@ impl Store {
     }
 
     fn people_for(&self, q: &HistoryQuery) -> Result<Vec<PersonRow>, StoreError> {
-        let attrs_sql = match &q.attributes {
+        let attributes = match &q.attributes {
             None => return Ok(Vec::new()),
-            Some(None) => "attrs",
-            Some(Some(_)) => "json_extract(attrs, '$.' || ?1)",
+            Some(None) => Attributes::All,
+            Some(Some(k)) => Attributes::Only(k),
         };
-        let sql = format!(
-            "SELECT id, partition, account, {attrs_sql}, stage, status, created_at, last_activity, merged_into FROM people"
-        );
-        let mut st = self.conn.prepare(&sql)?;
-        let mut rows = match &q.attributes {
-            Some(Some(k)) => st.query([k])?,
-            _ => st.query([])?,
-        };
-        let mut people = Vec::new();
-        while let Some(r) = rows.next()? {
-            let mut p = PersonRow {
-                id: r.get(0)?,
-                partition: r.get(1)?,
-                account: r.get(2)?,
-                attrs: Attrs::new(),
-                stage: r.get(4)?,
-                status: r.get(5)?,
-                created_at: Timestamp(r.get(6)?),
-                last_activity: r.get::<_, Option<i64>>(7)?.map(Timestamp),
-                merged_into: r.get(8)?,
-            };
-            match &q.attributes {
-                None => {}
-                Some(None) => p.attrs = attrs_of(&r.get::<_, String>(3)?)?,
-                Some(Some(k)) => {
-                    let json = match r.get::<_, rusqlite::types::Value>(3)? {
-                        rusqlite::types::Value::Integer(i) => Some(serde_json::Value::from(i)),
-                        rusqlite::types::Value::Real(f) => Some(serde_json::Value::from(f)),
-                        rusqlite::types::Value::Text(t) => Some(serde_json::Value::from(t)),
-                        rusqlite::types::Value::Null | rusqlite::types::Value::Blob(_) => None,
-                    };
-                    if let Some(v) = json {
-                        p.attrs.insert(k.clone(), v);
-                    }
-                }
-            }
-            people.push(p);
-        }
-        Ok(people)
+        crate::people::all(&self.conn, attributes, |_| true)
     }
 
     /// The store's generation: it changes with every ingest and replay that commits, so
@@ -502,7 +452,7 @@ impl Store {
         };
         Ok((
             c("SELECT COALESCE(SUM(count), 0) FROM partition_events")?,
-            c("SELECT COUNT(*) FROM people WHERE merged_into IS NULL")?,
+            c("SELECT COALESCE(SUM(count), 0) FROM partition_people")?,
             c("SELECT COUNT(*) FROM accounts")?,
             c("SELECT COALESCE(SUM(count), 0) FROM transitions")?,
         ))

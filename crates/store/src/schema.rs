@@ -131,6 +131,12 @@ ALTER TABLE transitions ADD COLUMN subjects INTEGER NOT NULL DEFAULT 0;
 -- Every person's stage entries in one compact index (see waterfall_core::StageIndex), valid
 -- while the store's generation (meta 'generation', bumped by every ingest and replay) is the
 -- one it was built from.
+-- Each partition's derived people, packed (see people.rs); `count` is those not merged away.
+CREATE TABLE partition_people (
+    partition TEXT PRIMARY KEY,
+    count     INTEGER NOT NULL,
+    data      BLOB NOT NULL
+);
 CREATE TABLE stage_index (
     id         INTEGER PRIMARY KEY CHECK (id = 1),
     generation INTEGER NOT NULL,
@@ -139,8 +145,8 @@ CREATE TABLE stage_index (
 );
 "#;
 
-/// Moves version 2's row-per-event log into [`V3`]'s partition streams, and re-encodes
-/// stored transitions as tables.
+/// Moves version 2's row-per-event log into [`V3`]'s partition streams, re-encodes stored
+/// transitions as tables, and packs people by partition.
 fn log_by_partition(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
     let mut streams: std::collections::BTreeMap<String, (i64, Vec<u8>)> = Default::default();
     let mut next_seq = 1i64;
@@ -193,6 +199,65 @@ fn log_by_partition(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
         "INSERT OR REPLACE INTO meta(key, value) VALUES ('next_seq', ?1)",
         [next_seq.to_string()],
     )?;
+    people_by_partition(tx)
+}
+
+/// Moves version 2's row-per-person `people` into [`V3`]'s packed partitions.
+fn people_by_partition(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    type Row = (
+        String,
+        Option<String>,
+        String,
+        String,
+        Option<String>,
+        i64,
+        Option<i64>,
+        Option<String>,
+    );
+    let mut by_partition: std::collections::BTreeMap<String, Vec<Row>> = Default::default();
+    {
+        let mut st = tx.prepare(
+            "SELECT partition, id, account, attrs, stage, status, created_at, last_activity, merged_into FROM people",
+        )?;
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            by_partition.entry(r.get(0)?).or_default().push((
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+                r.get(7)?,
+                r.get(8)?,
+            ));
+        }
+    }
+    let mut ins =
+        tx.prepare("INSERT INTO partition_people(partition, count, data) VALUES (?1, ?2, ?3)")?;
+    for (partition, rows) in by_partition {
+        let people: Vec<crate::people::StoredPerson<'_>> = rows
+            .iter()
+            .map(|r| crate::people::StoredPerson {
+                id: &r.0,
+                account: r.1.as_deref(),
+                attrs: &r.2,
+                stage: &r.3,
+                status: r.4.as_deref(),
+                created_at: r.5,
+                last_activity: r.6,
+                merged_into: r.7.as_deref(),
+            })
+            .collect();
+        let live = people.iter().filter(|p| p.merged_into.is_none()).count() as i64;
+        ins.execute(rusqlite::params![
+            partition,
+            live,
+            crate::people::encode(&people)
+        ])?;
+    }
+    drop(ins);
+    tx.execute_batch("DROP TABLE people;")?;
     Ok(())
 }
 
@@ -256,6 +321,17 @@ mod tests {
                 [],
             )
             .unwrap();
+            conn.execute(
+                "INSERT INTO people(id, partition, account, attrs, stage, status, created_at, last_activity, merged_into)
+                 VALUES ('jo', 'acme', 'acme', '{\"title\":\"CMO\"}', 'MQL', 'Open', 7, NULL, NULL)",
+                [],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO person_partition(person, partition, at) VALUES ('jo', 'acme', 0)",
+                [],
+            )
+            .unwrap();
         }
         let store = crate::Store::open(&path).unwrap();
         let events = store.stored_events("acme").unwrap();
@@ -273,5 +349,11 @@ mod tests {
             })
             .unwrap();
         assert_eq!(next, "4");
+        let jo = store.person("jo").unwrap().unwrap();
+        assert_eq!(
+            (jo.stage.as_str(), jo.attrs["title"].as_str()),
+            ("MQL", Some("CMO"))
+        );
+        assert_eq!(store.people_of_account("acme").unwrap().len(), 1);
     }
 }
