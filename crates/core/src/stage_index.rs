@@ -7,8 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One stage entry: a person entering a stage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One entry into a stage (or status) value: when, in which order, whose, which value and by
+/// which rule, all as dense indexes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct IndexedEntry {
     /// Instant, microseconds since the Unix epoch.
     pub at: i64,
@@ -16,11 +17,11 @@ pub struct IndexedEntry {
     pub seq: u64,
     /// Position among the changes of one event.
     pub sub: u32,
-    /// Index into [`StageIndexNames::subjects`].
+    /// Index of the person (in a stage index: into [`StageIndexNames::subjects`]).
     pub subject: u32,
-    /// Index into [`StageIndexNames::stages`].
+    /// Index of the value entered (in a stage index: into [`StageIndexNames::stages`]).
     pub value: u32,
-    /// Index into [`StageIndexNames::rules`].
+    /// Index of the rule that caused it (in a stage index: into [`StageIndexNames::rules`]).
     pub rule: u32,
 }
 

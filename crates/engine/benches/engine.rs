@@ -20,6 +20,8 @@
 //!   (35.2M). What remains is mostly building the output (transitions and final states
 //!   own their strings).
 
+mod support;
+
 use divan::Bencher;
 use waterfall_core::{parse_line, Event, Timestamp};
 use waterfall_demo::{generate, DemoOptions};
@@ -33,41 +35,10 @@ fn main() {
 /// The demo's events (200 accounts, about 22k events), grouped by account as the store
 /// would partition them (people without an account get their own partition).
 fn partitions() -> Vec<Vec<SequencedEvent>> {
-    let events = generate(&DemoOptions {
+    support::by_account(generate(&DemoOptions {
         accounts: 200,
         ..DemoOptions::default()
-    });
-    let mut account_of_person = std::collections::HashMap::new();
-    for e in &events {
-        if let (Some(p), Some(a)) = (e.body.person(), e.body.account()) {
-            account_of_person.insert(p.to_string(), a.to_string());
-        }
-    }
-    let mut groups: std::collections::BTreeMap<String, Vec<SequencedEvent>> = Default::default();
-    for (seq, event) in events.into_iter().enumerate() {
-        let key = event
-            .body
-            .account()
-            .map(str::to_string)
-            .or_else(|| {
-                event
-                    .body
-                    .person()
-                    .and_then(|p| account_of_person.get(p).cloned())
-            })
-            .unwrap_or_else(|| format!("~{}", event.body.person().unwrap_or("")));
-        groups.entry(key).or_default().push(SequencedEvent {
-            seq: seq as u64,
-            event,
-        });
-    }
-    groups
-        .into_values()
-        .map(|mut evs| {
-            evs.sort_by_key(|e| (e.event.at, e.seq));
-            evs
-        })
-        .collect()
+    }))
 }
 
 const HORIZON: DeriveOptions = DeriveOptions {

@@ -6,7 +6,9 @@
 //! thread (so callgrind counts are comparable) and prints the time it took, then, with a digest file, writes every
 //! result's `Debug` text there: two builds agree when their files are identical.
 
-use std::collections::{BTreeMap, HashMap};
+#[path = "../benches/support/mod.rs"]
+mod support;
+
 use std::io::Write;
 use waterfall_core::Timestamp;
 use waterfall_demo::{generate, DemoOptions};
@@ -58,40 +60,9 @@ fn main() {
 /// The demo's events grouped by account, as the store partitions them.
 fn partitions(accounts: usize, seed: Option<u64>) -> Vec<Vec<SequencedEvent>> {
     let defaults = DemoOptions::default();
-    let events = generate(&DemoOptions {
+    support::by_account(generate(&DemoOptions {
         accounts,
         seed: seed.unwrap_or(defaults.seed),
         ..defaults
-    });
-    let mut account_of_person = HashMap::new();
-    for e in &events {
-        if let (Some(p), Some(a)) = (e.body.person(), e.body.account()) {
-            account_of_person.insert(p.to_string(), a.to_string());
-        }
-    }
-    let mut groups: BTreeMap<String, Vec<SequencedEvent>> = BTreeMap::new();
-    for (seq, event) in events.into_iter().enumerate() {
-        let key = event
-            .body
-            .account()
-            .map(str::to_string)
-            .or_else(|| {
-                event
-                    .body
-                    .person()
-                    .and_then(|p| account_of_person.get(p).cloned())
-            })
-            .unwrap_or_else(|| format!("~{}", event.body.person().unwrap_or("")));
-        groups.entry(key).or_default().push(SequencedEvent {
-            seq: seq as u64,
-            event,
-        });
-    }
-    groups
-        .into_values()
-        .map(|mut evs| {
-            evs.sort_by_key(|e| (e.event.at, e.seq));
-            evs
-        })
-        .collect()
+    }))
 }

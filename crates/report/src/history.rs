@@ -32,25 +32,12 @@ pub struct AccountInfo {
     pub visible: bool,
 }
 
-/// One entry into a stage or status value, in compact form.
+/// One entry into a stage or status value, in compact form: the stage index's record (see
+/// [`IndexedEntry`]).
 ///
 /// `subject` is a dense person (or account) index, `value` a dense stage or status index,
 /// `rule` a dense index of the rule name that caused it (see [`History::rule_name`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Entry {
-    /// Instant, microseconds since the Unix epoch (UTC).
-    pub at: i64,
-    /// Ingestion sequence of the causing event.
-    pub seq: u64,
-    /// Position among the changes of one event.
-    pub sub: u32,
-    /// Dense index of the person or account.
-    pub subject: u32,
-    /// Dense index of the stage or status entered.
-    pub value: u32,
-    /// Dense index of the rule that caused the change.
-    pub rule: u32,
-}
+pub type Entry = IndexedEntry;
 
 /// Entries of one kind (e.g. person stages), sorted by subject then order, with an index of
 /// where each subject's entries start.
@@ -355,12 +342,10 @@ impl HistoryBuilder {
         self.tracks[0].reserve(index.len());
         for e in index.entries() {
             self.tracks[0].push(Entry {
-                at: e.at,
-                seq: e.seq,
-                sub: e.sub,
                 subject: subjects[e.subject as usize],
                 value: values[e.value as usize],
                 rule: rules[e.rule as usize],
+                ..e
             });
         }
     }
@@ -567,15 +552,7 @@ impl History {
             rules: self.rules.names.iter().map(String::as_str).collect(),
             subjects: self.people.iter().map(|p| p.id.as_str()).collect(),
         };
-        let entries = self.stage.entries.iter().map(|e| IndexedEntry {
-            at: e.at,
-            seq: e.seq,
-            sub: e.sub,
-            subject: e.subject,
-            value: e.value,
-            rule: e.rule,
-        });
-        StageIndex::encode(&names, entries)
+        StageIndex::encode(&names, self.stage.entries.iter().copied())
     }
 
     /// The stage names, visibility, attributes and stage entries of one level.

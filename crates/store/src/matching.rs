@@ -74,6 +74,20 @@ struct PersonFact {
     merged: bool,
 }
 
+impl PersonFact {
+    /// Nothing known yet about `person`.
+    fn new(person: &str) -> Self {
+        PersonFact {
+            person: person.to_string(),
+            created_at: i64::MAX,
+            email: Latest::default(),
+            company: Latest::default(),
+            account: Latest::default(),
+            merged: false,
+        }
+    }
+}
+
 const PERSON_FACT_COLUMNS: &str = "person, created_at, email, email_at, email_ev, company, company_at, company_ev, account, account_at, account_ev, merged";
 
 fn person_fact(r: &rusqlite::Row<'_>) -> rusqlite::Result<PersonFact> {
@@ -94,14 +108,7 @@ fn load_person_fact(tx: &Transaction<'_>, person: &str) -> Result<PersonFact, St
         ))?
         .query_row([person], person_fact)
         .optional()?
-        .unwrap_or(PersonFact {
-            person: person.to_string(),
-            created_at: i64::MAX,
-            email: Latest::default(),
-            company: Latest::default(),
-            account: Latest::default(),
-            merged: false,
-        }))
+        .unwrap_or_else(|| PersonFact::new(person)))
 }
 
 fn save_person_fact(tx: &Transaction<'_>, f: &PersonFact) -> Result<(), StoreError> {
@@ -213,16 +220,9 @@ impl Observed {
     }
 
     fn person(&mut self, person: &str) -> &mut PersonFact {
-        self.people.entry(person.to_string()).or_insert_with(|| {
-            Box::new(PersonFact {
-                person: person.to_string(),
-                created_at: i64::MAX,
-                email: Latest::default(),
-                company: Latest::default(),
-                account: Latest::default(),
-                merged: false,
-            })
-        })
+        self.people
+            .entry(person.to_string())
+            .or_insert_with(|| Box::new(PersonFact::new(person)))
     }
 
     /// Adds everything another observation saw.
