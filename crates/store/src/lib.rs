@@ -85,10 +85,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
-        // A 64 MiB page cache; reads map the file instead of copying it page by page
-        // (reports read it whole).
-        conn.pragma_update(None, "cache_size", -65_536)?;
-        conn.pragma_update(None, "mmap_size", 1i64 << 32)?;
+        conn.pragma_update(None, "cache_size", -65_536)?; // 64 MiB
         let mut store = Store {
             conn,
             limits: BatchLimits::default(),
@@ -96,6 +93,14 @@ impl Store {
         };
         schema::migrate(&mut store.conn)?;
         Ok(store)
+    }
+
+    /// Reads by mapping the file instead of copying it page by page: faster for reading much
+    /// of it (reports), but every page read then counts in this process's resident memory.
+    pub fn map_reads(&self, on: bool) -> Result<(), StoreError> {
+        let bytes: i64 = if on { 1 << 32 } else { 0 };
+        self.conn.pragma_update(None, "mmap_size", bytes)?;
+        Ok(())
     }
 
     /// Sets how much later batches and replays hold in memory (see [`BatchLimits`]).

@@ -86,6 +86,16 @@ pub fn open_with_model(
     Ok((store, model))
 }
 
+/// Builds the stage index the person-stage reports start from, timed as a phase.
+fn warm(db: &DbArgs, summary: &mut waterfall_store::IngestSummary) -> CliResult {
+    let started = Instant::now();
+    crate::cmd::report::warm_stage_index(db)?;
+    summary
+        .phases
+        .push(("stage index", started.elapsed().as_secs_f64()));
+    Ok(())
+}
+
 /// Runs `waterfall ingest`.
 pub fn run(args: IngestArgs) -> CliResult {
     let (mut store, model) = open_with_model(&args.db, args.model.as_deref())?;
@@ -190,9 +200,13 @@ pub fn run(args: IngestArgs) -> CliResult {
     let pb = spinner(&format!(
         "deriving stages and statuses from {appended} events"
     ));
-    let summary = batch.finish(IngestOptions {
+    let mut summary = batch.finish(IngestOptions {
         horizon: Timestamp::now(),
     })?;
+    drop(store);
+    if summary.stored > 0 {
+        warm(&args.db, &mut summary)?;
+    }
     pb.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     println!(
@@ -238,12 +252,14 @@ pub fn replay(args: ReplayArgs) -> CliResult {
     };
     let started = Instant::now();
     let pb = spinner("replaying the event log");
-    let summary = store.replay(
+    let mut summary = store.replay(
         &model,
         IngestOptions {
             horizon: Timestamp::now(),
         },
     )?;
+    drop(store);
+    warm(&args.db, &mut summary)?;
     pb.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     println!(

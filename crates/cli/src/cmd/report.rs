@@ -179,6 +179,20 @@ pub fn load_history(db: &DbArgs, query: &HistoryQuery) -> CliResult<History> {
         );
     }
     let mut store = Store::open(&db.db)?;
+    store.map_reads(true)?;
+    history_of_store(&mut store, query)
+}
+
+/// Builds the stage index of a database now, so that the next flow, cohort and snapshot
+/// reports start from it (ingest and replay call this after they commit). Reads without
+/// mapping the file, which would count every page read in the caller's memory.
+pub fn warm_stage_index(db: &DbArgs) -> CliResult {
+    let mut store = Store::open(&db.db)?;
+    history_of_store(&mut store, &history_query(false, None)).map(drop)
+}
+
+/// [`load_history`] on an open store.
+fn history_of_store(store: &mut Store, query: &HistoryQuery) -> CliResult<History> {
     let model = store.stored_model()?;
     let (stages, statuses, _) = model_names(model.as_ref());
     // Person stages alone (flow, cohort, snapshot): the stage index, when it is current.
@@ -232,6 +246,7 @@ pub fn load_account_history(db: &DbArgs) -> CliResult<History> {
         );
     }
     let store = Store::open(&db.db)?;
+    store.map_reads(true)?;
     let model = store.stored_model()?;
     let rows = store.history_for(&HistoryQuery {
         field: Some(Field::Stage),
