@@ -51,9 +51,53 @@ pub struct Track {
 
 impl Track {
     fn build(entries: Vec<Entry>, subjects: usize) -> Track {
-        // Group by subject with a counting sort (stable, linear) unless they arrive grouped
-        // (as stored tables give them), then order each subject's entries; they usually
-        // arrive in order already, which the check sees at once.
+        let entries = if Self::canonical(&entries) {
+            // Grouped, ordered and without repeats already (a stage index, or tables grouped
+            // by subject): one check instead of sorting.
+            entries
+        } else {
+            Self::canonicalize(entries, subjects)
+        };
+        // Where each subject's entries start, and the span of instants, in one pass.
+        let mut starts = Vec::with_capacity(subjects + 1);
+        let (mut min_at, mut max_at) = (i64::MAX, i64::MIN);
+        let mut i = 0usize;
+        for s in 0..subjects {
+            starts.push(i as u32);
+            while i < entries.len() && entries[i].subject as usize == s {
+                min_at = min_at.min(entries[i].at);
+                max_at = max_at.max(entries[i].at);
+                i += 1;
+            }
+        }
+        starts.push(entries.len() as u32);
+        if entries.is_empty() {
+            (min_at, max_at) = (0, 0);
+        }
+        Track {
+            entries,
+            starts,
+            min_at,
+            max_at,
+        }
+    }
+
+    /// Whether entries are grouped by subject, each subject's in order, and no entry repeats
+    /// the value before it.
+    fn canonical(entries: &[Entry]) -> bool {
+        entries.windows(2).all(|w| {
+            let (a, b) = (&w[0], &w[1]);
+            a.subject < b.subject
+                || (a.subject == b.subject
+                    && (a.at, a.seq, a.sub) <= (b.at, b.seq, b.sub)
+                    && a.value != b.value)
+        })
+    }
+
+    /// Groups entries by subject with a counting sort (stable, linear), orders each subject's
+    /// (they usually arrive in order already, which the check sees at once), and drops an
+    /// entry into the value its subject already has (imported history may say so).
+    fn canonicalize(entries: Vec<Entry>, subjects: usize) -> Vec<Entry> {
         let mut starts = vec![0u32; subjects + 1];
         for e in &entries {
             starts[e.subject as usize + 1] += 1;
@@ -79,27 +123,10 @@ impl Track {
                 of.sort_unstable_by_key(|e| (e.at, e.seq, e.sub));
             }
         }
-        // Setting a value a subject already has is not an entry (imported history may say so).
         entries.dedup_by(|later, earlier| {
             later.subject == earlier.subject && later.value == earlier.value
         });
-        let mut starts = Vec::with_capacity(subjects + 1);
-        let mut i = 0usize;
-        for s in 0..subjects {
-            starts.push(i as u32);
-            while i < entries.len() && entries[i].subject as usize == s {
-                i += 1;
-            }
-        }
-        starts.push(entries.len() as u32);
-        let min_at = entries.iter().map(|e| e.at).min().unwrap_or(0);
-        let max_at = entries.iter().map(|e| e.at).max().unwrap_or(0);
-        Track {
-            entries,
-            starts,
-            min_at,
-            max_at,
-        }
+        entries
     }
 
     /// All entries, sorted by subject then order.
