@@ -366,3 +366,44 @@ fn reports_from_the_stage_index_equal_reports_from_the_stored_transitions() {
     drop_index();
     assert_eq!(stage_reports(&db), after);
 }
+
+#[test]
+fn a_first_load_killed_midway_leaves_an_empty_database_that_loads_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = generate(dir.path(), 1500, 3);
+    let total = std::fs::read_to_string(&events).unwrap().lines().count() as u64;
+    for delay_ms in [300u64, 900] {
+        let db = dir.path().join(format!("first-{delay_ms}.db"));
+        let mut child = bin()
+            .args(["ingest", "--model", "history-only", "--db"])
+            .arg(&db)
+            .arg(&events)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().ok(); // SIGKILL, in the middle of the first load (a rollback journal)
+        child.wait().unwrap();
+        if db.exists() {
+            let stored = count(&db, "SELECT COALESCE(SUM(count), 0) FROM partition_events");
+            assert!(stored == 0 || stored == total, "{stored} of {total} events");
+        }
+        let o = run(bin()
+            .args(["ingest", "--model", "history-only", "--db"])
+            .arg(&db)
+            .arg(&events));
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(
+            count(&db, "SELECT COALESCE(SUM(count), 0) FROM partition_events"),
+            total
+        );
+        let mode = run(Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('pragma journal_mode').fetchone()[0])",
+            ])
+            .arg(&db));
+        assert_eq!(String::from_utf8_lossy(&mode.stdout).trim(), "wal");
+    }
+}

@@ -395,6 +395,7 @@ impl Store {
     pub fn begin<'s>(&'s mut self, model: &'s Model) -> Result<Batch<'s>, StoreError> {
         let limits = self.limits;
         let spill_dir = self.dir.clone();
+        self.start_bulk_load()?;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -909,6 +910,7 @@ impl Store {
         opts: IngestOptions,
     ) -> Result<IngestSummary, StoreError> {
         let limits = self.limits;
+        self.end_bulk_load()?;
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

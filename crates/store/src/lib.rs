@@ -58,6 +58,17 @@ pub struct Store {
     limits: BatchLimits,
     /// The database's directory (where large ingests set events aside); `None` in memory.
     dir: Option<std::path::PathBuf>,
+    /// A first load switched the database to a rollback journal (see
+    /// [`Store::start_bulk_load`]); it returns to WAL before anything else is written, or when
+    /// the store closes.
+    bulk_load: bool,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // Best effort: the next open returns the database to WAL in any case.
+        let _ = self.end_bulk_load();
+    }
 }
 
 impl Store {
@@ -90,9 +101,43 @@ impl Store {
             conn,
             limits: BatchLimits::default(),
             dir: None,
+            bulk_load: false,
         };
         schema::migrate(&mut store.conn)?;
         Ok(store)
+    }
+
+    /// Before a batch: a first load into an empty database file writes it once through a
+    /// rollback journal (an empty file has nothing to journal) instead of twice, through the
+    /// WAL and then its checkpoint. The journal keeps the batch atomic and durable all the
+    /// same; only concurrent readers wait, and an empty database has none worth the name.
+    pub(crate) fn start_bulk_load(&mut self) -> Result<(), StoreError> {
+        self.end_bulk_load()?;
+        if self.dir.is_none() {
+            return Ok(());
+        }
+        let empty: bool = self.conn.query_row(
+            "SELECT NOT EXISTS (SELECT 1 FROM partition_events)
+                AND NOT EXISTS (SELECT 1 FROM person_partition)
+                AND NOT EXISTS (SELECT 1 FROM opportunity_partition)",
+            [],
+            |r| r.get(0),
+        )?;
+        if empty {
+            let mode: String =
+                self.conn
+                    .pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get(0))?;
+            self.bulk_load = mode.eq_ignore_ascii_case("delete");
+        }
+        Ok(())
+    }
+
+    /// Returns the database to WAL after a first load (see [`Store::start_bulk_load`]).
+    pub(crate) fn end_bulk_load(&mut self) -> Result<(), StoreError> {
+        if std::mem::take(&mut self.bulk_load) {
+            self.conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        Ok(())
     }
 
     /// Reads by mapping the file instead of copying it page by page: faster for reading much
