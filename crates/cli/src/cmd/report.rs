@@ -179,8 +179,7 @@ pub fn load_history(db: &DbArgs, query: &HistoryQuery) -> CliResult<History> {
         );
     }
     let mut store = Store::open(&db.db)?;
-    store.map_reads(true)?;
-    history_of_store(&mut store, query)
+    history_of_store(&mut store, query, true)
 }
 
 /// Builds the stage index of a database now, so that the next flow, cohort and snapshot
@@ -188,11 +187,13 @@ pub fn load_history(db: &DbArgs, query: &HistoryQuery) -> CliResult<History> {
 /// mapping the file, which would count every page read in the caller's memory.
 pub fn warm_stage_index(db: &DbArgs) -> CliResult {
     let mut store = Store::open(&db.db)?;
-    history_of_store(&mut store, &history_query(false, None)).map(drop)
+    history_of_store(&mut store, &history_query(false, None), false).map(drop)
 }
 
-/// [`load_history`] on an open store.
-fn history_of_store(store: &mut Store, query: &HistoryQuery) -> CliResult<History> {
+/// [`load_history`] on an open store; `map` reads the stored transitions through a memory
+/// map (faster, but every page read counts in this process's memory). The stage index is
+/// one read, which a map does not speed up.
+fn history_of_store(store: &mut Store, query: &HistoryQuery, map: bool) -> CliResult<History> {
     let model = store.stored_model()?;
     let (stages, statuses, _) = model_names(model.as_ref());
     // Person stages alone (flow, cohort, snapshot): the stage index, when it is current.
@@ -213,6 +214,7 @@ fn history_of_store(store: &mut Store, query: &HistoryQuery) -> CliResult<Histor
             return Ok(history);
         }
     }
+    store.map_reads(map)?;
     let mut rows = store.history_for(query)?;
     let people = std::mem::take(&mut rows.people)
         .into_iter()
