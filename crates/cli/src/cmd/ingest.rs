@@ -204,7 +204,10 @@ pub fn run(args: IngestArgs) -> CliResult {
         horizon: Timestamp::now(),
     })?;
     drop(store);
-    if summary.stored > 0 {
+    // Rebuilding the index reads every stored transition: worth it after a load that is a
+    // good share of the database, not after a few late events (the next report builds it).
+    let (events, ..) = Store::open(&args.db.db)?.counts()?;
+    if summary.stored > 0 && summary.stored as u64 * 10 >= events {
         warm(&args.db, &mut summary)?;
     }
     pb.finish_and_clear();
