@@ -15,7 +15,7 @@ pub use event::{
     parse_line, parse_lines, Attrs, Event, EventBody, LineError, OpportunityContact,
     OpportunityKind, OpportunityState, ParseOutcome, Subject,
 };
-pub use stage_index::{IndexedEntry, StageIndex, StageIndexNames};
+pub use stage_index::{EntryReader, IndexedEntry, StageIndex, StageIndexNames};
 pub use table::{TableRow, TransitionTable};
 pub use time::{Period, Timestamp, MICROS_PER_DAY};
 pub use transition::{Field, Level, Order, Transition, TransitionRef};

@@ -72,24 +72,20 @@ impl<'a> StageIndex<'a> {
 
     /// Reads an index from its stored bytes, checking that every entry points into its names.
     pub fn decode(names: &'a [u8], entries: &'a [u8]) -> Result<StageIndex<'a>, String> {
-        let names: StageIndexNames<'a> =
-            postcard::from_bytes(names).map_err(|e| format!("stage index: {e}"))?;
+        let names = StageIndexNames::decode(names)?;
         if !entries.len().is_multiple_of(ENTRY_BYTES) {
             return Err("stage index: truncated entries".into());
         }
         let index = StageIndex { names, entries };
-        let (s, v, r) = (
-            index.names.subjects.len() as u32,
-            index.names.stages.len() as u32,
-            index.names.rules.len() as u32,
-        );
-        if index
-            .entries()
-            .any(|e| e.subject >= s || e.value >= v || e.rule >= r)
-        {
+        if !index.entries().all(|e| index.names.contain(&e)) {
             return Err("stage index: an entry points outside its names".into());
         }
         Ok(index)
+    }
+
+    /// How many entries `bytes` of stored entries hold.
+    pub fn entries_in(bytes: usize) -> usize {
+        bytes / ENTRY_BYTES
     }
 
     /// How many entries the index holds.
@@ -104,29 +100,112 @@ impl<'a> StageIndex<'a> {
 
     /// The entries, grouped by subject.
     pub fn entries(&self) -> impl ExactSizeIterator<Item = IndexedEntry> + '_ {
-        self.entries.chunks_exact(ENTRY_BYTES).map(|b| {
-            let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-            let u64_at = |i: usize| {
-                u64::from_le_bytes([
-                    b[i],
-                    b[i + 1],
-                    b[i + 2],
-                    b[i + 3],
-                    b[i + 4],
-                    b[i + 5],
-                    b[i + 6],
-                    b[i + 7],
-                ])
-            };
-            IndexedEntry {
-                at: u64_at(0) as i64,
-                seq: u64_at(8),
-                sub: u32_at(16),
-                subject: u32_at(20),
-                value: u32_at(24),
-                rule: u32_at(28),
+        self.entries.chunks_exact(ENTRY_BYTES).map(decode_entry)
+    }
+}
+
+impl<'a> StageIndexNames<'a> {
+    /// Reads an index's names from their stored bytes.
+    pub fn decode(bytes: &'a [u8]) -> Result<StageIndexNames<'a>, String> {
+        postcard::from_bytes(bytes).map_err(|e| format!("stage index: {e}"))
+    }
+
+    /// Whether an entry points into these names.
+    pub fn contain(&self, e: &IndexedEntry) -> bool {
+        (e.subject as usize) < self.subjects.len()
+            && (e.value as usize) < self.stages.len()
+            && (e.rule as usize) < self.rules.len()
+    }
+}
+
+/// Reads a stored index's entries from a stream (a blob read piece by piece), so they are
+/// never all in memory as bytes: an iterator of entries, ending at the first read error,
+/// which [`EntryReader::error`] then holds.
+pub struct EntryReader<R> {
+    reader: R,
+    buffer: Vec<u8>,
+    at: usize,
+    end: usize,
+    error: Option<String>,
+}
+
+impl<R: std::io::Read> EntryReader<R> {
+    /// Reads entries from `reader`.
+    pub fn new(reader: R) -> Self {
+        EntryReader {
+            reader,
+            buffer: vec![0; ENTRY_BYTES * 8192],
+            at: 0,
+            end: 0,
+            error: None,
+        }
+    }
+
+    /// What stopped the entries early, if anything did.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    fn refill(&mut self) -> bool {
+        let rest = self.end - self.at;
+        self.buffer.copy_within(self.at..self.end, 0);
+        self.at = 0;
+        self.end = rest;
+        while self.end < ENTRY_BYTES {
+            match self.reader.read(&mut self.buffer[self.end..]) {
+                Ok(0) => {
+                    if self.end != 0 {
+                        self.error = Some("stage index: truncated entries".into());
+                    }
+                    return false;
+                }
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.error = Some(format!("stage index: {e}"));
+                    return false;
+                }
             }
-        })
+        }
+        true
+    }
+}
+
+impl<R: std::io::Read> Iterator for EntryReader<R> {
+    type Item = IndexedEntry;
+
+    fn next(&mut self) -> Option<IndexedEntry> {
+        if self.end - self.at < ENTRY_BYTES && !self.refill() {
+            return None;
+        }
+        let e = decode_entry(&self.buffer[self.at..self.at + ENTRY_BYTES]);
+        self.at += ENTRY_BYTES;
+        Some(e)
+    }
+}
+
+/// One stored entry (little-endian, fields in declaration order).
+fn decode_entry(b: &[u8]) -> IndexedEntry {
+    let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let u64_at = |i: usize| {
+        u64::from_le_bytes([
+            b[i],
+            b[i + 1],
+            b[i + 2],
+            b[i + 3],
+            b[i + 4],
+            b[i + 5],
+            b[i + 6],
+            b[i + 7],
+        ])
+    };
+    IndexedEntry {
+        at: u64_at(0) as i64,
+        seq: u64_at(8),
+        sub: u32_at(16),
+        subject: u32_at(20),
+        value: u32_at(24),
+        rule: u32_at(28),
     }
 }
 
@@ -169,5 +248,12 @@ mod tests {
         bad[24] = 9; // the first entry's value
         assert!(StageIndex::decode(&n, &bad).is_err());
         assert!(StageIndex::decode(&n[..2], &e).is_err());
+        // Streamed, in pieces of any size, the same entries; a cut one is an error.
+        let mut reader = EntryReader::new(std::io::Cursor::new(e.clone()));
+        assert_eq!(reader.by_ref().collect::<Vec<_>>(), entries);
+        assert_eq!(reader.error(), None);
+        let mut cut = EntryReader::new(std::io::Cursor::new(e[..40].to_vec()));
+        assert_eq!(cut.by_ref().count(), 1);
+        assert!(cut.error().is_some());
     }
 }

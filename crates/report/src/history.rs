@@ -333,7 +333,20 @@ impl HistoryBuilder {
     /// people its subjects become the people as they are (an index lists each person once),
     /// without hashing a single id.
     pub fn add_stage_index(&mut self, index: &StageIndex<'_>) {
-        let names = &index.names;
+        // A decoded index has been checked: every entry points into its names.
+        let added = self.add_stage_entries(&index.names, index.len(), index.entries());
+        debug_assert!(added.is_ok());
+    }
+
+    /// [`HistoryBuilder::add_stage_index`] over an index's names and its entries as they are
+    /// read (`len` of them, for reserving room). An entry that points outside the names is
+    /// an error; what was added until then stays, so a caller starts over on an error.
+    pub fn add_stage_entries(
+        &mut self,
+        names: &StageIndexNames<'_>,
+        len: usize,
+        entries: impl Iterator<Item = IndexedEntry>,
+    ) -> Result<(), String> {
         let subjects: Vec<u32> = if self.h.people.is_empty() {
             self.h.people.reserve(names.subjects.len());
             let subjects = names
@@ -366,8 +379,11 @@ impl HistoryBuilder {
             .map(|s| self.h.stages.intern(s))
             .collect();
         let rules: Vec<u32> = names.rules.iter().map(|r| self.h.rules.intern(r)).collect();
-        self.tracks[0].reserve(index.len());
-        for e in index.entries() {
+        self.tracks[0].reserve(len);
+        for e in entries {
+            if !names.contain(&e) {
+                return Err("stage index: an entry points outside its names".into());
+            }
             self.tracks[0].push(Entry {
                 subject: subjects[e.subject as usize],
                 value: values[e.value as usize],
@@ -375,6 +391,7 @@ impl HistoryBuilder {
                 ..e
             });
         }
+        Ok(())
     }
 
     /// The dense index of a person or account; a person not listed is added as visible,

@@ -405,6 +405,29 @@ impl Store {
         }
     }
 
+    /// Hands the stored stage index to `f` — its names' bytes, and a reader of its entries
+    /// with their length in bytes — if it was built at `generation`. The entries are read
+    /// from the database piece by piece, never all copied into memory.
+    pub fn read_stage_index<R>(
+        &self,
+        generation: i64,
+        f: impl FnOnce(&[u8], &mut dyn std::io::Read, usize) -> R,
+    ) -> Result<Option<R>, StoreError> {
+        let names: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT names FROM stage_index WHERE id = 1 AND generation = ?1")?
+            .query_row([generation], |r| r.get(0))
+            .optional()?;
+        let Some(names) = names else {
+            return Ok(None);
+        };
+        let mut entries =
+            self.conn
+                .blob_open(rusqlite::MAIN_DB, "stage_index", "entries", 1, true)?;
+        let len = entries.len();
+        Ok(Some(f(&names, &mut entries, len)))
+    }
+
     /// Keeps a stage index built from the rows of `generation`, unless the store has moved on
     /// since (then it is stale, and nothing is written). Returns whether it was kept.
     pub fn save_stage_index(

@@ -5,7 +5,7 @@ use crate::DbArgs;
 // Reports leave their History undropped: the process exits right after printing, and freeing
 // millions of small allocations would only add to the wait.
 use std::mem::ManuallyDrop;
-use waterfall_core::StageIndex;
+use waterfall_core::{EntryReader, StageIndex, StageIndexNames};
 use waterfall_core::{Field, Level, Period, Timestamp, Transition, TransitionRef};
 use waterfall_engine::Derived;
 use waterfall_model::Model;
@@ -202,13 +202,14 @@ fn history_of_store(store: &mut Store, query: &HistoryQuery, map: bool) -> CliRe
         && query.attributes.is_none();
     let generation = store.generation()?;
     if indexable {
-        let from_index = store.with_stage_index(generation, |names, entries| {
+        let from_index = store.read_stage_index(generation, |names, entries, bytes| {
             // A damaged index is only a slower report: the stored transitions still answer.
-            StageIndex::decode(names, entries).ok().map(|index| {
-                let mut builder = History::builder(stages.clone(), statuses.clone(), Vec::new());
-                builder.add_stage_index(&index);
-                builder.finish()
-            })
+            let names = StageIndexNames::decode(names).ok()?;
+            let mut builder = History::builder(stages.clone(), statuses.clone(), Vec::new());
+            let mut reader = EntryReader::new(entries);
+            let added =
+                builder.add_stage_entries(&names, StageIndex::entries_in(bytes), reader.by_ref());
+            (added.is_ok() && reader.error().is_none()).then(|| builder.finish())
         })?;
         if let Some(Some(history)) = from_index {
             return Ok(history);
