@@ -541,6 +541,7 @@ impl Batch<'_> {
             }
         }
         std::mem::take(&mut self.observed).save(tx, false)?;
+        crate::matching::facts_after_batch(tx, self.model.matching.is_active(), self.router.fresh)?;
         let mut erased = FxHashSet::default();
         for person in std::mem::take(&mut self.erasures) {
             if !erased.insert(person.clone()) {

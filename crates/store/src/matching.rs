@@ -327,12 +327,53 @@ pub(crate) fn forget(tx: &Transaction<'_>, person: &str) -> Result<(), StoreErro
     Ok(())
 }
 
-/// Rebuilds the facts from the whole log (a replay under a model that matches).
+/// Rebuilds the facts from the whole log (a replay under a model that matches, when some
+/// events were stored without being observed).
 fn rebuild_facts(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.execute_batch(
         "DELETE FROM match_people; DELETE FROM match_accounts; DELETE FROM match_account_keys;",
     )?;
-    crate::ingest::observe_log(tx)?.save(tx, true)
+    crate::ingest::observe_log(tx)?.save(tx, true)?;
+    set_facts_complete(tx, true)
+}
+
+/// Whether every stored event has been observed (meta `match_facts`): batches under a model
+/// that matches observe their events, the others do not.
+fn facts_complete(tx: &Transaction<'_>) -> Result<bool, StoreError> {
+    let v: Option<String> = tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'match_facts'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(v.as_deref() == Some("complete"))
+}
+
+fn set_facts_complete(tx: &Transaction<'_>, complete: bool) -> Result<(), StoreError> {
+    if complete {
+        tx.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('match_facts', 'complete')",
+            [],
+        )?;
+    } else {
+        tx.execute("DELETE FROM meta WHERE key = 'match_facts'", [])?;
+    }
+    Ok(())
+}
+
+/// Keeps track of whether the facts cover the log after a batch: one that observed its events
+/// keeps them complete (and makes them so on an empty log); one that did not makes them stale.
+pub(crate) fn facts_after_batch(
+    tx: &Transaction<'_>,
+    observed: bool,
+    log_was_empty: bool,
+) -> Result<(), StoreError> {
+    match (observed, log_was_empty) {
+        (true, true) => set_facts_complete(tx, true),
+        (true, false) => Ok(()),
+        (false, _) => set_facts_complete(tx, false),
+    }
 }
 
 /// A person's stored match decision.
@@ -617,7 +658,7 @@ pub(crate) fn before_replay(
     policy: &MatchPolicy,
     lap: &mut dyn FnMut(&'static str),
 ) -> Result<Reconciled, StoreError> {
-    if policy.is_active() {
+    if policy.is_active() && !facts_complete(tx)? {
         rebuild_facts(tx)?;
         lap("matching facts");
     }
