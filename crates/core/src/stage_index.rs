@@ -184,21 +184,11 @@ impl<R: std::io::Read> Iterator for EntryReader<R> {
     }
 }
 
-/// One stored entry (little-endian, fields in declaration order).
+/// One stored entry (little-endian, fields in declaration order); `b` is one entry's bytes.
 fn decode_entry(b: &[u8]) -> IndexedEntry {
-    let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-    let u64_at = |i: usize| {
-        u64::from_le_bytes([
-            b[i],
-            b[i + 1],
-            b[i + 2],
-            b[i + 3],
-            b[i + 4],
-            b[i + 5],
-            b[i + 6],
-            b[i + 7],
-        ])
-    };
+    let b: &[u8; ENTRY_BYTES] = b.try_into().expect("an entry's bytes");
+    let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+    let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().expect("4 bytes"));
     IndexedEntry {
         at: u64_at(0) as i64,
         seq: u64_at(8),
