@@ -51,35 +51,49 @@ pub struct Track {
 
 impl Track {
     fn build(entries: Vec<Entry>, subjects: usize) -> Track {
-        let entries = if Self::canonical(&entries) {
-            // Grouped, ordered and without repeats already (a stage index, or tables grouped
-            // by subject): one check instead of sorting.
-            entries
-        } else {
-            Self::canonicalize(entries, subjects)
-        };
-        // Where each subject's entries start, and the span of instants, in one pass.
-        let mut starts = Vec::with_capacity(subjects + 1);
-        let (mut min_at, mut max_at) = (i64::MAX, i64::MIN);
-        let mut i = 0usize;
-        for s in 0..subjects {
-            starts.push(i as u32);
-            while i < entries.len() && entries[i].subject as usize == s {
-                min_at = min_at.min(entries[i].at);
-                max_at = max_at.max(entries[i].at);
-                i += 1;
+        // Entries that arrive canonical (a stage index, or tables grouped by subject) are
+        // indexed in the same pass that checks them; others are sorted first.
+        match Self::index(&entries, subjects) {
+            Some((starts, min_at, max_at)) => Track {
+                entries,
+                starts,
+                min_at,
+                max_at,
+            },
+            None => {
+                let entries = Self::canonicalize(entries, subjects);
+                let (starts, min_at, max_at) =
+                    Self::index(&entries, subjects).expect("canonical entries index");
+                Track {
+                    entries,
+                    starts,
+                    min_at,
+                    max_at,
+                }
             }
         }
-        starts.push(entries.len() as u32);
+    }
+
+    /// Where each subject's entries start and the span of instants, in one pass — or `None`
+    /// when the entries are not canonical (see [`Track::canonical`]).
+    fn index(entries: &[Entry], subjects: usize) -> Option<(Vec<u32>, i64, i64)> {
+        if !Self::canonical(entries) {
+            return None;
+        }
+        let mut starts = vec![0u32; subjects + 1];
+        let (mut min_at, mut max_at) = (i64::MAX, i64::MIN);
+        for e in entries {
+            starts[e.subject as usize + 1] += 1;
+            min_at = min_at.min(e.at);
+            max_at = max_at.max(e.at);
+        }
+        for s in 1..starts.len() {
+            starts[s] += starts[s - 1];
+        }
         if entries.is_empty() {
             (min_at, max_at) = (0, 0);
         }
-        Track {
-            entries,
-            starts,
-            min_at,
-            max_at,
-        }
+        Some((starts, min_at, max_at))
     }
 
     /// Whether entries are grouped by subject, each subject's in order, and no entry repeats
