@@ -403,13 +403,7 @@ impl Store {
         Store::set_meta(&tx, "model_name", &model.name)?;
         let batch_start = next_seq(&tx)?;
         // On an empty log nothing needs looking up: every person and opportunity is new.
-        let fresh: bool = tx.query_row(
-            "SELECT NOT EXISTS (SELECT 1 FROM partition_events)
-                AND NOT EXISTS (SELECT 1 FROM person_partition)
-                AND NOT EXISTS (SELECT 1 FROM opportunity_partition)",
-            [],
-            |r| r.get(0),
-        )?;
+        let fresh = log_is_empty(&tx)?;
         let check_erased: bool =
             tx.query_row("SELECT EXISTS (SELECT 1 FROM erased_events)", [], |r| {
                 r.get(0)
@@ -451,6 +445,17 @@ fn next_generation(tx: &Transaction<'_>) -> Result<(), StoreError> {
     )?;
     tx.execute("DELETE FROM stage_index", [])?;
     Ok(())
+}
+
+/// Whether nothing was ever stored: no events, and no person or opportunity routed.
+pub(crate) fn log_is_empty(conn: &rusqlite::Connection) -> Result<bool, StoreError> {
+    Ok(conn.query_row(
+        "SELECT NOT EXISTS (SELECT 1 FROM partition_events)
+            AND NOT EXISTS (SELECT 1 FROM person_partition)
+            AND NOT EXISTS (SELECT 1 FROM opportunity_partition)",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 /// The sequence number the next ingested event gets.

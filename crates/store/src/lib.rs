@@ -116,14 +116,7 @@ impl Store {
         if self.dir.is_none() {
             return Ok(());
         }
-        let empty: bool = self.conn.query_row(
-            "SELECT NOT EXISTS (SELECT 1 FROM partition_events)
-                AND NOT EXISTS (SELECT 1 FROM person_partition)
-                AND NOT EXISTS (SELECT 1 FROM opportunity_partition)",
-            [],
-            |r| r.get(0),
-        )?;
-        if empty {
+        if ingest::log_is_empty(&self.conn)? {
             let mode: String =
                 self.conn
                     .pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get(0))?;

@@ -379,30 +379,14 @@ impl Store {
 
     /// The stored stage index, if it was built at `generation`.
     pub fn stage_index(&self, generation: i64) -> Result<Option<StoredStageIndex>, StoreError> {
-        self.with_stage_index(generation, |names, entries| {
-            (names.to_vec(), entries.to_vec())
-        })
-    }
-
-    /// Hands the stored stage index's bytes (names, entries) to `f` without copying them, if
-    /// it was built at `generation`.
-    pub fn with_stage_index<R>(
-        &self,
-        generation: i64,
-        f: impl FnOnce(&[u8], &[u8]) -> R,
-    ) -> Result<Option<R>, StoreError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT names, entries FROM stage_index WHERE id = 1 AND generation = ?1",
-        )?;
-        let mut rows = st.query([generation])?;
-        match rows.next()? {
-            None => Ok(None),
-            Some(r) => {
-                let names = r.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
-                let entries = r.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-                Ok(Some(f(names, entries)))
-            }
-        }
+        let read = self.read_stage_index(generation, |names, entries, len| {
+            let mut bytes = Vec::with_capacity(len);
+            entries
+                .read_to_end(&mut bytes)
+                .map(|_| (names.to_vec(), bytes))
+        })?;
+        read.transpose()
+            .map_err(|e| StoreError::Corrupt(format!("stage index: {e}")))
     }
 
     /// Hands the stored stage index to `f` — its names' bytes, and a reader of its entries
