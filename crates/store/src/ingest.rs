@@ -305,14 +305,16 @@ impl Router {
             "INSERT INTO person_partition(person, partition, at) VALUES (?1, ?2, ?3)
              ON CONFLICT(person) DO UPDATE SET partition = excluded.partition, at = excluded.at",
         )?;
-        for (person, route) in &self.people {
-            if route.dirty {
-                upsert.execute(params![
-                    person,
-                    self.partitions.name(route.partition),
-                    route.at
-                ])?;
-            }
+        // In key order, so the index grows at its end instead of at random pages.
+        let mut dirty: Vec<(&String, &Route)> =
+            self.people.iter().filter(|(_, r)| r.dirty).collect();
+        dirty.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (person, route) in dirty {
+            upsert.execute(params![
+                person,
+                self.partitions.name(route.partition),
+                route.at
+            ])?;
         }
         Ok(())
     }
@@ -524,10 +526,8 @@ impl Batch<'_> {
         };
         for (i, buffer) in self.buffers.iter_mut().enumerate() {
             if buffer.count > 0 {
-                spill.write(
-                    self.router.partitions.name(i as u32),
-                    &crate::body::pack(&buffer.data),
-                )?;
+                // Raw: read back once by this batch, so compressing it would only cost time.
+                spill.write(self.router.partitions.name(i as u32), &buffer.data)?;
                 *buffer = Buffer::default();
             }
         }
@@ -560,7 +560,9 @@ impl Batch<'_> {
             tx.execute("DELETE FROM person_partition WHERE person = ?1", [&person])?;
             crate::matching::forget(tx, &person)?;
         }
+        self.clock.lap("read+append");
         self.router.write_routes(tx)?;
+        self.clock.lap("routes");
         // Matching and dedup may move people now that the whole batch is routed.
         let reconciled = crate::matching::reconcile(tx, &self.model.matching)?;
         let mut moves = std::mem::take(&mut self.router.moves);
@@ -604,6 +606,7 @@ impl Batch<'_> {
                 Ok(stored + appended.get(p.as_str()).copied().unwrap_or(0))
             })
             .collect::<Result<Vec<usize>, StoreError>>()?;
+        self.clock.lap("plan");
         let done = rederive(
             &mut sources,
             self.model,
@@ -639,7 +642,7 @@ fn stored_count(tx: &Transaction<'_>, partition: &str) -> Result<usize, StoreErr
     Ok(n.unwrap_or(0) as usize)
 }
 
-/// Events of the open batch spilled out of memory: packed streams in an anonymous temporary
+/// Events of the open batch spilled out of memory: record streams in an anonymous temporary
 /// file (gone when the batch ends, committed or not), by partition.
 struct Spill {
     file: std::fs::File,
@@ -662,33 +665,37 @@ impl Spill {
         })
     }
 
-    fn write(&mut self, partition: &str, packed: &[u8]) -> Result<(), StoreError> {
+    fn write(&mut self, partition: &str, records: &[u8]) -> Result<(), StoreError> {
         use std::os::unix::fs::FileExt;
         self.file
-            .write_all_at(packed, self.len)
+            .write_all_at(records, self.len)
             .map_err(|e| StoreError::Spill(e.to_string()))?;
         self.pieces
             .entry(partition.to_string())
             .or_default()
-            .push((self.len, packed.len()));
-        self.len += packed.len() as u64;
+            .push((self.len, records.len()));
+        self.len += records.len() as u64;
         Ok(())
     }
 
-    /// The pieces spilled for a partition, in order (each read once).
-    fn read(&mut self, partition: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+    /// Appends the records spilled for a partition, in order, to `out` (each read once).
+    fn read_into(&mut self, partition: &str, out: &mut Vec<u8>) -> Result<(), StoreError> {
         use std::os::unix::fs::FileExt;
-        let pieces = self.pieces.remove(partition).unwrap_or_default();
-        pieces
-            .into_iter()
-            .map(|(at, len)| {
-                let mut buf = vec![0; len];
-                self.file
-                    .read_exact_at(&mut buf, at)
-                    .map_err(|e| StoreError::Spill(e.to_string()))?;
-                Ok(buf)
-            })
-            .collect()
+        for (at, len) in self.pieces.remove(partition).unwrap_or_default() {
+            let start = out.len();
+            out.resize(start + len, 0);
+            self.file
+                .read_exact_at(&mut out[start..], at)
+                .map_err(|e| StoreError::Spill(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Bytes spilled for a partition.
+    fn spilled(&self, partition: &str) -> usize {
+        self.pieces
+            .get(partition)
+            .map_or(0, |p| p.iter().map(|&(_, len)| len).sum())
     }
 }
 
@@ -712,9 +719,9 @@ struct Sources<'t> {
 /// A partition as read, before decoding.
 struct RawPartition {
     name: String,
-    /// Packed streams (see `body::pack`): the stored one first, then this batch's spilled ones.
-    packed: Vec<Vec<u8>>,
-    /// This batch's events still in memory, as a record stream.
+    /// The stored stream, packed (see `body::pack`).
+    stored: Option<Vec<u8>>,
+    /// This batch's events, as a record stream: spilled ones first, then those in memory.
     fresh: Vec<u8>,
     /// Events already decoded (a partition a move assembled), instead of the streams.
     decoded: Option<Vec<SequencedEvent>>,
@@ -723,18 +730,16 @@ struct RawPartition {
 }
 
 impl RawPartition {
-    /// The partition's whole record stream: stored, then spilled, then in memory.
-    fn stream(&self) -> Result<Vec<u8>, StoreError> {
-        let mut out = Vec::new();
-        for p in &self.packed {
-            if out.is_empty() {
-                out = crate::body::unpack(p)?;
-            } else {
-                out.extend_from_slice(&crate::body::unpack(p)?);
+    /// The partition's whole record stream: stored, then this batch's.
+    fn stream(self) -> Result<Vec<u8>, StoreError> {
+        Ok(match self.stored {
+            Some(packed) => {
+                let mut out = crate::body::unpack(&packed)?;
+                out.extend_from_slice(&self.fresh);
+                out
             }
-        }
-        out.extend_from_slice(&self.fresh);
-        Ok(out)
+            None => self.fresh,
+        })
     }
 
     /// The partition's events, in stored order.
@@ -762,36 +767,33 @@ impl Sources<'_> {
         if let Some(events) = self.relocated.remove(name) {
             return Ok(RawPartition {
                 name: name.to_string(),
-                packed: Vec::new(),
+                stored: None,
                 fresh: Vec::new(),
                 decoded: Some(events),
                 changed: true,
             });
         }
-        let mut packed: Vec<Vec<u8>> = self
+        let stored: Option<Vec<u8>> = self
             .tx
             .prepare_cached("SELECT data FROM partition_events WHERE partition = ?1")?
             .query_row([name], |r| r.get(0))
-            .optional()?
-            .into_iter()
-            .collect();
-        let mut changed = false;
-        if let Some(spill) = &mut self.spill {
-            for piece in spill.read(name)? {
-                packed.push(piece);
-                changed = true;
+            .optional()?;
+        let buffer = self.buffers.remove(name).map(|b| b.data);
+        let spilled = self.spill.as_ref().map_or(0, |s| s.spilled(name));
+        let changed = buffer.is_some() || spilled > 0;
+        let fresh = match (&mut self.spill, buffer) {
+            (Some(spill), buffer) if spilled > 0 => {
+                let buffer = buffer.unwrap_or_default();
+                let mut fresh = Vec::with_capacity(spilled + buffer.len());
+                spill.read_into(name, &mut fresh)?;
+                fresh.extend_from_slice(&buffer);
+                fresh
             }
-        }
-        let fresh = match self.buffers.remove(name) {
-            Some(b) => {
-                changed = true;
-                b.data
-            }
-            None => Vec::new(),
+            (_, buffer) => buffer.unwrap_or_default(),
         };
         Ok(RawPartition {
             name: name.to_string(),
-            packed,
+            stored,
             fresh,
             decoded: None,
             changed,
