@@ -2,8 +2,9 @@
 
 use crate::error::{CliError, CliResult};
 use indicatif::{ProgressBar, ProgressStyle};
+use std::borrow::Cow;
 use std::path::Path;
-use waterfall_core::{parse_lines, Event, LineError};
+use waterfall_core::{parse_records, LineError, Record, RecordsOutcome};
 use waterfall_model::Model;
 
 /// Loads a model: a path to a TOML file, or the name of a shipped model
@@ -44,7 +45,7 @@ pub fn read_chunks(
     errors: &mut Vec<LineError>,
     mut f: impl FnMut(usize, &str, usize) -> CliResult,
 ) -> CliResult {
-    use std::io::BufRead;
+    use std::io::{BufRead, Read};
     let cannot = |e: std::io::Error| CliError::user(format!("cannot read {spec}: {e}"));
     let mut reader: Box<dyn BufRead> = if spec == "-" {
         Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin()))
@@ -58,17 +59,27 @@ pub fn read_chunks(
     let mut buf: Vec<u8> = Vec::with_capacity(chunk_bytes + (1 << 16));
     loop {
         buf.clear();
-        // Fill up to the chunk size, then finish the current line.
+        // Fill up to the chunk size in large reads, then finish the current line.
         while buf.len() < chunk_bytes {
-            if reader.read_until(b'\n', &mut buf).map_err(cannot)? == 0 {
+            let want = (chunk_bytes - buf.len()) as u64;
+            if reader
+                .by_ref()
+                .take(want)
+                .read_to_end(&mut buf)
+                .map_err(cannot)?
+                == 0
+            {
                 break;
             }
         }
         if buf.is_empty() {
             return Ok(());
         }
+        if buf.last() != Some(&b'\n') {
+            reader.read_until(b'\n', &mut buf).map_err(cannot)?;
+        }
         let bytes = buf.len();
-        let lines = buf.iter().filter(|&&b| b == b'\n').count();
+        let lines = memchr::memchr_iter(b'\n', &buf).count();
         match std::str::from_utf8(&buf) {
             Ok(text) => f(line, text, bytes)?,
             Err(_) => {
@@ -90,17 +101,15 @@ pub fn read_chunks(
     }
 }
 
-/// Parsed events with their line numbers.
-pub type Lines = Vec<(usize, Event)>;
-
-/// Parses JSON Lines text on all cores and checks each event with `check`, keeping true line
-/// numbers in errors. The events (with their line numbers) come in input order, as one vector
-/// per slice of the text (never copied into one).
+/// Parses JSON Lines text on all cores straight into stored records (see
+/// [`waterfall_core::parse_records`]), checking each with `check` and keeping true line
+/// numbers in errors. The records come in input order, one stream per slice of the text
+/// (never copied into one).
 pub fn parse_parallel(
     text: &str,
     first_line: usize,
-    check: impl Fn(&Event) -> Result<(), String> + Sync,
-) -> (Vec<Lines>, Vec<LineError>) {
+    check: impl Fn(&Record<Cow<'_, str>>) -> Result<(), String> + Sync,
+) -> (Vec<Vec<u8>>, usize, Vec<LineError>) {
     use rayon::prelude::*;
     // Cut at newlines into a few slices per thread, counting lines to keep numbers exact.
     let slices = (rayon::current_num_threads() * 2).max(1);
@@ -115,34 +124,21 @@ pub fn parse_parallel(
         }
         let chunk = &text[start..end];
         chunks.push((line, chunk));
-        line += chunk.bytes().filter(|&b| b == b'\n').count();
+        line += memchr::memchr_iter(b'\n', chunk.as_bytes()).count();
         start = end;
     }
-    let results: Vec<(Lines, Vec<LineError>)> = chunks
+    let results: Vec<RecordsOutcome> = chunks
         .into_par_iter()
-        .map(|(l, c)| {
-            let mut out = parse_lines(c, l);
-            // Rejected events leave in place: the slice is never copied.
-            out.events.retain(|(line, ev)| match check(ev) {
-                Ok(()) => true,
-                Err(reason) => {
-                    out.errors.push(LineError {
-                        line: *line,
-                        reason,
-                    });
-                    false
-                }
-            });
-            (out.events, out.errors)
-        })
+        .map(|(l, c)| parse_records(c, l, &check))
         .collect();
     let mut parts = Vec::with_capacity(results.len());
-    let mut errors = Vec::new();
-    for (events, errs) in results {
-        parts.push(events);
-        errors.extend(errs);
+    let (mut count, mut errors) = (0, Vec::new());
+    for out in results {
+        parts.push(out.records);
+        count += out.count;
+        errors.extend(out.errors);
     }
-    (parts, errors)
+    (parts, count, errors)
 }
 
 /// A spinner with a message, drawn only on a terminal.

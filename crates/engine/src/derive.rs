@@ -6,8 +6,8 @@ use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use waterfall_core::{
-    Attrs, Event, EventBody, Field, Level, OpportunityKind, OpportunityState, Order, Subject,
-    Timestamp, Transition,
+    Attrs, Event, EventBody, Field, Level, OpportunityKind, OpportunityState, Order, Record,
+    RecordBody, Subject, Timestamp, Transition,
 };
 use waterfall_model::{
     AccountAggregates, AccountStageId, EvalContext, Model, OppTrigger, Routing, Rule, ScoreRef,
@@ -179,7 +179,25 @@ pub fn derive_all(
 /// exist. Returns the reason for rejecting it.
 pub fn validate(model: &Model, event: &Event) -> Result<(), String> {
     match &event.body {
-        EventBody::Stage { stage, .. } if model.stage_id(stage).is_none() => Err(format!(
+        EventBody::Stage { stage, .. } => known_stage(model, stage),
+        EventBody::Status { status, .. } => known_status(model, status),
+        _ => Ok(()),
+    }
+}
+
+/// [`validate`] for an event still in its record form.
+pub fn validate_record<S: AsRef<str>>(model: &Model, record: &Record<S>) -> Result<(), String> {
+    match &record.body {
+        RecordBody::Stage { stage, .. } => known_stage(model, stage.as_ref()),
+        RecordBody::Status { status, .. } => known_status(model, status.as_ref()),
+        _ => Ok(()),
+    }
+}
+
+fn known_stage(model: &Model, stage: &str) -> Result<(), String> {
+    match model.stage_id(stage) {
+        Some(_) => Ok(()),
+        None => Err(format!(
             "unknown stage {stage:?} (model {:?} has {})",
             model.name,
             model
@@ -189,7 +207,13 @@ pub fn validate(model: &Model, event: &Event) -> Result<(), String> {
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
-        EventBody::Status { status, .. } if model.status_id(status).is_none() => Err(format!(
+    }
+}
+
+fn known_status(model: &Model, status: &str) -> Result<(), String> {
+    match model.status_id(status) {
+        Some(_) => Ok(()),
+        None => Err(format!(
             "unknown status {status:?} (model {:?} has {})",
             model.name,
             model
@@ -199,7 +223,6 @@ pub fn validate(model: &Model, event: &Event) -> Result<(), String> {
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
-        _ => Ok(()),
     }
 }
 

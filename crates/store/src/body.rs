@@ -7,109 +7,29 @@
 
 use crate::StoreError;
 use rusqlite::types::ValueRef;
-use serde::{Deserialize, Serialize};
-use waterfall_core::{
-    Attrs, Event, EventBody, OpportunityContact, OpportunityKind, OpportunityState, Subject,
-    Timestamp,
-};
+use waterfall_core::{Event, Record};
 use waterfall_engine::SequencedEvent;
-
-/// The stored record. Strings are borrowed when writing (`S = &str`) and owned when reading
-/// (`S = String`); postcard encodes both alike.
-#[derive(Serialize, Deserialize)]
-struct Stored<S> {
-    id: S,
-    at: i64,
-    body: Body<S>,
-}
-
-#[derive(Serialize, Deserialize)]
-enum Body<S> {
-    Account {
-        account: S,
-        attrs: S,
-    },
-    Person {
-        person: S,
-        account: Option<S>,
-        attrs: S,
-    },
-    PersonActivity {
-        person: S,
-        kind: S,
-        attrs: S,
-    },
-    AccountActivity {
-        account: S,
-        kind: S,
-        attrs: S,
-    },
-    Opportunity {
-        opportunity: S,
-        account: Option<S>,
-        kind: Option<OpportunityKind>,
-        state: OpportunityState,
-        stage: Option<S>,
-        amount: Option<f64>,
-        contacts: Option<Vec<OpportunityContact>>,
-    },
-    Status {
-        person: S,
-        status: S,
-        by: Option<S>,
-        reason: Option<S>,
-    },
-    Stage {
-        person: S,
-        stage: S,
-        by: Option<S>,
-        reason: Option<S>,
-    },
-    Merge {
-        person: S,
-        into: S,
-    },
-    Erase {
-        person: S,
-    },
-}
-
-fn attrs_text(attrs: &Attrs) -> String {
-    if attrs.is_empty() {
-        String::new()
-    } else {
-        serde_json::to_string(attrs).unwrap_or_default()
-    }
-}
-
-fn attrs_of(text: &str) -> Result<Attrs, String> {
-    if text.is_empty() {
-        return Ok(Attrs::new());
-    }
-    match serde_json::from_str(text) {
-        Ok(serde_json::Value::Object(m)) => Ok(m),
-        _ => Err("attributes are not a JSON object".into()),
-    }
-}
-
-fn d(o: &Option<String>) -> Option<&str> {
-    o.as_deref()
-}
 
 /// Encodes an event for the log (one record, without its sequence number).
 #[cfg(test)]
 pub fn encode(ev: &Event) -> Vec<u8> {
-    let text = attrs_of_event(ev);
-    postcard::to_stdvec(&stored(ev, &text)).unwrap_or_default()
+    let mut out = Vec::new();
+    ev.record(&ev.attrs_text()).write(&mut out);
+    out
 }
 
 /// Appends one event with its sequence number to a partition's record stream: records are
 /// simply concatenated, so two streams of one partition join by concatenation.
 pub fn append_record(out: &mut Vec<u8>, seq: u64, ev: &Event) {
-    let text = attrs_of_event(ev);
-    let record = (seq, stored(ev, &text));
-    let buf = std::mem::take(out);
-    *out = postcard::to_extend(&record, buf).expect("writing to a Vec cannot fail");
+    write_seq(out, seq);
+    ev.record(&ev.attrs_text()).write(out);
+}
+
+/// Appends the sequence number that precedes a record in a stream.
+pub fn write_seq(out: &mut Vec<u8>, seq: u64) {
+    let mut buf = [0u8; 10];
+    let used = postcard::to_slice(&seq, &mut buf).expect("a u64 takes at most 10 bytes");
+    out.extend_from_slice(used);
 }
 
 /// Compresses a record stream for storage (LZ4, its length written in front): the streams
@@ -135,232 +55,59 @@ pub fn unpack(packed: &[u8]) -> Result<Vec<u8>, StoreError> {
 }
 
 /// Decodes a partition's record stream (see [`append_record`]), in stored order.
-pub fn decode_records(mut bytes: &[u8]) -> Result<Vec<SequencedEvent>, StoreError> {
+pub fn decode_records(bytes: &[u8]) -> Result<Vec<SequencedEvent>, StoreError> {
     let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let ((seq, s), rest): ((u64, Stored<String>), &[u8]) = postcard::take_from_bytes(bytes)
-            .map_err(|e| StoreError::Corrupt(format!("event record: {e}")))?;
-        let event =
-            from_stored(s).map_err(|e| StoreError::Corrupt(format!("event #{seq}: {e}")))?;
+    for_each_record(bytes, |seq, record| {
+        let event = record
+            .into_event()
+            .map_err(|e| StoreError::Corrupt(format!("event #{seq}: {e}")))?;
         out.push(SequencedEvent { seq, event });
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Calls `f` with each record of a stream and its sequence number, in stored order,
+/// borrowing the record's strings.
+pub fn for_each_record<'a>(
+    mut bytes: &'a [u8],
+    mut f: impl FnMut(u64, Record<&'a str>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    while !bytes.is_empty() {
+        let (seq, rest): (u64, &[u8]) = postcard::take_from_bytes(bytes)
+            .map_err(|e| StoreError::Corrupt(format!("event record: {e}")))?;
+        let (record, rest) = Record::read(rest).map_err(StoreError::Corrupt)?;
+        f(seq, record)?;
         bytes = rest;
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The `person`, `account` and `merge` events of a record stream (what matching reads), in
 /// stored order. The other records are read without allocating anything.
-pub fn decode_identity_events(mut bytes: &[u8]) -> Result<Vec<Event>, StoreError> {
+pub fn decode_identity_events(bytes: &[u8]) -> Result<Vec<Event>, StoreError> {
+    use waterfall_core::RecordBody;
     let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let ((seq, s), rest): ((u64, Stored<&str>), &[u8]) = postcard::take_from_bytes(bytes)
-            .map_err(|e| StoreError::Corrupt(format!("event record: {e}")))?;
-        bytes = rest;
-        let owned = |s: &str| s.to_string();
-        let body = match s.body {
-            Body::Person {
-                person,
-                account,
-                attrs,
-            } => Body::Person {
-                person: owned(person),
-                account: account.map(owned),
-                attrs: owned(attrs),
-            },
-            Body::Account { account, attrs } => Body::Account {
-                account: owned(account),
-                attrs: owned(attrs),
-            },
-            Body::Merge { person, into } => Body::Merge {
-                person: owned(person),
-                into: owned(into),
-            },
-            _ => continue,
-        };
-        let stored = Stored {
-            id: owned(s.id),
-            at: s.at,
-            body,
-        };
-        out.push(
-            from_stored(stored).map_err(|e| StoreError::Corrupt(format!("event #{seq}: {e}")))?,
-        );
-    }
+    for_each_record(bytes, |seq, record| {
+        if matches!(
+            record.body,
+            RecordBody::Person { .. } | RecordBody::Account { .. } | RecordBody::Merge { .. }
+        ) {
+            out.push(
+                record
+                    .into_event()
+                    .map_err(|e| StoreError::Corrupt(format!("event #{seq}: {e}")))?,
+            );
+        }
+        Ok(())
+    })?;
     Ok(out)
 }
 
-/// Attributes are the one free-form part: written as JSON text inside the record.
-fn attrs_of_event(ev: &Event) -> String {
-    match &ev.body {
-        EventBody::Account { attrs, .. }
-        | EventBody::Person { attrs, .. }
-        | EventBody::Activity { attrs, .. } => attrs_text(attrs),
-        _ => String::new(),
-    }
-}
-
-/// The record of an event, borrowing its strings (`attrs` is its attributes' JSON text).
-fn stored<'e>(ev: &'e Event, attrs: &'e str) -> Stored<&'e str> {
-    let body: Body<&str> = match &ev.body {
-        EventBody::Account { account, .. } => Body::Account { account, attrs },
-        EventBody::Person {
-            person, account, ..
-        } => Body::Person {
-            person,
-            account: d(account),
-            attrs,
-        },
-        EventBody::Activity {
-            subject: Subject::Person(person),
-            kind,
-            ..
-        } => Body::PersonActivity {
-            person,
-            kind,
-            attrs,
-        },
-        EventBody::Activity {
-            subject: Subject::Account(account),
-            kind,
-            ..
-        } => Body::AccountActivity {
-            account,
-            kind,
-            attrs,
-        },
-        EventBody::Opportunity {
-            opportunity,
-            account,
-            kind,
-            state,
-            stage,
-            amount,
-            contacts,
-        } => Body::Opportunity {
-            opportunity,
-            account: d(account),
-            kind: *kind,
-            state: *state,
-            stage: d(stage),
-            amount: *amount,
-            contacts: contacts.clone(),
-        },
-        EventBody::Status {
-            person,
-            status,
-            by,
-            reason,
-        } => Body::Status {
-            person,
-            status,
-            by: d(by),
-            reason: d(reason),
-        },
-        EventBody::Stage {
-            person,
-            stage,
-            by,
-            reason,
-        } => Body::Stage {
-            person,
-            stage,
-            by: d(by),
-            reason: d(reason),
-        },
-        EventBody::Merge { person, into } => Body::Merge { person, into },
-        EventBody::Erase { person } => Body::Erase { person },
-    };
-    Stored {
-        id: ev.id.as_str(),
-        at: ev.at.0,
-        body,
-    }
-}
-
 fn decode_record(bytes: &[u8]) -> Result<Event, String> {
-    from_stored(postcard::from_bytes(bytes).map_err(|e| e.to_string())?)
-}
-
-fn from_stored(s: Stored<String>) -> Result<Event, String> {
-    let body = match s.body {
-        Body::Account { account, attrs } => EventBody::Account {
-            account,
-            attrs: attrs_of(&attrs)?,
-        },
-        Body::Person {
-            person,
-            account,
-            attrs,
-        } => EventBody::Person {
-            person,
-            account,
-            attrs: attrs_of(&attrs)?,
-        },
-        Body::PersonActivity {
-            person,
-            kind,
-            attrs,
-        } => EventBody::Activity {
-            subject: Subject::Person(person),
-            kind,
-            attrs: attrs_of(&attrs)?,
-        },
-        Body::AccountActivity {
-            account,
-            kind,
-            attrs,
-        } => EventBody::Activity {
-            subject: Subject::Account(account),
-            kind,
-            attrs: attrs_of(&attrs)?,
-        },
-        Body::Opportunity {
-            opportunity,
-            account,
-            kind,
-            state,
-            stage,
-            amount,
-            contacts,
-        } => EventBody::Opportunity {
-            opportunity,
-            account,
-            kind,
-            state,
-            stage,
-            amount,
-            contacts,
-        },
-        Body::Status {
-            person,
-            status,
-            by,
-            reason,
-        } => EventBody::Status {
-            person,
-            status,
-            by,
-            reason,
-        },
-        Body::Stage {
-            person,
-            stage,
-            by,
-            reason,
-        } => EventBody::Stage {
-            person,
-            stage,
-            by,
-            reason,
-        },
-        Body::Merge { person, into } => EventBody::Merge { person, into },
-        Body::Erase { person } => EventBody::Erase { person },
-    };
-    Ok(Event {
-        id: s.id,
-        at: Timestamp(s.at),
-        body,
-    })
+    postcard::from_bytes::<Record<&str>>(bytes)
+        .map_err(|e| e.to_string())?
+        .into_event()
 }
 
 /// Decodes a body from the row-per-event log of schema version 2: a postcard record, or JSON

@@ -11,7 +11,7 @@ use crate::{Store, StoreError};
 use rayon::prelude::*;
 use rusqlite::{params, OptionalExtension, Transaction};
 use rustc_hash::{FxHashMap, FxHashSet};
-use waterfall_core::{Event, EventBody, Subject, Timestamp};
+use waterfall_core::{Event, Record, RecordBody, Timestamp};
 use waterfall_engine::{derive, DeriveOptions, Derived, SequencedEvent};
 use waterfall_model::Model;
 
@@ -232,25 +232,20 @@ impl Router {
         })
     }
 
-    fn route(&mut self, tx: &Transaction<'_>, ev: &Event) -> Result<u32, StoreError> {
-        let at = ev.at.0;
-        Ok(match &ev.body {
-            EventBody::Account { account, .. }
-            | EventBody::Activity {
-                subject: Subject::Account(account),
-                ..
-            } => self.partitions.intern(account),
-            EventBody::Person {
-                person, account, ..
-            } => self.route_person(tx, person, account.as_deref(), at)?,
-            EventBody::Activity {
-                subject: Subject::Person(p),
-                ..
+    fn route(&mut self, tx: &Transaction<'_>, record: &Record<&str>) -> Result<u32, StoreError> {
+        let at = record.at;
+        Ok(match &record.body {
+            RecordBody::Account { account, .. } | RecordBody::AccountActivity { account, .. } => {
+                self.partitions.intern(account)
             }
-            | EventBody::Status { person: p, .. }
-            | EventBody::Stage { person: p, .. }
-            | EventBody::Erase { person: p } => self.route_person(tx, p, None, at)?,
-            EventBody::Merge { person, into } => {
+            RecordBody::Person {
+                person, account, ..
+            } => self.route_person(tx, person, *account, at)?,
+            RecordBody::PersonActivity { person: p, .. }
+            | RecordBody::Status { person: p, .. }
+            | RecordBody::Stage { person: p, .. }
+            | RecordBody::Erase { person: p } => self.route_person(tx, p, None, at)?,
+            RecordBody::Merge { person, into } => {
                 let mut target = self.route_person(tx, into, None, at)?;
                 let duplicate = self.person(tx, person)?.map(|r| r.partition);
                 if let Some(dup) = duplicate {
@@ -266,12 +261,12 @@ impl Router {
                 self.set_person(person, target, i64::MAX);
                 target
             }
-            EventBody::Opportunity {
+            RecordBody::Opportunity {
                 opportunity,
                 account,
                 ..
             } => {
-                if let Some(&p) = self.opportunities.get(opportunity) {
+                if let Some(&p) = self.opportunities.get(*opportunity) {
                     p
                 } else {
                     let known: Option<String> = if self.fresh {
@@ -292,7 +287,7 @@ impl Router {
                         }
                         (None, None) => self.partitions.intern(&format!("~o:{opportunity}")),
                     };
-                    self.opportunities.insert(opportunity.clone(), p);
+                    self.opportunities.insert(opportunity.to_string(), p);
                     p
                 }
             }
@@ -476,34 +471,78 @@ fn next_seq(tx: &Transaction<'_>) -> Result<u64, StoreError> {
 impl Batch<'_> {
     /// Appends a chunk of events (in arrival order) to the batch.
     pub fn append(&mut self, events: impl IntoIterator<Item = Event>) -> Result<(), StoreError> {
+        let mut bytes = Vec::new();
         for ev in events {
-            self.summary.received += 1;
-            if self.check_erased && self.was_erased(&ev.id)? {
-                self.summary.duplicates += 1;
-                continue;
+            bytes.clear();
+            let attrs = ev.attrs_text();
+            let record = ev.record(&attrs);
+            record.write(&mut bytes);
+            self.append_one(&record, &bytes, Some(&ev))?;
+        }
+        Ok(())
+    }
+
+    /// Appends events already in record form (in arrival order): `records` holds them one
+    /// after another, as [`waterfall_core::parse_records`] makes them. Events must already be
+    /// valid for the batch's model; a stream that does not decode is an error, and nothing of
+    /// the batch is stored.
+    pub fn append_records(&mut self, mut records: &[u8]) -> Result<(), StoreError> {
+        while !records.is_empty() {
+            let (record, rest) = Record::read(records).map_err(StoreError::Corrupt)?;
+            let bytes = &records[..records.len() - rest.len()];
+            self.append_one(&record, bytes, None)?;
+            records = rest;
+        }
+        Ok(())
+    }
+
+    /// Appends one event: `bytes` is `record` encoded, `event` the owned event if at hand.
+    fn append_one(
+        &mut self,
+        record: &Record<&str>,
+        bytes: &[u8],
+        event: Option<&Event>,
+    ) -> Result<(), StoreError> {
+        self.summary.received += 1;
+        if self.check_erased && self.was_erased(record.id)? {
+            self.summary.duplicates += 1;
+            return Ok(());
+        }
+        let partition = self.router.route(&self.tx, record)? as usize;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if self.model.matching.is_active()
+            && matches!(
+                record.body,
+                RecordBody::Person { .. } | RecordBody::Account { .. } | RecordBody::Merge { .. }
+            )
+        {
+            match event {
+                Some(ev) => self.observed.observe(ev),
+                None => self.observed.observe(
+                    &record
+                        .clone()
+                        .into_event()
+                        .map_err(|e| StoreError::Corrupt(format!("event {}: {e}", record.id)))?,
+                ),
             }
-            let partition = self.router.route(&self.tx, &ev)? as usize;
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            if self.model.matching.is_active() {
-                self.observed.observe(&ev);
-            }
-            if let EventBody::Erase { person } = &ev.body {
-                self.erasures.push(person.clone());
-            }
-            if partition >= self.buffers.len() {
-                self.buffers.resize_with(partition + 1, Buffer::default);
-                self.appended.resize(partition + 1, 0);
-            }
-            let buffer = &mut self.buffers[partition];
-            let before = buffer.data.len();
-            crate::body::append_record(&mut buffer.data, seq, &ev);
-            buffer.count += 1;
-            self.appended[partition] += 1;
-            self.buffered_bytes += buffer.data.len() - before;
-            if self.buffered_bytes > self.limits.memory_bytes {
-                self.spill()?;
-            }
+        }
+        if let RecordBody::Erase { person } = &record.body {
+            self.erasures.push(person.to_string());
+        }
+        if partition >= self.buffers.len() {
+            self.buffers.resize_with(partition + 1, Buffer::default);
+            self.appended.resize(partition + 1, 0);
+        }
+        let buffer = &mut self.buffers[partition];
+        let before = buffer.data.len();
+        crate::body::write_seq(&mut buffer.data, seq);
+        buffer.data.extend_from_slice(bytes);
+        buffer.count += 1;
+        self.appended[partition] += 1;
+        self.buffered_bytes += buffer.data.len() - before;
+        if self.buffered_bytes > self.limits.memory_bytes {
+            self.spill()?;
         }
         Ok(())
     }
@@ -1044,43 +1083,64 @@ struct Rederived {
     duplicates: usize,
 }
 
-/// A partition's derived rows as stored, encoded on the worker threads.
-struct RowJson {
-    /// The people, packed (see `people.rs`).
-    people: Vec<u8>,
-    /// Each account's attributes and opportunities.
-    accounts: Vec<(String, String)>,
+/// A partition's derived rows as stored, encoded on the worker threads (which also free
+/// what derivation built, so the writing thread only writes).
+struct DerivedRows {
+    /// The transitions, encoded as a table (empty when there are none), and how many.
+    table: (Vec<u8>, usize),
+    /// How many people and accounts the partition has.
+    subjects: usize,
+    /// The people, packed (see `people.rs`), and how many are not merged away.
+    people: (Vec<u8>, usize),
+    /// Each account's id, attributes, type and opportunities.
+    accounts: Vec<(String, String, Option<String>, String)>,
+    rejections: Vec<waterfall_engine::Rejection>,
 }
 
-impl RowJson {
-    fn of(d: &Derived) -> Result<RowJson, StoreError> {
+impl DerivedRows {
+    fn of(d: Derived) -> Result<DerivedRows, StoreError> {
         let text =
             |r: serde_json::Result<String>| r.map_err(|e| StoreError::Corrupt(e.to_string()));
-        Ok(RowJson {
-            people: {
-                let attrs: Vec<String> = d
-                    .people
-                    .iter()
-                    .map(|p| text(serde_json::to_string(&p.attrs)))
-                    .collect::<Result<_, _>>()?;
-                let stored: Vec<crate::people::StoredPerson<'_>> = d
-                    .people
-                    .iter()
-                    .zip(&attrs)
-                    .map(|(p, a)| crate::people::StoredPerson::of(p, a))
-                    .collect();
-                crate::people::encode(&stored)
-            },
-            accounts: d
-                .accounts
+        let table = if d.transitions.is_empty() {
+            Vec::new()
+        } else {
+            waterfall_core::TransitionTable::encode(&d.transitions)
+        };
+        let people = if d.people.is_empty() {
+            Vec::new()
+        } else {
+            let attrs: Vec<String> = d
+                .people
                 .iter()
-                .map(|a| {
-                    Ok((
-                        text(serde_json::to_string(&a.attrs))?,
-                        text(serde_json::to_string(&a.opportunities))?,
-                    ))
-                })
-                .collect::<Result<_, StoreError>>()?,
+                .map(|p| text(serde_json::to_string(&p.attrs)))
+                .collect::<Result<_, _>>()?;
+            let stored: Vec<crate::people::StoredPerson<'_>> = d
+                .people
+                .iter()
+                .zip(&attrs)
+                .map(|(p, a)| crate::people::StoredPerson::of(p, a))
+                .collect();
+            crate::people::encode(&stored)
+        };
+        let subjects = d.people.len() + d.accounts.len();
+        let accounts = d
+            .accounts
+            .into_iter()
+            .map(|a| {
+                let attrs = text(serde_json::to_string(&a.attrs))?;
+                let opportunities = text(serde_json::to_string(&a.opportunities))?;
+                Ok((a.id, attrs, a.account_type, opportunities))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(DerivedRows {
+            table: (table, d.transitions.len()),
+            subjects,
+            people: (
+                people,
+                d.people.iter().filter(|p| p.merged_into.is_none()).count(),
+            ),
+            accounts,
+            rejections: d.rejections,
         })
     }
 }
@@ -1093,10 +1153,7 @@ struct Processed {
     erased_ids: Vec<String>,
     /// Events derived (matching's automatic merges included).
     events: usize,
-    derived: Derived,
-    /// The transitions, encoded as a table (empty when there are none).
-    table: Vec<u8>,
-    json: RowJson,
+    rows: DerivedRows,
 }
 
 /// Decodes, cleans, adjusts and derives one partition: everything but storage, on any thread.
@@ -1110,11 +1167,6 @@ fn process(
     // Matched accounts and automatic merges are applied as the partitions are read.
     context.adjustments.apply(&loaded.name, &mut events);
     let derived = derive(context.model, &events, context.opts);
-    let table = if derived.transitions.is_empty() {
-        Vec::new()
-    } else {
-        waterfall_core::TransitionTable::encode(&derived.transitions)
-    };
     Ok((
         loaded.name,
         Processed {
@@ -1122,9 +1174,7 @@ fn process(
             duplicates: loaded.duplicates,
             erased_ids: loaded.erased_ids,
             events: events.len(),
-            json: RowJson::of(&derived)?,
-            derived,
-            table,
+            rows: DerivedRows::of(derived)?,
         },
     ))
 }
@@ -1234,7 +1284,7 @@ fn write_pass(
                     .execute([&partition])?;
             }
         }
-        done.transitions += write_derived(tx, &partition, &p.derived, (&p.table, &p.json))?;
+        done.transitions += write_derived(tx, &partition, &p.rows)?;
     }
     Ok(())
 }
@@ -1266,45 +1316,38 @@ fn write_stream(
 fn write_derived(
     tx: &Transaction<'_>,
     partition: &str,
-    d: &Derived,
-    (transitions, json): (&[u8], &RowJson),
+    rows: &DerivedRows,
 ) -> Result<usize, StoreError> {
-    if !d.transitions.is_empty() {
-        let subjects = d.people.len() + d.accounts.len();
+    let (table, transitions) = (&rows.table.0, rows.table.1);
+    if transitions > 0 {
         tx.prepare_cached(
             "INSERT INTO transitions(partition, count, subjects, data) VALUES (?1, ?2, ?3, ?4)",
         )?
         .execute(params![
             partition,
-            d.transitions.len() as i64,
-            subjects as i64,
-            transitions
+            transitions as i64,
+            rows.subjects as i64,
+            table
         ])?;
     }
-    if !d.people.is_empty() {
-        let live = d.people.iter().filter(|p| p.merged_into.is_none()).count();
+    let (people, live) = (&rows.people.0, rows.people.1);
+    if !people.is_empty() {
         tx.prepare_cached(
             "INSERT OR REPLACE INTO partition_people(partition, count, data) VALUES (?1, ?2, ?3)",
         )?
-        .execute(params![partition, live as i64, json.people])?;
+        .execute(params![partition, live as i64, people])?;
     }
     let mut ins = tx.prepare_cached(
         "INSERT OR REPLACE INTO accounts(id, partition, attrs, account_type, opportunities) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
-    for (a, (attrs, opportunities)) in d.accounts.iter().zip(&json.accounts) {
-        ins.execute(params![
-            a.id,
-            partition,
-            attrs,
-            a.account_type,
-            opportunities
-        ])?;
+    for (id, attrs, account_type, opportunities) in &rows.accounts {
+        ins.execute(params![id, partition, attrs, account_type, opportunities])?;
     }
     let mut ins = tx.prepare_cached(
         "INSERT INTO rejections(partition, event_id, at, reason) VALUES (?1, ?2, ?3, ?4)",
     )?;
-    for r in &d.rejections {
+    for r in &rows.rejections {
         ins.execute(params![partition, r.event, r.at.0, r.reason])?;
     }
-    Ok(d.transitions.len())
+    Ok(transitions)
 }

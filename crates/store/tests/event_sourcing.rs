@@ -176,6 +176,26 @@ proptest! {
     }
 
     #[test]
+    fn lines_transcoded_to_records_store_what_their_events_store(events in events_strategy()) {
+        // The CLI's path (JSON lines straight to records, tight memory so some spill) against
+        // owned events, under a model without and one with matching.
+        for model in [Model::history_only(), Model::demand_waterfall()] {
+            let text: String = events.iter().map(|e| e.to_json_line() + "\n").collect();
+            let parsed = waterfall_core::parse_records(&text, 1, |_| Ok(()));
+            prop_assert!(parsed.errors.is_empty());
+            let mut transcoded = Store::open_in_memory().unwrap();
+            transcoded.set_limits(BatchLimits { memory_bytes: 200, events_per_pass: 3 });
+            let mut batch = transcoded.begin(&model).unwrap();
+            batch.append_records(&parsed.records).unwrap();
+            let summary = batch.finish(HORIZON).unwrap();
+            prop_assert_eq!(summary.received, events.len());
+            let owned = ingest_all(&model, &[&events]);
+            prop_assert_eq!(history(&owned), history(&transcoded));
+            prop_assert_eq!(owned.all_partitions().unwrap(), transcoded.all_partitions().unwrap());
+        }
+    }
+
+    #[test]
     fn reingesting_changes_nothing(events in events_strategy()) {
         let model = Model::history_only();
         let mut s = ingest_all(&model, &[&events]);

@@ -11,8 +11,11 @@ use waterfall_store::{IngestOptions, Store};
 struct ParsedChunk {
     /// Index of the file in the arguments.
     file: usize,
-    /// Parsed and checked events with their line numbers, in input order, in slices.
-    events: Vec<Vec<(usize, waterfall_core::Event)>>,
+    /// Parsed and checked events as record streams (see `waterfall_core::parse_records`),
+    /// in input order, in slices.
+    records: Vec<Vec<u8>>,
+    /// How many events `records` holds.
+    count: usize,
     /// Rejected lines.
     errors: Vec<LineError>,
     /// Bytes of input the chunk covered.
@@ -128,12 +131,13 @@ pub fn run(args: IngestArgs) -> CliResult {
                     CHUNK_BYTES,
                     &mut unreadable,
                     |first_line, text, bytes| {
-                        let (events, errors) = parse_parallel(text, first_line, |ev| {
-                            waterfall_engine::validate(model, ev)
+                        let (records, count, errors) = parse_parallel(text, first_line, |record| {
+                            waterfall_engine::validate_record(model, record)
                         });
                         let chunk = ParsedChunk {
                             file,
-                            events,
+                            records,
+                            count,
                             errors,
                             bytes,
                         };
@@ -144,7 +148,8 @@ pub fn run(args: IngestArgs) -> CliResult {
                 )?;
                 let chunk = ParsedChunk {
                     file,
-                    events: Vec::new(),
+                    records: Vec::new(),
+                    count: 0,
                     errors: unreadable,
                     bytes: 0,
                 };
@@ -163,9 +168,9 @@ pub fn run(args: IngestArgs) -> CliResult {
                 file: file.clone(),
                 error,
             }));
-            for part in chunk.events {
-                appended += part.len();
-                batch.append(part.into_iter().map(|(_, ev)| ev))?;
+            appended += chunk.count;
+            for part in chunk.records {
+                batch.append_records(&part)?;
             }
             storing += clock.elapsed().as_secs_f64();
             clock = Instant::now();

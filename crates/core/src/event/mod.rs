@@ -2,9 +2,13 @@
 //! translated into this one shape before the engine sees it.
 
 mod parse;
+pub mod record;
 
 pub use crate::time::Timestamp;
-pub use parse::{parse_line, parse_lines, LineError, ParseOutcome};
+pub use parse::{
+    parse_line, parse_lines, parse_record, parse_records, LineError, ParseOutcome, RecordsOutcome,
+};
+pub use record::{Record, RecordBody};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -1,10 +1,10 @@
 //! JSON Lines parsing into [`Event`]s, with each bad line reported by number and reason.
 
-use super::{
-    Attrs, Event, EventBody, OpportunityContact, OpportunityKind, OpportunityState, Subject,
-};
+use super::record::{Record, RecordBody};
+use super::{Event, OpportunityContact, OpportunityKind, OpportunityState};
 use crate::Timestamp;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 /// A rejected input line: where it is and why it was rejected.
@@ -57,16 +57,14 @@ struct RawEvent<'a> {
     into: Option<Cow<'a, str>>,
     amount: Option<f64>,
     contacts: Option<Vec<OpportunityContact>>,
-    attrs: Option<Attrs>,
+    /// Kept as text: a record stores it so, and the owned event parses it once.
+    #[serde(borrow)]
+    attrs: Option<&'a RawValue>,
 }
 
-fn own(c: Option<Cow<'_, str>>) -> Option<String> {
-    c.map(Cow::into_owned)
-}
-
-fn required(c: Option<Cow<'_, str>>, field: &str, ty: &str) -> Result<String, String> {
+fn required<'a>(c: Option<Cow<'a, str>>, field: &str, ty: &str) -> Result<Cow<'a, str>, String> {
     match c {
-        Some(v) if !v.is_empty() => Ok(v.into_owned()),
+        Some(v) if !v.is_empty() => Ok(v),
         Some(_) => Err(format!("field `{field}` of a `{ty}` event is empty")),
         None => Err(format!(
             "missing field `{field}` (required for a `{ty}` event)"
@@ -74,11 +72,30 @@ fn required(c: Option<Cow<'_, str>>, field: &str, ty: &str) -> Result<String, St
     }
 }
 
+/// The attributes' text as a record keeps it: an object, empty when it has no keys.
+fn attrs<'a>(raw: Option<&'a RawValue>) -> Result<Cow<'a, str>, String> {
+    let Some(raw) = raw else {
+        return Ok(Cow::Borrowed(""));
+    };
+    let text = raw.get().trim();
+    match text.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+        Some(inner) if inner.trim().is_empty() => Ok(Cow::Borrowed("")),
+        Some(_) => Ok(Cow::Borrowed(text)),
+        None => Err("field `attrs` is not a JSON object".into()),
+    }
+}
+
 /// Parses one JSON line into an event, or says why it cannot.
 pub fn parse_line(text: &str) -> Result<Event, String> {
+    parse_record(text)?.into_event()
+}
+
+/// Parses one JSON line into the record it is stored as, borrowing from the line wherever
+/// it can, or says why it cannot: the same checks and messages as [`parse_line`].
+pub fn parse_record(text: &str) -> Result<Record<Cow<'_, str>>, String> {
     let raw: RawEvent<'_> = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
     let id = match raw.id {
-        Some(v) if !v.is_empty() => v.into_owned(),
+        Some(v) if !v.is_empty() => v,
         Some(_) => return Err("field `id` is empty".into()),
         None => return Err("missing field `id`".into()),
     };
@@ -88,25 +105,30 @@ pub fn parse_line(text: &str) -> Result<Event, String> {
     };
     let ty = raw.kind_of_event.ok_or("missing field `type`")?;
     let body = match ty.as_ref() {
-        "account" => EventBody::Account {
+        "account" => RecordBody::Account {
             account: required(raw.account, "account", "account")?,
-            attrs: raw.attrs.unwrap_or_default(),
+            attrs: attrs(raw.attrs)?,
         },
-        "person" => EventBody::Person {
+        "person" => RecordBody::Person {
             person: required(raw.person, "person", "person")?,
-            account: own(raw.account).filter(|a| !a.is_empty()),
-            attrs: raw.attrs.unwrap_or_default(),
+            account: raw.account.filter(|a| !a.is_empty()),
+            attrs: attrs(raw.attrs)?,
         },
         "activity" => {
-            let subject = match (raw.person, raw.account) {
-                (Some(p), _) if !p.is_empty() => Subject::Person(p.into_owned()),
-                (_, Some(a)) if !a.is_empty() => Subject::Account(a.into_owned()),
+            let kind = required(raw.kind, "kind", "activity")?;
+            let attrs = attrs(raw.attrs)?;
+            match (raw.person, raw.account) {
+                (Some(person), _) if !person.is_empty() => RecordBody::PersonActivity {
+                    person,
+                    kind,
+                    attrs,
+                },
+                (_, Some(account)) if !account.is_empty() => RecordBody::AccountActivity {
+                    account,
+                    kind,
+                    attrs,
+                },
                 _ => return Err("an `activity` event needs a `person` or an `account`".into()),
-            };
-            EventBody::Activity {
-                subject,
-                kind: required(raw.kind, "kind", "activity")?,
-                attrs: raw.attrs.unwrap_or_default(),
             }
         }
         "opportunity" => {
@@ -130,27 +152,27 @@ pub fn parse_line(text: &str) -> Result<Event, String> {
                     return Err("a contact of the opportunity has an empty `person`".into());
                 }
             }
-            EventBody::Opportunity {
+            RecordBody::Opportunity {
                 opportunity: required(raw.opportunity, "opportunity", "opportunity")?,
-                account: own(raw.account).filter(|a| !a.is_empty()),
+                account: raw.account.filter(|a| !a.is_empty()),
                 kind,
                 state,
-                stage: own(raw.stage),
+                stage: raw.stage,
                 amount: raw.amount,
                 contacts: raw.contacts,
             }
         }
-        "status" => EventBody::Status {
+        "status" => RecordBody::Status {
             person: required(raw.person, "person", "status")?,
             status: required(raw.status, "status", "status")?,
-            by: own(raw.by),
-            reason: own(raw.reason),
+            by: raw.by,
+            reason: raw.reason,
         },
-        "stage" => EventBody::Stage {
+        "stage" => RecordBody::Stage {
             person: required(raw.person, "person", "stage")?,
             stage: required(raw.stage, "stage", "stage")?,
-            by: own(raw.by),
-            reason: own(raw.reason),
+            by: raw.by,
+            reason: raw.reason,
         },
         "merge" => {
             let person = required(raw.person, "person", "merge")?;
@@ -158,16 +180,25 @@ pub fn parse_line(text: &str) -> Result<Event, String> {
             if person == into {
                 return Err("a person cannot be merged into itself".into());
             }
-            EventBody::Merge { person, into }
+            RecordBody::Merge { person, into }
         }
-        "erase" => EventBody::Erase { person: required(raw.person, "person", "erase")? },
+        "erase" => RecordBody::Erase { person: required(raw.person, "person", "erase")? },
         other => {
             return Err(format!(
                 "unknown event type {other:?} (expected account, person, activity, opportunity, status, stage, merge or erase)"
             ))
         }
     };
-    Ok(Event { id, at, body })
+    Ok(Record { id, at: at.0, body })
+}
+
+/// The non-blank lines of JSON Lines text with their numbers (`first_line` is the number of
+/// the first line of `text` in its input).
+fn numbered_lines(text: &str, first_line: usize) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(move |(i, line)| (first_line + i, line.trim_end_matches('\r')))
+        .filter(|(_, line)| !line.trim().is_empty())
 }
 
 /// Parses JSON Lines text; blank lines are skipped. `first_line` is the number of the first
@@ -180,14 +211,45 @@ pub fn parse_lines(text: &str, first_line: usize) -> ParseOutcome {
         events: Vec::with_capacity(lines),
         errors: Vec::new(),
     };
-    for (i, line) in text.lines().enumerate() {
-        let n = first_line + i;
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() {
-            continue;
-        }
+    for (n, line) in numbered_lines(text, first_line) {
         match parse_line(line) {
             Ok(e) => out.events.push((n, e)),
+            Err(reason) => out.errors.push(LineError { line: n, reason }),
+        }
+    }
+    out
+}
+
+/// The records of one input, encoded one after another (see [`Record::write`]), and its
+/// rejected lines.
+#[derive(Debug, Default)]
+pub struct RecordsOutcome {
+    /// The good lines' records, in input order.
+    pub records: Vec<u8>,
+    /// How many records `records` holds.
+    pub count: usize,
+    /// Rejected lines, in input order.
+    pub errors: Vec<LineError>,
+}
+
+/// Parses JSON Lines text straight into stored records (see [`parse_lines`] for the line
+/// numbers), rejecting too the lines `check` refuses: no owned event is ever built.
+pub fn parse_records(
+    text: &str,
+    first_line: usize,
+    check: impl Fn(&Record<Cow<'_, str>>) -> Result<(), String>,
+) -> RecordsOutcome {
+    // A record is smaller than its line: the text's length bounds the output.
+    let mut out = RecordsOutcome {
+        records: Vec::with_capacity(text.len()),
+        ..Default::default()
+    };
+    for (n, line) in numbered_lines(text, first_line) {
+        match parse_record(line).and_then(|r| check(&r).map(|()| r)) {
+            Ok(r) => {
+                r.write(&mut out.records);
+                out.count += 1;
+            }
             Err(reason) => out.errors.push(LineError { line: n, reason }),
         }
     }
@@ -265,5 +327,68 @@ mod tests {
             out.errors.iter().map(|e| e.line).collect::<Vec<_>>(),
             vec![1, 3]
         );
+    }
+
+    #[test]
+    fn records_hold_the_same_events_as_parsing_does() {
+        let text = concat!(
+            r#"{"id":"e1","at":"2025-01-03T10:00:00Z","type":"account","account":"a\u00e9","attrs":{ "name" : "Acme \"Co\"", "employees":1200 }}"#,
+            "\n\n",
+            r#"{"id":"e2","at":"2025-01-03T10:00:00Z","type":"person","person":"p1","account":"","attrs":{}}"#,
+            "\r\n",
+            r#"{"id":"e3","at":"2025-01-04T09:12:00Z","type":"activity","account":"a1","kind":"intent_surge","attrs":null}"#,
+            "\n",
+            r#"{"id":"e4","at":"2025-01-04T09:12:00Z","type":"stage","person":"p1","stage":"MQL","by":"rep7"}"#,
+            "\n",
+            r#"{"id":"e5","at":"2025-01-04T09:12:00Z","type":"person","person":"p2","attrs":[1]}"#,
+            "\n",
+            r#"{"id":"e6","at":"2025-01-04T09:12:00Z","type":"stage","person":"p1","stage":"SQL"}"#,
+        );
+        let out = parse_records(text, 10, |r| match &r.body {
+            RecordBody::Stage { stage, .. } if stage == "SQL" => Err("no SQL here".into()),
+            _ => Ok(()),
+        });
+        let lines: Vec<(usize, &str)> = out
+            .errors
+            .iter()
+            .map(|e| (e.line, e.reason.as_str()))
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                (15, "field `attrs` is not a JSON object"),
+                (16, "no SQL here")
+            ]
+        );
+        assert_eq!(out.count, 4);
+        let mut bytes = out.records.as_slice();
+        let mut events = Vec::new();
+        while !bytes.is_empty() {
+            let (record, rest) = Record::read(bytes).unwrap();
+            events.push(record.into_event().unwrap());
+            bytes = rest;
+        }
+        let expected: Vec<Event> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .take(4)
+            .map(|l| parse_line(l).unwrap())
+            .collect();
+        assert_eq!(events, expected);
+        // An owned event's record (attributes re-serialized) holds the same event.
+        let mut again = Vec::new();
+        for e in &expected {
+            e.record(&e.attrs_text()).write(&mut again);
+        }
+        let decoded = |mut b: &[u8]| {
+            let mut v = Vec::new();
+            while !b.is_empty() {
+                let (r, rest) = Record::read(b).unwrap();
+                v.push(r.into_event().unwrap());
+                b = rest;
+            }
+            v
+        };
+        assert_eq!(decoded(&again), events);
     }
 }
