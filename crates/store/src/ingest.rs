@@ -600,8 +600,13 @@ impl Batch<'_> {
             crate::matching::forget(tx, &person)?;
         }
         self.clock.lap("read+append");
-        self.router.write_routes(tx)?;
-        self.clock.lap("routes");
+        // Nothing before the derivation reads the routes unless matching runs: then they are
+        // written while the first pass derives, instead of while both cores wait.
+        let defer_routes = crate::matching::is_inert(tx, &self.model.matching)?;
+        if !defer_routes {
+            self.router.write_routes(tx)?;
+            self.clock.lap("routes");
+        }
         // Matching and dedup may move people now that the whole batch is routed.
         let reconciled = crate::matching::reconcile(tx, &self.model.matching)?;
         let mut moves = std::mem::take(&mut self.router.moves);
@@ -653,6 +658,7 @@ impl Batch<'_> {
             Derivation {
                 opts,
                 events_per_pass: self.limits.events_per_pass,
+                routes: defer_routes.then_some(&self.router),
             },
             &mut self.clock,
         )?;
@@ -990,6 +996,7 @@ impl Store {
         let how = Derivation {
             opts,
             events_per_pass: limits.events_per_pass,
+            routes: None,
         };
         let done = rederive(&mut sources, model, (&names, &sizes), how, &mut clock)?;
         drop(sources);
@@ -1069,9 +1076,11 @@ pub(crate) fn load_all(
 
 /// How a re-derivation runs: up to which instant, and how many events per pass.
 #[derive(Clone, Copy)]
-struct Derivation {
+struct Derivation<'r> {
     opts: IngestOptions,
     events_per_pass: usize,
+    /// Routes still to write, while the first pass derives.
+    routes: Option<&'r Router>,
 }
 
 /// What a re-derivation did.
@@ -1197,7 +1206,7 @@ fn rederive(
     sources: &mut Sources<'_>,
     model: &Model,
     (names, sizes): (&[String], &[usize]),
-    how: Derivation,
+    how: Derivation<'_>,
     clock: &mut PhaseClock,
 ) -> Result<Rederived, StoreError> {
     let tx = sources.tx;
@@ -1242,6 +1251,11 @@ fn rederive(
                     .map(|r| process(r, context))
                     .collect::<Result<Vec<_>, StoreError>>()
             });
+            if i == 0 {
+                if let Some(router) = how.routes {
+                    router.write_routes(tx)?;
+                }
+            }
             write_pass(
                 tx,
                 std::mem::take(&mut written),

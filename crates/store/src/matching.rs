@@ -389,12 +389,29 @@ struct MatchRow {
 /// A person's stored dedup decision: (survivor, normalised email, partition).
 type DupRow = (String, String, String);
 
+/// Whether [`reconcile`] has nothing to do (and reads nothing): matching is off and nothing
+/// was ever matched or merged by it.
+pub(crate) fn is_inert(tx: &Transaction<'_>, policy: &MatchPolicy) -> Result<bool, StoreError> {
+    if policy.is_active() {
+        return Ok(false);
+    }
+    Ok(tx.query_row(
+        "SELECT NOT EXISTS (SELECT 1 FROM person_matches)
+            AND NOT EXISTS (SELECT 1 FROM person_duplicates)",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
 /// Step 2: recomputes every matching and dedup decision from the facts and moves the people
 /// whose partition changed. Returns the partitions to re-derive and the moves to make.
 pub(crate) fn reconcile(
     tx: &Transaction<'_>,
     policy: &MatchPolicy,
 ) -> Result<Reconciled, StoreError> {
+    if is_inert(tx, policy)? {
+        return Ok(Reconciled::default());
+    }
     let old_matches: HashMap<String, MatchRow> = {
         let mut st = tx.prepare(
             "SELECT person, account, confidence, method, explanation, at FROM person_matches",
