@@ -6,6 +6,7 @@
 //! them and valid only for the store generation it was built from.
 
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// One entry into a stage (or status) value: when, in which order, whose, which value and by
 /// which rule, all as dense indexes.
@@ -37,9 +38,13 @@ pub struct StageIndexNames<'a> {
     /// Rule names, by rule index.
     #[serde(borrow)]
     pub rules: Vec<&'a str>,
-    /// Person ids, by subject index (each once).
+    /// Person ids, concatenated in subject order (each once; see
+    /// [`StageIndexNames::subject`]): one string, so that millions of ids load as one copy.
     #[serde(borrow)]
-    pub subjects: Vec<&'a str>,
+    pub subject_ids: Cow<'a, str>,
+    /// Where each person id ends in `subject_ids`, as little-endian `u32`s.
+    #[serde(borrow)]
+    pub subject_ends: Cow<'a, [u8]>,
 }
 
 /// A stage index read from storage: its names and its entries, borrowed.
@@ -105,14 +110,64 @@ impl<'a> StageIndex<'a> {
 }
 
 impl<'a> StageIndexNames<'a> {
-    /// Reads an index's names from their stored bytes.
+    /// Names with these person ids as subjects, in order.
+    pub fn new<'s>(
+        stages: Vec<&'a str>,
+        rules: Vec<&'a str>,
+        subjects: impl Iterator<Item = &'s str>,
+    ) -> StageIndexNames<'a> {
+        let (mut ids, mut ends) = (String::new(), Vec::new());
+        for id in subjects {
+            ids.push_str(id);
+            ends.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+        }
+        StageIndexNames {
+            stages,
+            rules,
+            subject_ids: Cow::Owned(ids),
+            subject_ends: Cow::Owned(ends),
+        }
+    }
+
+    /// Reads an index's names from their stored bytes, checking that every subject's id is
+    /// where its end says.
     pub fn decode(bytes: &'a [u8]) -> Result<StageIndexNames<'a>, String> {
-        postcard::from_bytes(bytes).map_err(|e| format!("stage index: {e}"))
+        let names: StageIndexNames<'a> =
+            postcard::from_bytes(bytes).map_err(|e| format!("stage index: {e}"))?;
+        if !names.subject_ends.len().is_multiple_of(4) {
+            return Err("stage index: truncated subject ends".into());
+        }
+        let mut start = 0;
+        for i in 0..names.subject_count() {
+            let end = names.subject_end(i);
+            if end < start || !names.subject_ids.is_char_boundary(end) {
+                return Err("stage index: a subject id out of place".into());
+            }
+            start = end;
+        }
+        Ok(names)
+    }
+
+    /// How many subjects (people) the names list.
+    pub fn subject_count(&self) -> usize {
+        self.subject_ends.len() / 4
+    }
+
+    /// Where subject `i`'s id ends in `subject_ids`.
+    pub fn subject_end(&self, i: usize) -> usize {
+        let b = &self.subject_ends[i * 4..i * 4 + 4];
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
+    }
+
+    /// The id of subject `i` (`i` below [`StageIndexNames::subject_count`]).
+    pub fn subject(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.subject_end(i - 1) };
+        &self.subject_ids[start..self.subject_end(i)]
     }
 
     /// Whether an entry points into these names.
     pub fn contain(&self, e: &IndexedEntry) -> bool {
-        (e.subject as usize) < self.subjects.len()
+        (e.subject as usize) < self.subject_count()
             && (e.value as usize) < self.stages.len()
             && (e.rule as usize) < self.rules.len()
     }
@@ -205,11 +260,15 @@ mod tests {
 
     #[test]
     fn an_index_round_trips_and_bad_bytes_are_errors() {
-        let names = StageIndexNames {
-            stages: vec!["MAL", "MQL"],
-            rules: vec!["created"],
-            subjects: vec!["p1", "p2"],
-        };
+        let names = StageIndexNames::new(
+            vec!["MAL", "MQL"],
+            vec!["created"],
+            ["p1", "pé2"].into_iter(),
+        );
+        assert_eq!(
+            (names.subject_count(), names.subject(0), names.subject(1)),
+            (2, "p1", "pé2")
+        );
         let entries = vec![
             IndexedEntry {
                 at: -5,
@@ -238,6 +297,15 @@ mod tests {
         bad[24] = 9; // the first entry's value
         assert!(StageIndex::decode(&n, &bad).is_err());
         assert!(StageIndex::decode(&n[..2], &e).is_err());
+        // A subject end inside a character, or before the previous one, is an error.
+        for ends in [[3u32, 4], [3, 2]] {
+            let bad = StageIndexNames {
+                subject_ends: Cow::Owned(ends.iter().flat_map(|e| e.to_le_bytes()).collect()),
+                ..names.clone()
+            };
+            let (n, _) = StageIndex::encode(&bad, std::iter::empty());
+            assert!(StageIndex::decode(&n, &[]).is_err(), "{ends:?}");
+        }
         // Streamed, in pieces of any size, the same entries; a cut one is an error.
         let mut reader = EntryReader::new(std::io::Cursor::new(e.clone()));
         assert_eq!(reader.by_ref().collect::<Vec<_>>(), entries);

@@ -178,7 +178,7 @@ fn people_at(h: &History, t: i64) -> Subjects {
             let stage = until(h.stage_track().of(i as u32), Some(t))
                 .last()
                 .map(|e| h.stages()[e.value as usize].clone());
-            (p.id.clone(), p.visible, stage)
+            (p.id.to_string(), p.visible, stage)
         })
         .collect()
 }
@@ -276,9 +276,9 @@ fn transitions(before: &History, after: &History, t: i64, examples: usize) -> Ve
         .people()
         .iter()
         .enumerate()
-        .map(|(i, p)| (p.id.as_str(), i as u32))
+        .map(|(i, p)| (p.id, i as u32))
         .collect();
-    let before_ids: BTreeSet<&str> = before.people().iter().map(|p| p.id.as_str()).collect();
+    let before_ids: BTreeSet<&str> = before.people().iter().map(|p| p.id).collect();
     let mut groups: BTreeMap<(&'static str, String, String), Group> = BTreeMap::new();
     let mut note = |change: &'static str, person: &str, k: Key<'_>, from: Option<&str>| {
         let g = groups
@@ -299,7 +299,7 @@ fn transitions(before: &History, after: &History, t: i64, examples: usize) -> Ve
     let empty: &[Entry] = &[];
     for (i, p) in before.people().iter().enumerate() {
         let b = keys(before, until(before.stage_track().of(i as u32), Some(t)));
-        let a = match after_index.get(p.id.as_str()) {
+        let a = match after_index.get(p.id) {
             Some(&j) => keys(after, until(after.stage_track().of(j), Some(t))),
             None => keys(after, empty),
         };
@@ -312,15 +312,15 @@ fn transitions(before: &History, after: &History, t: i64, examples: usize) -> Ve
                     y += 1;
                 }
                 (Some(l), Some(r)) if l.0 < r.0 => {
-                    note("vanishes", &p.id, l.0, l.1);
+                    note("vanishes", p.id, l.0, l.1);
                     x += 1;
                 }
                 (Some(l), None) => {
-                    note("vanishes", &p.id, l.0, l.1);
+                    note("vanishes", p.id, l.0, l.1);
                     x += 1;
                 }
                 (_, Some(r)) => {
-                    note("appears", &p.id, r.0, r.1);
+                    note("appears", p.id, r.0, r.1);
                     y += 1;
                 }
                 (None, None) => break,
@@ -328,9 +328,9 @@ fn transitions(before: &History, after: &History, t: i64, examples: usize) -> Ve
         }
     }
     for (j, p) in after.people().iter().enumerate() {
-        if !before_ids.contains(p.id.as_str()) {
+        if !before_ids.contains(p.id) {
             for (k, from) in keys(after, until(after.stage_track().of(j as u32), Some(t))) {
-                note("appears", &p.id, k, from);
+                note("appears", p.id, k, from);
             }
         }
     }

@@ -21,6 +21,125 @@ pub struct PersonInfo {
     pub visible: bool,
 }
 
+/// A person of a [`History`], borrowed (see [`PersonInfo`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PersonRef<'a> {
+    /// The person's id, as in events and transitions.
+    pub id: &'a str,
+    /// The account the person belongs to, if any.
+    pub account: Option<&'a str>,
+    /// The person's attributes (what `--by ATTR` groups on).
+    pub attrs: &'a Map<String, Value>,
+    /// False for people erased or merged away: point-in-time reports do not count them.
+    pub visible: bool,
+}
+
+/// The people of a [`History`], stored by column: the ids in one string, accounts and
+/// attributes only once someone has any. Millions of people (a report read from the stage
+/// index knows only their ids) cost a few bytes each and a handful of allocations.
+#[derive(Debug, Clone, Default)]
+pub struct People {
+    ids: String,
+    /// Where each person's id ends in `ids`.
+    ends: Vec<usize>,
+    visible: Vec<bool>,
+    /// One per person once someone has an account; empty before.
+    accounts: Vec<Option<String>>,
+    /// One per person once someone has attributes; empty before.
+    attrs: Vec<Map<String, Value>>,
+}
+
+/// The attributes of a person who has none.
+static NO_ATTRS: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+
+impl People {
+    /// How many people there are.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there is nobody.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The id of the person with dense index `i`.
+    pub fn id(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.ids[start..self.ends[i]]
+    }
+
+    /// Whether point-in-time reports count the person with dense index `i`.
+    pub fn visible(&self, i: usize) -> bool {
+        self.visible[i]
+    }
+
+    /// The person with dense index `i`.
+    pub fn get(&self, i: usize) -> PersonRef<'_> {
+        PersonRef {
+            id: self.id(i),
+            account: self.accounts.get(i).and_then(|a| a.as_deref()),
+            attrs: self.attrs.get(i).unwrap_or(&NO_ATTRS),
+            visible: self.visible[i],
+        }
+    }
+
+    /// Every person, in dense index order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = PersonRef<'_>> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    fn reserve(&mut self, people: usize) {
+        self.ends.reserve(people);
+        self.visible.reserve(people);
+    }
+
+    /// Adds a visible person known only by id.
+    fn push_id(&mut self, id: &str) {
+        self.ids.push_str(id);
+        self.ends.push(self.ids.len());
+        self.visible.push(true);
+        if !self.accounts.is_empty() {
+            self.accounts.push(None);
+        }
+        if !self.attrs.is_empty() {
+            self.attrs.push(Map::new());
+        }
+    }
+
+    fn push(&mut self, p: PersonInfo) {
+        let n = self.len();
+        self.push_id(&p.id);
+        self.visible[n] = p.visible;
+        if p.account.is_some() {
+            self.accounts.resize(n + 1, None);
+            self.accounts[n] = p.account;
+        }
+        if !p.attrs.is_empty() {
+            self.attrs.resize(n + 1, Map::new());
+            self.attrs[n] = p.attrs;
+        }
+    }
+
+    /// Adds a stage index's subjects, as visible people known only by id: one copy of the
+    /// ids' text, whatever their number.
+    fn extend_from_index(&mut self, names: &StageIndexNames<'_>) {
+        let offset = self.ids.len();
+        self.ids.push_str(&names.subject_ids);
+        let n = names.subject_count();
+        self.reserve(n);
+        self.ends
+            .extend((0..n).map(|i| offset + names.subject_end(i)));
+        self.visible.resize(self.ends.len(), true);
+        if !self.accounts.is_empty() {
+            self.accounts.resize(self.ends.len(), None);
+        }
+        if !self.attrs.is_empty() {
+            self.attrs.resize(self.ends.len(), Map::new());
+        }
+    }
+}
+
 /// What reports need to know about an account besides its transitions.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AccountInfo {
@@ -229,9 +348,9 @@ impl PersonIndex {
         BuildHasherDefault::<rustc_hash::FxHasher>::default().hash_one(id)
     }
 
-    fn get(&self, people: &[PersonInfo], id: &str) -> Option<u32> {
+    fn get(&self, people: &People, id: &str) -> Option<u32> {
         match self.by_hash.get(&Self::hash(id)) {
-            Some(&i) if people[i as usize].id == id => Some(i),
+            Some(&i) if people.id(i as usize) == id => Some(i),
             Some(_) => self.collided.get(id).copied(),
             None => None,
         }
@@ -362,29 +481,13 @@ impl HistoryBuilder {
         entries: impl Iterator<Item = IndexedEntry>,
     ) -> Result<(), String> {
         let subjects: Vec<u32> = if self.h.people.is_empty() {
-            self.h.people.reserve(names.subjects.len());
-            let subjects = names
-                .subjects
-                .iter()
-                .enumerate()
-                .map(|(i, id)| {
-                    self.h.people.push(PersonInfo {
-                        id: id.to_string(),
-                        account: None,
-                        attrs: Map::new(),
-                        visible: true,
-                    });
-                    i as u32
-                })
-                .collect();
+            self.h.people.extend_from_index(names);
             // Indexed by id only if another person is ever looked up (see `subject`).
             self.unindexed = true;
-            subjects
+            (0..names.subject_count() as u32).collect()
         } else {
-            names
-                .subjects
-                .iter()
-                .map(|id| self.subject(Level::Person, id))
+            (0..names.subject_count())
+                .map(|i| self.subject(Level::Person, names.subject(i)))
                 .collect()
         };
         let values: Vec<u32> = names
@@ -415,8 +518,8 @@ impl HistoryBuilder {
             Level::Account => self.h.accounts.intern(id),
             Level::Person => {
                 if std::mem::take(&mut self.unindexed) {
-                    for (i, p) in self.h.people.iter().enumerate() {
-                        self.person_index.insert(&p.id, i as u32);
+                    for i in 0..self.h.people.len() {
+                        self.person_index.insert(self.h.people.id(i), i as u32);
                     }
                 }
                 // One probe: most subjects are new, and a hit is checked against the id.
@@ -425,7 +528,7 @@ impl HistoryBuilder {
                     std::collections::hash_map::Entry::Vacant(v) => *v.insert(next),
                     std::collections::hash_map::Entry::Occupied(o) => {
                         let i = *o.get();
-                        if self.h.people[i as usize].id == id {
+                        if self.h.people.id(i as usize) == id {
                             return i;
                         }
                         *self
@@ -436,12 +539,7 @@ impl HistoryBuilder {
                     }
                 };
                 if i == next {
-                    self.h.people.push(PersonInfo {
-                        id: id.to_string(),
-                        account: None,
-                        attrs: Map::new(),
-                        visible: true,
-                    });
+                    self.h.people.push_id(id);
                 }
                 i
             }
@@ -502,7 +600,7 @@ pub struct History {
     model_stages: usize,
     statuses: Interner,
     rules: Interner,
-    people: Vec<PersonInfo>,
+    people: People,
     accounts: Interner,
     account_info: Vec<AccountInfo>,
     account_stages: Interner,
@@ -603,14 +701,25 @@ impl History {
     }
 
     /// This history's person stage entries as a stage index (names' bytes, entries' bytes),
-    /// for the store to keep (see [`StageIndex`]).
-    pub fn stage_index(&self) -> (Vec<u8>, Vec<u8>) {
+    /// for the store to keep (see [`StageIndex`]); `None` when the people's ids are too long
+    /// for one (over 4 GiB together).
+    pub fn stage_index(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        u32::try_from(self.people.ids.len()).ok()?;
         let names = StageIndexNames {
             stages: self.stages.names.iter().map(String::as_str).collect(),
             rules: self.rules.names.iter().map(String::as_str).collect(),
-            subjects: self.people.iter().map(|p| p.id.as_str()).collect(),
+            subject_ids: std::borrow::Cow::Borrowed(&self.people.ids),
+            subject_ends: self
+                .people
+                .ends
+                .iter()
+                .flat_map(|&e| (e as u32).to_le_bytes())
+                .collect(),
         };
-        StageIndex::encode(&names, self.stage.entries.iter().copied())
+        Some(StageIndex::encode(
+            &names,
+            self.stage.entries.iter().copied(),
+        ))
     }
 
     /// The stage names, visibility, attributes and stage entries of one level.
@@ -669,7 +778,7 @@ impl History {
     }
 
     /// The people, indexed by their dense index (as in [`Entry::subject`]).
-    pub fn people(&self) -> &[PersonInfo] {
+    pub fn people(&self) -> &People {
         &self.people
     }
 
@@ -734,7 +843,7 @@ impl View<'_> {
     /// Whether point-in-time reports count the subject.
     pub(crate) fn visible(&self, subject: u32) -> bool {
         match self.level {
-            Level::Person => self.history.people[subject as usize].visible,
+            Level::Person => self.history.people.visible(subject as usize),
             Level::Account => self.history.account_info[subject as usize].visible,
         }
     }
@@ -742,7 +851,7 @@ impl View<'_> {
     /// The subject's attributes.
     pub(crate) fn attrs(&self, subject: u32) -> &Map<String, Value> {
         match self.level {
-            Level::Person => &self.history.people[subject as usize].attrs,
+            Level::Person => self.history.people.get(subject as usize).attrs,
             Level::Account => &self.history.account_info[subject as usize].attrs,
         }
     }
@@ -842,7 +951,7 @@ mod tests {
         let names = || (vec!["MAL".to_string(), "MQL".to_string()], vec![]);
         let (stages, statuses) = names();
         let full = History::new(stages, statuses, vec![], all);
-        let (n, e) = full.stage_index();
+        let (n, e) = full.stage_index().unwrap();
         let index = StageIndex::decode(&n, &e).unwrap();
         let (stages, statuses) = names();
         let mut b = History::builder(stages, statuses, vec![]);

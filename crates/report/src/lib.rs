@@ -50,7 +50,9 @@ pub use diff::{
     DiffSlaRow, DiffTransitions,
 };
 pub use flow::{account_flow, flow, FlowOptions, FlowReport, FlowRow};
-pub use history::{AccountInfo, Entry, History, HistoryBuilder, PersonInfo, Track};
+pub use history::{
+    AccountInfo, Entry, History, HistoryBuilder, People, PersonInfo, PersonRef, Track,
+};
 pub use recycling::{recycling, RecyclingOptions, RecyclingReport, RecyclingRow};
 pub use render::{table_of, Report, Tabular};
 pub use sla::{sla, SlaOptions, SlaReport, SlaRow};

@@ -108,7 +108,7 @@ pub fn velocity(history: &History, options: &VelocityOptions) -> VelocityReport 
             }
         }
         if let (Some(last), Some(t)) = (es.last(), until_at) {
-            if people[p as usize].visible {
+            if people.visible(p as usize) {
                 open.get([last.value, seg, 0]).push(days(last.at, t));
             }
         }

@@ -190,9 +190,9 @@ pub fn warm_stage_index(db: &DbArgs) -> CliResult {
     history_of_store(&mut store, &history_query(false, None), false).map(drop)
 }
 
-/// [`load_history`] on an open store; `map` reads the stored transitions through a memory
-/// map (faster, but every page read counts in this process's memory). The stage index is
-/// one read, which a map does not speed up.
+/// [`load_history`] on an open store; `map` reads the stage index or the stored transitions
+/// through a memory map (faster: SQLite need not copy each page of a large blob, but every
+/// page read counts in this process's memory).
 fn history_of_store(store: &mut Store, query: &HistoryQuery, map: bool) -> CliResult<History> {
     let model = store.stored_model()?;
     let (stages, statuses, _) = model_names(model.as_ref());
@@ -201,6 +201,7 @@ fn history_of_store(store: &mut Store, query: &HistoryQuery, map: bool) -> CliRe
         && query.level == Some(Level::Person)
         && query.attributes.is_none();
     let generation = store.generation()?;
+    store.map_reads(map)?;
     if indexable {
         let from_index = store.read_stage_index(generation, |names, entries, bytes| {
             // A damaged index is only a slower report: the stored transitions still answer.
@@ -215,7 +216,6 @@ fn history_of_store(store: &mut Store, query: &HistoryQuery, map: bool) -> CliRe
             return Ok(history);
         }
     }
-    store.map_reads(map)?;
     let mut rows = store.history_for(query)?;
     let people = std::mem::take(&mut rows.people)
         .into_iter()
@@ -233,8 +233,9 @@ fn history_of_store(store: &mut Store, query: &HistoryQuery, map: bool) -> CliRe
     drop(rows);
     if indexable {
         // Kept for the next report; best effort (a read-only or busy database still reports).
-        let (names, entries) = history.stage_index();
-        let _ = store.save_stage_index(generation, (&names, &entries));
+        if let Some((names, entries)) = history.stage_index() {
+            let _ = store.save_stage_index(generation, (&names, &entries));
+        }
     }
     Ok(history)
 }
