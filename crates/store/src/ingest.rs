@@ -878,7 +878,7 @@ impl Sources<'_> {
             }
             _ => None,
         };
-        events.sort_unstable_by_key(|e| (e.event.at, e.seq));
+        waterfall_engine::sort_for_derivation(&mut events);
         Ok(LoadedPartition {
             name,
             events,
@@ -1068,7 +1068,7 @@ pub(crate) fn load_all(
     raw.into_par_iter()
         .map(|(name, packed)| {
             let mut events = crate::body::decode_records(&crate::body::unpack(&packed)?)?;
-            events.sort_unstable_by_key(|e| (e.event.at, e.seq));
+            waterfall_engine::sort_for_derivation(&mut events);
             Ok((name, events))
         })
         .collect()

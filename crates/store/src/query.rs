@@ -296,7 +296,7 @@ impl Store {
     ) -> Result<Vec<SequencedEvent>, StoreError> {
         let mut events = self.stored_events(partition)?;
         events.retain(|e| e.event.at <= until);
-        events.sort_unstable_by_key(|e| (e.event.at, e.seq));
+        waterfall_engine::sort_for_derivation(&mut events);
         // Matching and dedup decisions apply to any derivation of the partition.
         let mut one = [(partition.to_string(), events)];
         crate::matching::adjust(&self.conn, &mut one)?;
