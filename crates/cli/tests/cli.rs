@@ -338,12 +338,17 @@ fn reports_from_the_stage_index_equal_reports_from_the_stored_transitions() {
         assert!(out.status.success(), "{}", text(&out));
     };
     let drop_index = || execute(&db, "DELETE FROM stage_index");
-    // The ingest leaves an index behind; without one, the first report builds it from the
-    // stored transitions, and the next ones read it.
+    // The first load builds the index as it writes; without one, the first report builds
+    // it from the stored transitions, and the next ones read it.
     ingest(&a);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM stage_index"), 1);
+    let built_by_ingest = stage_reports(&db);
     drop_index();
     let from_transitions = stage_reports(&db);
+    assert_eq!(
+        built_by_ingest, from_transitions,
+        "the ingest's index and stored transitions disagree"
+    );
     assert_eq!(count(&db, "SELECT COUNT(*) FROM stage_index"), 1);
     let indexed = stage_reports(&db);
     assert_eq!(
@@ -365,6 +370,16 @@ fn reports_from_the_stage_index_equal_reports_from_the_stored_transitions() {
     assert_eq!(after, stage_reports(&fresh));
     drop_index();
     assert_eq!(stage_reports(&db), after);
+    // A replay under another model builds its index as it writes, too.
+    let out = run(bin()
+        .args(["replay", "--model", "demand-waterfall", "--db"])
+        .arg(&db));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM stage_index"), 1);
+    let built_by_replay = stage_reports(&db);
+    drop_index();
+    assert_eq!(built_by_replay, stage_reports(&db));
+    assert_ne!(built_by_replay, after, "the replay changed nothing");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::{Store, StoreError};
 use rayon::prelude::*;
 use rusqlite::{params, OptionalExtension, Transaction};
 use rustc_hash::{FxHashMap, FxHashSet};
-use waterfall_core::{Event, Record, RecordBody, Timestamp};
+use waterfall_core::{Event, Record, RecordBody, Timestamp, TransitionTable};
 use waterfall_engine::{derive, DeriveOptions, Derived, SequencedEvent};
 use waterfall_model::Model;
 
@@ -20,6 +20,17 @@ use waterfall_model::Model;
 pub struct IngestOptions {
     /// Timers due up to this instant fire (the caller's "now").
     pub horizon: Timestamp,
+}
+
+/// Builds the stage index (see [`Store::read_stage_index`]) from every partition's
+/// transitions while a load or a replay writes them, so that it is saved in the same
+/// transaction instead of read back after the commit. The store cannot build it alone: the
+/// index is the reports' view of the transitions.
+pub trait IndexBuilder {
+    /// One partition's transitions, as stored.
+    fn add(&mut self, table: &TransitionTable<'_>);
+    /// The index's names and entries, once every partition is added (`None`: none to keep).
+    fn finish(&mut self) -> Option<(Vec<u8>, Vec<u8>)>;
 }
 
 /// What one ingest did.
@@ -37,6 +48,8 @@ pub struct IngestSummary {
     pub transitions: usize,
     /// People erased by this batch.
     pub erased: usize,
+    /// Whether the stage index was rebuilt in the same transaction (see [`IndexBuilder`]).
+    pub stage_index: bool,
     /// Wall-clock seconds per phase (`read+append`, `load`, `derive`, `write`, `commit`), for
     /// `--verbose` and benchmarks.
     pub phases: Vec<(&'static str, f64)>,
@@ -331,7 +344,7 @@ impl Default for BatchLimits {
     fn default() -> Self {
         BatchLimits {
             memory_bytes: 192 << 20,
-            events_per_pass: 400_000,
+            events_per_pass: 200_000,
         }
     }
 }
@@ -576,7 +589,28 @@ impl Batch<'_> {
 
     /// Applies erasures, matching and moves, re-derives every touched partition and commits.
     /// Returns what the whole batch did.
-    pub fn finish(mut self, opts: IngestOptions) -> Result<IngestSummary, StoreError> {
+    pub fn finish(self, opts: IngestOptions) -> Result<IngestSummary, StoreError> {
+        self.finish_with(opts, None)
+    }
+
+    /// [`Batch::finish`], building the stage index with `index` in the same transaction when
+    /// the batch derives every partition (a load into an empty database); see
+    /// [`IngestSummary::stage_index`].
+    pub fn finish_indexed(
+        self,
+        opts: IngestOptions,
+        index: &mut dyn IndexBuilder,
+    ) -> Result<IngestSummary, StoreError> {
+        self.finish_with(opts, Some(index))
+    }
+
+    fn finish_with(
+        mut self,
+        opts: IngestOptions,
+        index: Option<&mut dyn IndexBuilder>,
+    ) -> Result<IngestSummary, StoreError> {
+        // Another batch's partitions would be missing from an index built from this one's.
+        let mut index = index.filter(|_| self.router.fresh);
         let tx = &self.tx;
         let mut touched: FxHashSet<String> = FxHashSet::default();
         for (i, &n) in self.appended.iter().enumerate() {
@@ -659,6 +693,7 @@ impl Batch<'_> {
                 opts,
                 events_per_pass: self.limits.events_per_pass,
                 routes: defer_routes.then_some(&self.router),
+                index: index.as_deref_mut(),
             },
             &mut self.clock,
         )?;
@@ -667,6 +702,10 @@ impl Batch<'_> {
             [self.next_seq.to_string()],
         )?;
         next_generation(tx)?;
+        if let Some(index) = index {
+            self.summary.stage_index = save_index(tx, index)?;
+            self.clock.lap("stage index");
+        }
         self.summary.duplicates += done.duplicates;
         self.summary.stored = self.summary.received - self.summary.duplicates;
         self.summary.partitions = done.partitions;
@@ -962,6 +1001,25 @@ impl Store {
         model: &Model,
         opts: IngestOptions,
     ) -> Result<IngestSummary, StoreError> {
+        self.replay_with(model, opts, None)
+    }
+
+    /// [`Store::replay`], building the stage index with `index` in the same transaction.
+    pub fn replay_indexed(
+        &mut self,
+        model: &Model,
+        opts: IngestOptions,
+        index: &mut dyn IndexBuilder,
+    ) -> Result<IngestSummary, StoreError> {
+        self.replay_with(model, opts, Some(index))
+    }
+
+    fn replay_with(
+        &mut self,
+        model: &Model,
+        opts: IngestOptions,
+        mut index: Option<&mut dyn IndexBuilder>,
+    ) -> Result<IngestSummary, StoreError> {
         let limits = self.limits;
         self.end_bulk_load()?;
         let tx = self
@@ -997,16 +1055,23 @@ impl Store {
             opts,
             events_per_pass: limits.events_per_pass,
             routes: None,
+            index: index.as_deref_mut(),
         };
         let done = rederive(&mut sources, model, (&names, &sizes), how, &mut clock)?;
         drop(sources);
         next_generation(&tx)?;
+        let stage_index = match index {
+            Some(index) => save_index(&tx, index)?,
+            None => false,
+        };
+        clock.lap("stage index");
         tx.commit()?;
         clock.lap("commit");
         Ok(IngestSummary {
             received: done.events,
             partitions: done.partitions,
             transitions: done.transitions,
+            stage_index,
             phases: clock.phases,
             ..Default::default()
         })
@@ -1075,12 +1140,13 @@ pub(crate) fn load_all(
 }
 
 /// How a re-derivation runs: up to which instant, and how many events per pass.
-#[derive(Clone, Copy)]
-struct Derivation<'r> {
+struct Derivation<'r, 'i> {
     opts: IngestOptions,
     events_per_pass: usize,
     /// Routes still to write, while the first pass derives.
     routes: Option<&'r Router>,
+    /// Fed every partition's transitions as they are written.
+    index: Option<&'r mut (dyn IndexBuilder + 'i)>,
 }
 
 /// What a re-derivation did.
@@ -1113,7 +1179,7 @@ impl DerivedRows {
         let table = if d.transitions.is_empty() {
             Vec::new()
         } else {
-            waterfall_core::TransitionTable::encode(&d.transitions)
+            TransitionTable::encode(&d.transitions)
         };
         let people = if d.people.is_empty() {
             Vec::new()
@@ -1206,7 +1272,7 @@ fn rederive(
     sources: &mut Sources<'_>,
     model: &Model,
     (names, sizes): (&[String], &[usize]),
-    how: Derivation<'_>,
+    how: Derivation<'_, '_>,
     clock: &mut PhaseClock,
 ) -> Result<Rederived, StoreError> {
     let tx = sources.tx;
@@ -1240,6 +1306,7 @@ fn rederive(
             names[r.clone()].iter().map(|p| sources.raw(p)).collect()
         })
     };
+    let mut index = how.index;
     let mut next = read(sources, 0)?;
     let mut written: Vec<(String, Processed)> = Vec::new();
     for i in 0..passes.len() {
@@ -1259,7 +1326,7 @@ fn rederive(
             write_pass(
                 tx,
                 std::mem::take(&mut written),
-                sources.clear_derived,
+                (sources.clear_derived, &mut index),
                 &mut done,
             )?;
             next = read(sources, i + 1)?;
@@ -1268,16 +1335,17 @@ fn rederive(
         clock.lap("derive");
         written = processed;
     }
-    write_pass(tx, written, sources.clear_derived, &mut done)?;
+    write_pass(tx, written, (sources.clear_derived, &mut index), &mut done)?;
     clock.lap("write");
     Ok(done)
 }
 
-/// Writes a derived pass: streams, erased ids and derived rows.
-fn write_pass(
+/// Writes a derived pass: streams, erased ids and derived rows (and hands the transitions to
+/// the index builder, if any).
+fn write_pass<'i>(
     tx: &Transaction<'_>,
     pass: Vec<(String, Processed)>,
-    clear_derived: bool,
+    (clear_derived, index): (bool, &mut Option<&mut (dyn IndexBuilder + 'i)>),
     done: &mut Rederived,
 ) -> Result<(), StoreError> {
     for (partition, p) in pass {
@@ -1299,8 +1367,25 @@ fn write_pass(
             }
         }
         done.transitions += write_derived(tx, &partition, &p.rows)?;
+        if let Some(index) = index {
+            if !p.rows.table.0.is_empty() {
+                let table = TransitionTable::decode(&p.rows.table.0)
+                    .map_err(|e| StoreError::Corrupt(format!("{partition}: {e}")))?;
+                index.add(&table);
+            }
+        }
     }
     Ok(())
+}
+
+/// Saves the stage index `index` built, for the generation this transaction moves to.
+fn save_index(tx: &Transaction<'_>, index: &mut dyn IndexBuilder) -> Result<bool, StoreError> {
+    let Some((names, entries)) = index.finish() else {
+        return Ok(false);
+    };
+    let generation = crate::query::generation_of(tx)?;
+    crate::query::write_stage_index(tx, generation, (&names, &entries))?;
+    Ok(true)
 }
 
 /// Replaces a partition's stored stream (`None`: unchanged).

@@ -14,7 +14,7 @@ mod people;
 mod query;
 mod schema;
 
-pub use ingest::{Batch, BatchLimits, IngestOptions, IngestSummary};
+pub use ingest::{Batch, BatchLimits, IndexBuilder, IngestOptions, IngestSummary};
 pub use matching::{PersonDuplicate, PersonMatch};
 pub use query::{
     AccountRow, EventRow, HistoryQuery, HistoryRows, PersonRow, ReportRows, StoredStageIndex,

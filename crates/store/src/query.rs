@@ -371,10 +371,7 @@ impl Store {
     /// The store's generation: it changes with every ingest and replay that commits, so
     /// anything built from the stored rows at one generation is stale at another.
     pub fn generation(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .meta("generation")?
-            .and_then(|g| g.parse().ok())
-            .unwrap_or(0))
+        generation_of(&self.conn)
     }
 
     /// The stored stage index, if it was built at `generation`.
@@ -434,20 +431,10 @@ impl Store {
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let current: i64 = tx
-            .query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| {
-                r.get::<_, String>(0)
-            })
-            .optional()?
-            .and_then(|g| g.parse().ok())
-            .unwrap_or(0);
-        if current != generation {
+        if generation_of(&tx)? != generation {
             return Ok(false);
         }
-        tx.execute(
-            "INSERT OR REPLACE INTO stage_index(id, generation, names, entries) VALUES (1, ?1, ?2, ?3)",
-            rusqlite::params![generation, names, entries],
-        )?;
+        write_stage_index(&tx, generation, (names, entries))?;
         tx.commit()?;
         Ok(true)
     }
@@ -464,4 +451,28 @@ impl Store {
             c("SELECT COALESCE(SUM(count), 0) FROM transitions")?,
         ))
     }
+}
+
+/// The store's generation as `conn` sees it (see [`Store::generation`]).
+pub(crate) fn generation_of(conn: &rusqlite::Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .optional()?
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(0))
+}
+
+/// Writes the stage index built from the rows of `generation`.
+pub(crate) fn write_stage_index(
+    conn: &rusqlite::Connection,
+    generation: i64,
+    (names, entries): (&[u8], &[u8]),
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT OR REPLACE INTO stage_index(id, generation, names, entries) VALUES (1, ?1, ?2, ?3)",
+        rusqlite::params![generation, names, entries],
+    )?;
+    Ok(())
 }

@@ -205,15 +205,23 @@ pub fn run(args: IngestArgs) -> CliResult {
     let pb = spinner(&format!(
         "deriving stages and statuses from {appended} events"
     ));
-    let mut summary = batch.finish(IngestOptions {
-        horizon: Timestamp::now(),
-    })?;
+    // A load into an empty database builds the stage index as it writes the transitions.
+    let mut index = crate::cmd::report::IndexFromTables::new(&model);
+    let mut summary = batch.finish_indexed(
+        IngestOptions {
+            horizon: Timestamp::now(),
+        },
+        &mut index,
+    )?;
     drop(store);
-    // Rebuilding the index reads every stored transition: worth it after a load that is a
-    // good share of the database, not after a few late events (the next report builds it).
-    let (events, ..) = Store::open(&args.db.db)?.counts()?;
-    if summary.stored > 0 && summary.stored as u64 * 10 >= events {
-        warm(&args.db, &mut summary)?;
+    if !summary.stage_index && summary.stored > 0 {
+        // Rebuilding the index reads every stored transition: worth it after a load that is
+        // a good share of the database, not after a few late events (the next report builds
+        // it).
+        let (events, ..) = Store::open(&args.db.db)?.counts()?;
+        if summary.stored as u64 * 10 >= events {
+            warm(&args.db, &mut summary)?;
+        }
     }
     pb.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
@@ -260,14 +268,18 @@ pub fn replay(args: ReplayArgs) -> CliResult {
     };
     let started = Instant::now();
     let pb = spinner("replaying the event log");
-    let mut summary = store.replay(
+    let mut index = crate::cmd::report::IndexFromTables::new(&model);
+    let mut summary = store.replay_indexed(
         &model,
         IngestOptions {
             horizon: Timestamp::now(),
         },
+        &mut index,
     )?;
     drop(store);
-    warm(&args.db, &mut summary)?;
+    if !summary.stage_index {
+        warm(&args.db, &mut summary)?;
+    }
     pb.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     println!(

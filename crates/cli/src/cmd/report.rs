@@ -190,6 +190,32 @@ pub fn warm_stage_index(db: &DbArgs) -> CliResult {
     history_of_store(&mut store, &history_query(false, None), false).map(drop)
 }
 
+/// Builds the stage index from the transitions an ingest or a replay writes, inside its
+/// transaction: the index a person-stage report would build from the stored tables.
+pub struct IndexFromTables(Option<waterfall_report::HistoryBuilder>);
+
+impl IndexFromTables {
+    /// A builder for a database under `model`.
+    pub fn new(model: &Model) -> Self {
+        let (stages, statuses, _) = model_names(Some(model));
+        IndexFromTables(Some(History::builder(stages, statuses, Vec::new())))
+    }
+}
+
+impl waterfall_store::IndexBuilder for IndexFromTables {
+    fn add(&mut self, table: &waterfall_core::TransitionTable<'_>) {
+        if let Some(builder) = &mut self.0 {
+            builder.add_table(table, |field, level| {
+                field == Field::Stage && level == Level::Person
+            });
+        }
+    }
+
+    fn finish(&mut self) -> Option<(Vec<u8>, Vec<u8>)> {
+        self.0.take()?.finish().stage_index()
+    }
+}
+
 /// [`load_history`] on an open store; `map` reads the stage index or the stored transitions
 /// through a memory map (faster: SQLite need not copy each page of a large blob, but every
 /// page read counts in this process's memory).
