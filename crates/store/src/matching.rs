@@ -247,6 +247,9 @@ impl Observed {
     /// Merges what was observed into the stored facts (`fresh`: there are none yet, so
     /// nothing needs reading first).
     pub(crate) fn save(self, tx: &Transaction<'_>, fresh: bool) -> Result<(), StoreError> {
+        if !self.people.is_empty() || !self.accounts.is_empty() || !self.keys.is_empty() {
+            set_decided_under(tx, None)?;
+        }
         // In key order: the tables are B-trees on these keys, and appending in order is what
         // they are fastest at.
         let mut people: Vec<&PersonFact> = self.people.values().map(|b| &**b).collect();
@@ -319,8 +322,37 @@ fn merge_person(f: &mut PersonFact, o: &PersonFact) {
     f.merged |= o.merged;
 }
 
+/// The policy the stored decisions were made under (meta `match_decisions`), while the facts
+/// have not changed since: set by [`reconcile`], cleared whenever facts change.
+fn decided_under(tx: &Transaction<'_>) -> Result<Option<String>, StoreError> {
+    Ok(tx
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'match_decisions'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+fn set_decided_under(tx: &Transaction<'_>, policy: Option<&MatchPolicy>) -> Result<(), StoreError> {
+    match policy {
+        Some(p) => tx.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('match_decisions', ?1)",
+            [policy_key(p)],
+        )?,
+        None => tx.execute("DELETE FROM meta WHERE key = 'match_decisions'", [])?,
+    };
+    Ok(())
+}
+
+/// A policy's identity for [`decided_under`]: every setting, in words.
+fn policy_key(policy: &MatchPolicy) -> String {
+    format!("{policy:?}")
+}
+
 /// Forgets everything matching knew about an erased person.
 pub(crate) fn forget(tx: &Transaction<'_>, person: &str) -> Result<(), StoreError> {
+    set_decided_under(tx, None)?;
     for table in ["match_people", "person_matches", "person_duplicates"] {
         tx.execute(&format!("DELETE FROM {table} WHERE person = ?1"), [person])?;
     }
@@ -333,6 +365,7 @@ fn rebuild_facts(tx: &Transaction<'_>) -> Result<(), StoreError> {
     tx.execute_batch(
         "DELETE FROM match_people; DELETE FROM match_accounts; DELETE FROM match_account_keys;",
     )?;
+    set_decided_under(tx, None)?;
     crate::ingest::observe_log(tx)?.save(tx, true)?;
     set_facts_complete(tx, true)
 }
@@ -657,6 +690,7 @@ pub(crate) fn reconcile(
     }
     let mut touched: Vec<String> = touched.into_iter().collect();
     touched.sort();
+    set_decided_under(tx, Some(policy))?;
     Ok(Reconciled { touched, moves })
 }
 
@@ -679,7 +713,13 @@ pub(crate) fn before_replay(
         rebuild_facts(tx)?;
         lap("matching facts");
     }
-    let reconciled = reconcile(tx, policy)?;
+    // The same facts under the same policy decide the same: the stored decisions stand, and
+    // everyone is already where they put them.
+    let reconciled = if decided_under(tx)?.as_deref() == Some(policy_key(policy).as_str()) {
+        Reconciled::default()
+    } else {
+        reconcile(tx, policy)?
+    };
     lap("matching decisions");
     Ok(reconciled)
 }

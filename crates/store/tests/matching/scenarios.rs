@@ -157,6 +157,30 @@ fn subsidiaries_sharing_a_domain_follow_the_tie_break_rule() {
 }
 
 #[test]
+fn a_replay_under_another_policy_decides_again_and_under_the_same_one_keeps_the_decisions() {
+    let mut events = accounts();
+    events.push(ev(
+        "p1",
+        "2025-02-01T00:00:00Z",
+        r#""type":"person","person":"x","attrs":{"email":"x@globex.com"}"#,
+    ));
+    let (most, oldest) = (
+        matching_model(""),
+        matching_model("tie_break = \"oldest\"\n"),
+    );
+    let mut s = ingest_all(&most, &[&events]);
+    assert_eq!(person(&s, "x").account.as_deref(), Some("globex-de"));
+    s.replay(&oldest, HORIZON).unwrap();
+    assert_eq!(person(&s, "x").account.as_deref(), Some("globex-us"));
+    assert_eq!(history(&s), history(&ingest_all(&oldest, &[&events])));
+    s.replay(&oldest, HORIZON).unwrap();
+    assert_eq!(person(&s, "x").account.as_deref(), Some("globex-us"));
+    s.replay(&most, HORIZON).unwrap();
+    assert_eq!(person(&s, "x").account.as_deref(), Some("globex-de"));
+    assert_eq!(history(&s), history(&ingest_all(&most, &[&events])));
+}
+
+#[test]
 fn renamed_company_is_matched_by_its_old_name() {
     let model = matching_model("");
     let mut events = accounts();
