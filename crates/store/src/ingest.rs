@@ -618,7 +618,11 @@ impl Batch<'_> {
                 touched.insert(self.router.partitions.name(i as u32).to_string());
             }
         }
-        std::mem::take(&mut self.observed).save(tx, false)?;
+        self.clock.lap("read+append");
+        if self.model.matching.is_active() {
+            std::mem::take(&mut self.observed).save(tx, false)?;
+            self.clock.lap("matching facts");
+        }
         crate::matching::facts_after_batch(tx, self.model.matching.is_active(), self.router.fresh)?;
         let mut erased = FxHashSet::default();
         for person in std::mem::take(&mut self.erasures) {
@@ -633,7 +637,9 @@ impl Batch<'_> {
             tx.execute("DELETE FROM person_partition WHERE person = ?1", [&person])?;
             crate::matching::forget(tx, &person)?;
         }
-        self.clock.lap("read+append");
+        if !erased.is_empty() {
+            self.clock.lap("erasures");
+        }
         // Nothing before the derivation reads the routes unless matching runs: then they are
         // written while the first pass derives, instead of while both cores wait.
         let defer_routes = crate::matching::is_inert(tx, &self.model.matching)?;
@@ -643,6 +649,9 @@ impl Batch<'_> {
         }
         // Matching and dedup may move people now that the whole batch is routed.
         let reconciled = crate::matching::reconcile(tx, &self.model.matching)?;
+        if !defer_routes {
+            self.clock.lap("matching decisions");
+        }
         let mut moves = std::mem::take(&mut self.router.moves);
         moves.extend(reconciled.moves);
         touched.extend(reconciled.touched);
