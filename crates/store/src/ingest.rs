@@ -1047,6 +1047,12 @@ impl Store {
         for p in reconciled.touched {
             partitions.entry(p).or_insert(0);
         }
+        // Every partition is derived again: the derived tables are emptied at once rather
+        // than partition by partition.
+        tx.execute_batch(
+            "DELETE FROM transitions; DELETE FROM partition_people;
+             DELETE FROM accounts; DELETE FROM rejections;",
+        )?;
         let mut sources = Sources {
             tx: &tx,
             buffers: FxHashMap::default(),
@@ -1054,7 +1060,7 @@ impl Store {
             relocated: FxHashMap::default(),
             erased: FxHashSet::default(),
             batch_start: u64::MAX,
-            clear_derived: true,
+            clear_derived: false,
         };
         sources.relocate(&reconciled.moves)?;
         let mut partitions: Vec<(String, usize)> = partitions.into_iter().collect();
