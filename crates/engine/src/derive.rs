@@ -271,6 +271,79 @@ struct Person {
     roles: Vec<String>,
 }
 
+/// The partition's people, by id and by slot: a person's slot never changes (nobody is
+/// removed while a derivation runs), so accounts list their members by slot and a rollup
+/// over them hashes no id.
+#[derive(Default)]
+struct People {
+    slots: FxHashMap<String, u32>,
+    list: Vec<Person>,
+}
+
+impl People {
+    fn contains_key(&self, id: &str) -> bool {
+        self.slots.contains_key(id)
+    }
+
+    fn slot(&self, id: &str) -> Option<u32> {
+        self.slots.get(id).copied()
+    }
+
+    fn get(&self, id: &str) -> Option<&Person> {
+        self.slot(id).map(|s| &self.list[s as usize])
+    }
+
+    fn get_mut(&mut self, id: &str) -> Option<&mut Person> {
+        self.slot(id).map(|s| &mut self.list[s as usize])
+    }
+
+    fn at(&self, slot: u32) -> &Person {
+        &self.list[slot as usize]
+    }
+
+    /// Adds a person not seen before.
+    fn insert(&mut self, person: Person) {
+        self.slots
+            .insert(person.id.clone(), self.list.len() as u32);
+        self.list.push(person);
+    }
+}
+
+impl std::ops::Index<&str> for People {
+    type Output = Person;
+
+    fn index(&self, id: &str) -> &Person {
+        self.get(id).expect("person exists")
+    }
+}
+
+/// An account's people (survivors only), in id order, with their slots in [`People`].
+#[derive(Default)]
+struct Members(Vec<(String, u32)>);
+
+impl Members {
+    /// Adds a person (no-op if a member already).
+    fn insert(&mut self, id: &str, slot: u32) {
+        if let Err(i) = self.0.binary_search_by(|(m, _)| m.as_str().cmp(id)) {
+            self.0.insert(i, (id.to_string(), slot));
+        }
+    }
+
+    fn remove(&mut self, id: &str) {
+        if let Ok(i) = self.0.binary_search_by(|(m, _)| m.as_str().cmp(id)) {
+            self.0.remove(i);
+        }
+    }
+
+    fn ids(&self) -> impl Iterator<Item = &String> + '_ {
+        self.0.iter().map(|(id, _)| id)
+    }
+
+    fn slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0.iter().map(|&(_, slot)| slot)
+    }
+}
+
 /// An account while the derivation runs: its public state and what the rollup needs.
 struct Account {
     state: AccountState,
@@ -281,7 +354,7 @@ struct Account {
     /// Instants of intent surges (kept while they count).
     surges: Vec<Timestamp>,
     /// The account's people (survivors only).
-    members: BTreeSet<String>,
+    members: Members,
     /// Person → roles named on the account's opportunities.
     contact_roles: BTreeMap<String, BTreeSet<String>>,
     /// Set by a rollup that moved nothing (or settled where no rule moves it): until this
@@ -339,7 +412,7 @@ struct Deriver<'m, 'e> {
     /// Duplicate person id → survivor id, from every merge event of the partition.
     merged: FxHashMap<&'e str, &'e str>,
     /// People by id (hashed: looked up on every event; `finish` sorts them).
-    people: FxHashMap<String, Person>,
+    people: People,
     accounts: BTreeMap<String, Account>,
     /// Accounts changed by the current event or timer, rolled up once it is applied.
     dirty: BTreeSet<String>,
@@ -395,7 +468,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
         Deriver {
             model,
             merged,
-            people: FxHashMap::default(),
+            people: People::default(),
             accounts: BTreeMap::new(),
             dirty: BTreeSet::new(),
             opportunities: FxHashMap::default(),
@@ -457,7 +530,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 acc.rules_settled = false;
                 self.mark_dirty(account);
                 // Account attributes feed people's fit and roles.
-                let members: Vec<String> = self.accounts[account].members.iter().cloned().collect();
+                let members: Vec<String> = self.accounts[account].members.ids().cloned().collect();
                 for id in members {
                     self.rescore_fit(&id);
                     self.recompute_roles(&id);
@@ -484,7 +557,8 @@ impl<'m, 'e> Deriver<'m, 'e> {
                             }
                             self.mark_dirty(&old);
                         }
-                        self.account_mut(a).members.insert(id.to_string());
+                        let slot = self.people.slot(id).expect("just ensured");
+                        self.account_mut(a).members.insert(id, slot);
                         self.mark_dirty(a);
                         self.watch_engaged(id);
                     }
@@ -643,8 +717,8 @@ impl<'m, 'e> Deriver<'m, 'e> {
         let own = scoring.decay(acc.own_engagement, acc.own_engagement_at.days_until(at));
         own + acc
             .members
-            .iter()
-            .filter_map(|m| self.people.get(m))
+            .slots()
+            .map(|s| self.people.at(s))
             .map(|p| scoring.decay(p.engagement, p.engagement_at.days_until(at)))
             .sum::<f64>()
     }
@@ -683,7 +757,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
         // The roles of engaged people, sorted and deduplicated below: the same list a set of
         // `roles_of` would give, without a set per person.
         let mut held: Vec<&str> = Vec::new();
-        for p in acc.members.iter().filter_map(|m| self.people.get(m)) {
+        for p in acc.members.slots().map(|s| self.people.at(s)) {
             if self.engaged(p) {
                 a.engaged_people += 1;
                 if let Some(t) = p.last_engaged {
@@ -1481,9 +1555,10 @@ impl<'m, 'e> Deriver<'m, 'e> {
             let id = self.survivor(&person).to_string();
             self.ensure_person(&id);
             // A contact with no known account belongs to the deal's account.
-            if self.people[&id].account.is_none() {
+            if self.people[id.as_str()].account.is_none() {
                 self.people.get_mut(&id).expect("exists").account = Some(acc_id.clone());
-                self.account_mut(&acc_id).members.insert(id.clone());
+                let slot = self.people.slot(&id).expect("exists");
+                self.account_mut(&acc_id).members.insert(&id, slot);
                 self.watch_engaged(&id);
             }
             if let Some(o) = &outcome {
@@ -1537,7 +1612,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                     own_engagement: 0.0,
                     own_engagement_at: at,
                     surges: Vec::new(),
-                    members: BTreeSet::new(),
+                    members: Members::default(),
                     contact_roles: BTreeMap::new(),
                     settled_until: None,
                     rules_settled: false,
@@ -1565,7 +1640,6 @@ impl<'m, 'e> Deriver<'m, 'e> {
         }
         let m = self.model;
         self.people.insert(
-            id.to_string(),
             Person {
                 id: id.to_string(),
                 account: None,
@@ -1646,8 +1720,8 @@ impl<'m, 'e> Deriver<'m, 'e> {
             .collect();
         let members: Vec<BuyingGroupMember> = acc
             .members
-            .iter()
-            .filter_map(|m| self.people.get(m))
+            .slots()
+            .map(|s| self.people.at(s))
             .map(|p| BuyingGroupMember {
                 person: p.id.clone(),
                 journey: model
@@ -1703,7 +1777,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 .stage
                 .map(|s| model.account_stages[s as usize].name.clone());
         }
-        let mut people: Vec<Person> = self.people.into_values().collect();
+        let mut people: Vec<Person> = self.people.list;
         people.sort_unstable_by(|a, b| a.id.cmp(&b.id));
         let mut people: Vec<PersonState> = people
             .into_iter()

@@ -213,13 +213,13 @@ impl<S> Record<S> {
     }
 }
 
-impl<S: Into<String>> Record<S> {
+impl<S: Into<String> + AsRef<str>> Record<S> {
     /// The owned event the record holds (fails only on attributes that are not an object).
     pub fn into_event(self) -> Result<Event, String> {
         fn o<S: Into<String>>(s: Option<S>) -> Option<String> {
             s.map(Into::into)
         }
-        let attrs = |s: S| attrs_of(&s.into());
+        let attrs = |s: S| attrs_of(s.as_ref());
         let body = match self.body {
             RecordBody::Account { account, attrs: a } => EventBody::Account {
                 account: account.into(),
