@@ -6,8 +6,8 @@
 //! per transition, and decoding borrows every string from the stored bytes.
 
 use crate::{Field, Level, Order, Timestamp, Transition, TransitionRef};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 /// One transition as indexes into its table's dictionaries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,24 +53,34 @@ pub struct TransitionTable<'a> {
 
 /// Interns strings into a dictionary, by index.
 struct Dictionary<'a> {
-    index: HashMap<&'a str, u32>,
+    index: FxHashMap<&'a str, u32>,
     values: Vec<&'a str>,
+    /// The last string interned and its index: transitions come in runs of one subject and
+    /// one causing event, so most lookups are the previous one again.
+    last: Option<(&'a str, u32)>,
 }
 
 impl<'a> Dictionary<'a> {
     fn new() -> Self {
         Dictionary {
-            index: HashMap::new(),
+            index: FxHashMap::default(),
             values: Vec::new(),
+            last: None,
         }
     }
 
     fn intern(&mut self, s: &'a str) -> u32 {
+        if let Some((last, i)) = self.last {
+            if last == s {
+                return i;
+            }
+        }
         let next = self.values.len() as u32;
         let i = *self.index.entry(s).or_insert(next);
         if i == next {
             self.values.push(s);
         }
+        self.last = Some((s, i));
         i
     }
 }

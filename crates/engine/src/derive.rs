@@ -303,8 +303,7 @@ impl People {
 
     /// Adds a person not seen before.
     fn insert(&mut self, person: Person) {
-        self.slots
-            .insert(person.id.clone(), self.list.len() as u32);
+        self.slots.insert(person.id.clone(), self.list.len() as u32);
         self.list.push(person);
     }
 }
@@ -1639,24 +1638,22 @@ impl<'m, 'e> Deriver<'m, 'e> {
             return;
         }
         let m = self.model;
-        self.people.insert(
-            Person {
-                id: id.to_string(),
-                account: None,
-                attrs: Default::default(),
-                stage: m.initial_stage,
-                status: m.initial_status,
-                created_at: self.cursor.at,
-                last_activity: None,
-                fit: 0.0,
-                engagement: 0.0,
-                engagement_at: self.cursor.at,
-                epoch: 0,
-                last_engaged: None,
-                owner: None,
-                roles: Vec::new(),
-            },
-        );
+        self.people.insert(Person {
+            id: id.to_string(),
+            account: None,
+            attrs: Default::default(),
+            stage: m.initial_stage,
+            status: m.initial_status,
+            created_at: self.cursor.at,
+            last_activity: None,
+            fit: 0.0,
+            engagement: 0.0,
+            engagement_at: self.cursor.at,
+            epoch: 0,
+            last_engaged: None,
+            owner: None,
+            roles: Vec::new(),
+        });
         self.record(
             Level::Person,
             id,

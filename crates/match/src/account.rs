@@ -1,6 +1,7 @@
 //! Matching a person to one of the known accounts.
 
-use std::collections::{BTreeSet, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeSet;
 
 use crate::normalize::{
     company_similarity, email_domain, is_free_mail, normalize_company, normalize_domain,
@@ -98,9 +99,9 @@ pub struct AccountIndex {
     accounts: Vec<AccountRecord>,
     /// Per account: its normalised names, current first.
     names: Vec<Vec<String>>,
-    by_domain: HashMap<String, Vec<usize>>,
-    by_name: HashMap<String, Vec<(usize, usize)>>,
-    by_word: HashMap<String, Vec<usize>>,
+    by_domain: FxHashMap<String, Vec<usize>>,
+    by_name: FxHashMap<String, Vec<(usize, usize)>>,
+    by_word: FxHashMap<String, Vec<usize>>,
 }
 
 impl AccountIndex {

@@ -1,6 +1,7 @@
 //! Person dedup: the same normalised email is the same human.
 
-use std::collections::{BTreeMap, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
 
 use crate::normalize::normalize_email_with;
 use crate::policy::DedupRules;
@@ -11,7 +12,7 @@ use crate::policy::DedupRules;
 pub struct PersonIndex {
     rules: DedupRules,
     /// Normalised email → every (created, id) with it, sorted.
-    by_email: HashMap<String, Vec<(i64, String)>>,
+    by_email: FxHashMap<String, Vec<(i64, String)>>,
 }
 
 /// People who are the same human.
@@ -30,7 +31,7 @@ impl PersonIndex {
     pub fn new(rules: DedupRules) -> PersonIndex {
         PersonIndex {
             rules,
-            by_email: HashMap::new(),
+            by_email: FxHashMap::default(),
         }
     }
 

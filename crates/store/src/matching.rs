@@ -18,7 +18,7 @@
 //!    that changes later (an email corrected, an account renamed) is simply recomputed.
 
 use rustc_hash::{FxHashMap, FxHashSet};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use waterfall_core::{Event, EventBody, Timestamp};
@@ -445,7 +445,7 @@ pub(crate) fn reconcile(
     if is_inert(tx, policy)? {
         return Ok(Reconciled::default());
     }
-    let old_matches: HashMap<String, MatchRow> = {
+    let old_matches: FxHashMap<String, MatchRow> = {
         let mut st = tx.prepare(
             "SELECT person, account, confidence, method, explanation, at FROM person_matches",
         )?;
@@ -463,7 +463,7 @@ pub(crate) fn reconcile(
         })?;
         rows.collect::<Result<_, _>>()?
     };
-    let old_dups: HashMap<String, DupRow> = {
+    let old_dups: FxHashMap<String, DupRow> = {
         let mut st =
             tx.prepare("SELECT person, survivor, email, partition FROM person_duplicates")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))?;
@@ -482,7 +482,7 @@ pub(crate) fn reconcile(
 
     // Accounts, with every name and domain they have had.
     let index = if policy.enabled {
-        let mut people: HashMap<&str, u64> = HashMap::new();
+        let mut people: FxHashMap<&str, u64> = FxHashMap::default();
         for f in facts.iter().filter(|f| !f.merged) {
             if let Some(a) = &f.account.value {
                 *people.entry(a.as_str()).or_default() += 1;
@@ -533,7 +533,7 @@ pub(crate) fn reconcile(
 
     // Dedup groups: the same normalised email, survivor created first, then smallest id.
     let mut dedup = PersonIndex::new(policy.dedup.clone());
-    let mut survivor_of: HashMap<String, (String, String)> = HashMap::new();
+    let mut survivor_of: FxHashMap<String, (String, String)> = FxHashMap::default();
     if policy.dedup.merge_duplicates {
         for f in facts.iter().filter(|f| !f.merged) {
             if let Some(e) = &f.email.value {
@@ -546,7 +546,8 @@ pub(crate) fn reconcile(
             }
         }
     }
-    let by_id: HashMap<&str, &PersonFact> = facts.iter().map(|f| (f.person.as_str(), f)).collect();
+    let by_id: FxHashMap<&str, &PersonFact> =
+        facts.iter().map(|f| (f.person.as_str(), f)).collect();
     let mut members: BTreeMap<&str, Vec<&PersonFact>> = BTreeMap::new();
     for f in facts.iter().filter(|f| !f.merged) {
         let root = survivor_of
@@ -559,8 +560,8 @@ pub(crate) fn reconcile(
 
     // Decide each group's partition: explicit account, else a match, else its own.
     let mut want: BTreeMap<String, (String, i64)> = BTreeMap::new();
-    let mut new_matches: HashMap<String, MatchRow> = HashMap::new();
-    let mut new_dups: HashMap<String, DupRow> = HashMap::new();
+    let mut new_matches: FxHashMap<String, MatchRow> = FxHashMap::default();
+    let mut new_dups: FxHashMap<String, DupRow> = FxHashMap::default();
     for (root, group) in &members {
         let (mut email, mut company, mut account) =
             (Latest::default(), Latest::default(), Latest::default());
@@ -612,10 +613,10 @@ pub(crate) fn reconcile(
     }
 
     // Apply: move people, then record the decisions that changed.
-    let mut touched: HashSet<String> = HashSet::new();
+    let mut touched: FxHashSet<String> = FxHashSet::default();
     let mut moves = Vec::new();
     // Where everyone is now: read whole when many are asked about, else one by one.
-    let everyone: Option<HashMap<String, (String, i64)>> = if want.len() > 4096 {
+    let everyone: Option<FxHashMap<String, (String, i64)>> = if want.len() > 4096 {
         let mut st = tx.prepare("SELECT person, partition, at FROM person_partition")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
         Some(rows.collect::<Result<_, _>>()?)
@@ -743,15 +744,15 @@ pub(crate) fn adjust(
 #[derive(Debug, Default)]
 pub(crate) struct Adjustments {
     /// Matched person → account.
-    matched: HashMap<String, String>,
+    matched: FxHashMap<String, String>,
     /// Partition → (duplicate, survivor) pairs to merge.
-    dups: HashMap<String, Vec<(String, String)>>,
+    dups: FxHashMap<String, Vec<(String, String)>>,
 }
 
 impl Adjustments {
     /// Reads the decisions.
     pub(crate) fn load(conn: &Connection) -> Result<Adjustments, StoreError> {
-        let mut matched: HashMap<String, String> = HashMap::new();
+        let mut matched: FxHashMap<String, String> = FxHashMap::default();
         {
             let mut st = conn.prepare_cached("SELECT person, account FROM person_matches")?;
             let mut rows = st.query([])?;
@@ -759,7 +760,7 @@ impl Adjustments {
                 matched.insert(r.get(0)?, r.get(1)?);
             }
         }
-        let mut dups: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        let mut dups: FxHashMap<String, Vec<(String, String)>> = FxHashMap::default();
         {
             let mut st = conn.prepare_cached(
                 "SELECT partition, person, survivor FROM person_duplicates ORDER BY person",
