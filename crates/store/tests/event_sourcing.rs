@@ -458,3 +458,25 @@ fn a_stage_index_is_kept_only_for_the_generation_it_was_built_from() {
         .unwrap());
     assert_eq!(s.stage_index(s.generation().unwrap()).unwrap(), None);
 }
+
+#[test]
+fn records_that_do_not_decode_are_an_error_and_store_nothing() {
+    let model = Model::history_only();
+    let good = waterfall_core::parse_records(
+        r#"{"id":"e1","at":"2025-01-01T00:00:00Z","type":"stage","person":"p1","stage":"MQL"}"#,
+        1,
+        |_| Ok(()),
+    );
+    let mut s = Store::open_in_memory().unwrap();
+    for bad in [
+        &[0xff, 0xff, 0xff][..],
+        &good.records[..good.records.len() - 1],
+        &[2, b'e', 0xc3, 0, 0][..],
+    ] {
+        let mut batch = s.begin(&model).unwrap();
+        batch.append_records(&good.records).unwrap();
+        assert!(batch.append_records(bad).is_err(), "{bad:?}");
+        drop(batch);
+        assert_eq!(s.counts().unwrap().0, 0);
+    }
+}
