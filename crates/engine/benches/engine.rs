@@ -65,10 +65,25 @@ fn derive_demo_history_only(bencher: Bencher) {
         .bench(|| derive_all(&model, &parts, HORIZON));
 }
 
+const PERSON_LINE: &str = r#"{"id":"e2","at":"2025-01-03T10:00:00Z","type":"person","person":"p1","account":"a1","attrs":{"email":"jo@acme.com","title":"VP Marketing","source":"webinar"}}"#;
+
+/// A JSON line into an owned event (the API's path).
 #[divan::bench]
 fn parse_event_line(bencher: Bencher) {
-    let line = r#"{"id":"e2","at":"2025-01-03T10:00:00Z","type":"person","person":"p1","account":"a1","attrs":{"email":"jo@acme.com","title":"VP Marketing","source":"webinar"}}"#;
-    bencher.bench(|| -> Event { parse_line(divan::black_box(line)).unwrap() });
+    bencher.bench(|| -> Event { parse_line(divan::black_box(PERSON_LINE)).unwrap() });
+}
+
+/// A JSON line straight into its stored record (the CLI ingest's path).
+#[divan::bench]
+fn parse_line_into_record(bencher: Bencher) {
+    let mut out = Vec::with_capacity(256);
+    bencher.bench_local(|| {
+        out.clear();
+        waterfall_core::parse_record(divan::black_box(PERSON_LINE))
+            .unwrap()
+            .write(&mut out);
+        out.len()
+    });
 }
 
 /// The default model's fit rules against one person and account, on the direct evaluator
