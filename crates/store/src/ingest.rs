@@ -648,7 +648,7 @@ impl Batch<'_> {
             self.clock.lap("routes");
         }
         // Matching and dedup may move people now that the whole batch is routed.
-        let reconciled = crate::matching::reconcile(tx, &self.model.matching)?;
+        let reconciled = crate::matching::decide(tx, &self.model.matching)?;
         if !defer_routes {
             self.clock.lap("matching decisions");
         }

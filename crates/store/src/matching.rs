@@ -322,6 +322,17 @@ fn merge_person(f: &mut PersonFact, o: &PersonFact) {
     f.merged |= o.merged;
 }
 
+/// Step 2 when it is needed: the same facts under the same policy decide the same, so when
+/// nothing changed the facts since the stored decisions were made under this policy (a batch
+/// of activities, stage and status changes, or a replay), they stand and everyone is already
+/// where they put them; otherwise [`reconcile`].
+pub(crate) fn decide(tx: &Transaction<'_>, policy: &MatchPolicy) -> Result<Reconciled, StoreError> {
+    if decided_under(tx)?.as_deref() == Some(policy_key(policy).as_str()) {
+        return Ok(Reconciled::default());
+    }
+    reconcile(tx, policy)
+}
+
 /// The policy the stored decisions were made under (meta `match_decisions`), while the facts
 /// have not changed since: set by [`reconcile`], cleared whenever facts change.
 fn decided_under(tx: &Transaction<'_>) -> Result<Option<String>, StoreError> {
@@ -438,10 +449,7 @@ pub(crate) fn is_inert(tx: &Transaction<'_>, policy: &MatchPolicy) -> Result<boo
 
 /// Step 2: recomputes every matching and dedup decision from the facts and moves the people
 /// whose partition changed. Returns the partitions to re-derive and the moves to make.
-pub(crate) fn reconcile(
-    tx: &Transaction<'_>,
-    policy: &MatchPolicy,
-) -> Result<Reconciled, StoreError> {
+fn reconcile(tx: &Transaction<'_>, policy: &MatchPolicy) -> Result<Reconciled, StoreError> {
     if is_inert(tx, policy)? {
         return Ok(Reconciled::default());
     }
@@ -714,13 +722,7 @@ pub(crate) fn before_replay(
         rebuild_facts(tx)?;
         lap("matching facts");
     }
-    // The same facts under the same policy decide the same: the stored decisions stand, and
-    // everyone is already where they put them.
-    let reconciled = if decided_under(tx)?.as_deref() == Some(policy_key(policy).as_str()) {
-        Reconciled::default()
-    } else {
-        reconcile(tx, policy)?
-    };
+    let reconciled = decide(tx, policy)?;
     lap("matching decisions");
     Ok(reconciled)
 }

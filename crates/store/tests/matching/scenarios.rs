@@ -157,6 +157,59 @@ fn subsidiaries_sharing_a_domain_follow_the_tie_break_rule() {
 }
 
 #[test]
+fn a_batch_without_identity_events_keeps_the_decisions_and_moves_no_one() {
+    let model = matching_model("");
+    let mut events = accounts();
+    events.push(ev(
+        "p1",
+        "2025-02-01T00:00:00Z",
+        r#""type":"person","person":"jo","attrs":{"email":"jo@acme.com"}"#,
+    ));
+    events.push(ev(
+        "p2",
+        "2025-02-02T00:00:00Z",
+        r#""type":"person","person":"jo2","attrs":{"email":"JO@acme.com"}"#,
+    ));
+    let later = vec![
+        ev(
+            "s1",
+            "2025-03-01T00:00:00Z",
+            r#""type":"stage","person":"jo","stage":"MQL""#,
+        ),
+        ev(
+            "s2",
+            "2025-03-02T00:00:00Z",
+            r#""type":"activity","person":"jo2","kind":"web_visit""#,
+        ),
+        ev(
+            "s3",
+            "2025-03-03T00:00:00Z",
+            r#""type":"activity","person":"stranger","kind":"web_visit""#,
+        ),
+    ];
+    let mut s = ingest_all(&model, &[&events]);
+    s.ingest(&model, later.clone(), HORIZON).unwrap();
+    assert_eq!(person(&s, "jo").account.as_deref(), Some("acme"));
+    assert_eq!(person(&s, "jo2").merged_into.as_deref(), Some("jo"));
+    let all: Vec<Event> = events.iter().chain(&later).cloned().collect();
+    let once = ingest_all(&model, &[&all]);
+    assert_eq!(history(&s), history(&once));
+    assert_eq!(decisions(&s), decisions(&once));
+    // A later identity event is decided: the stranger's email now matches an account.
+    s.ingest(
+        &model,
+        vec![ev(
+            "p3",
+            "2025-04-01T00:00:00Z",
+            r#""type":"person","person":"stranger","attrs":{"email":"x@globex.com"}"#,
+        )],
+        HORIZON,
+    )
+    .unwrap();
+    assert_eq!(person(&s, "stranger").account.as_deref(), Some("globex-de"));
+}
+
+#[test]
 fn a_replay_under_another_policy_decides_again_and_under_the_same_one_keeps_the_decisions() {
     let mut events = accounts();
     events.push(ev(
