@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use waterfall_core::{
     Attrs, Event, EventBody, Field, Level, OpportunityKind, OpportunityState, Order, Record,
-    RecordBody, Subject, Timestamp, Transition,
+    RecordBody, Timestamp, Transition,
 };
 use waterfall_model::{
     AccountAggregates, AccountStageId, EvalContext, Model, OppTrigger, Routing, Rule, ScoreRef,
@@ -23,25 +23,62 @@ pub struct SequencedEvent {
     pub event: Event,
 }
 
+/// An event in its record form, borrowed from a stored record stream (or from an owned
+/// event), with its ingestion sequence number: what derivation reads, so a partition read
+/// from storage is derived without building an owned [`Event`] per record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SequencedRecord<'a> {
+    /// Position in ingestion order across the whole log (first ingested = smallest).
+    pub seq: u64,
+    /// The event.
+    pub record: Record<&'a str>,
+}
+
+impl<'a> SequencedRecord<'a> {
+    /// The record form of an owned event; `attrs` is [`Event::attrs_text`] of it.
+    pub fn of(event: &'a SequencedEvent, attrs: &'a str) -> Self {
+        SequencedRecord {
+            seq: event.seq,
+            record: event.event.record(attrs),
+        }
+    }
+}
+
 /// Sorts events into the order [`derive`] wants, by (`at`, `seq`). Events are large, so
 /// their keys are sorted and each event then moves once, instead of at every step of a sort.
-pub fn sort_for_derivation(events: &mut Vec<SequencedEvent>) {
-    let key = |e: &SequencedEvent| (e.event.at, e.seq);
-    if events.windows(2).all(|w| key(&w[0]) <= key(&w[1])) {
+pub fn sort_for_derivation<E: Ordered>(events: &mut Vec<E>) {
+    if events.windows(2).all(|w| w[0].key() <= w[1].key()) {
         return;
     }
-    let mut order: Vec<(Timestamp, u64, usize)> = events
+    let mut order: Vec<(i64, u64, usize)> = events
         .iter()
         .enumerate()
-        .map(|(i, e)| (e.event.at, e.seq, i))
+        .map(|(i, e)| (e.key().0, e.key().1, i))
         .collect();
     order.sort_unstable();
-    let mut slots: Vec<Option<SequencedEvent>> =
-        std::mem::take(events).into_iter().map(Some).collect();
+    let mut slots: Vec<Option<E>> = std::mem::take(events).into_iter().map(Some).collect();
     *events = order
         .iter()
         .filter_map(|&(.., i)| slots[i].take())
         .collect();
+}
+
+/// An event with its place in derivation order: (`at` in microseconds, `seq`).
+pub trait Ordered {
+    /// The event's (`at`, `seq`).
+    fn key(&self) -> (i64, u64);
+}
+
+impl Ordered for SequencedEvent {
+    fn key(&self) -> (i64, u64) {
+        (self.event.at.0, self.seq)
+    }
+}
+
+impl Ordered for SequencedRecord<'_> {
+    fn key(&self) -> (i64, u64) {
+        (self.record.at, self.seq)
+    }
 }
 
 /// Options of one derivation.
@@ -122,26 +159,40 @@ fn normalise_role(role: &str) -> String {
 }
 
 /// Sets each of `new`'s attributes in `attrs`. The first event of a person or account
-/// brings all its attributes: copying the whole map then builds it in one pass.
-fn merge_attrs(attrs: &mut Attrs, new: &Attrs) {
+/// brings all its attributes: the map then simply becomes theirs.
+fn merge_attrs(attrs: &mut Attrs, new: Attrs) {
     if attrs.is_empty() {
-        attrs.clone_from(new);
+        *attrs = new;
         return;
     }
-    for (k, v) in new {
-        attrs.insert(k.clone(), v.clone());
-    }
+    attrs.extend(new);
 }
 
 /// Derives one partition: `events` must be sorted by (`at`, `seq`).
 pub fn derive(model: &Model, events: &[SequencedEvent], opts: DeriveOptions) -> Derived {
+    let attrs: Vec<String> = events.iter().map(|e| e.event.attrs_text()).collect();
+    let records: Vec<SequencedRecord<'_>> = events
+        .iter()
+        .zip(&attrs)
+        .map(|(e, a)| SequencedRecord::of(e, a))
+        .collect();
+    derive_records(model, &records, opts)
+}
+
+/// [`derive`] on events in record form (what the store reads), sorted by (`at`, `seq`).
+pub fn derive_records(
+    model: &Model,
+    events: &[SequencedRecord<'_>],
+    opts: DeriveOptions,
+) -> Derived {
     let mut d = Deriver::new(model, events, opts.horizon);
     for se in events {
-        if se.event.at > opts.horizon {
+        let at = Timestamp(se.record.at);
+        if at > opts.horizon {
             break;
         }
         // Timers due strictly before this instant fire first; those due at it fire after it.
-        d.fire_timers_before(se.event.at);
+        d.fire_timers_before(at);
         d.apply(se);
     }
     d.fire_timers_until(opts.horizon);
@@ -444,13 +495,13 @@ struct Deriver<'m, 'e> {
 }
 
 impl<'m, 'e> Deriver<'m, 'e> {
-    fn new(model: &'m Model, events: &'e [SequencedEvent], horizon: Timestamp) -> Self {
+    fn new(model: &'m Model, events: &'e [SequencedRecord<'e>], horizon: Timestamp) -> Self {
         // History is re-attributed to the survivor: a merge applies to the whole log of the
         // partition, whatever its instant, so the survivor's timeline includes the duplicate's.
         let mut merged = FxHashMap::default();
         for se in events {
-            if let EventBody::Merge { person, into } = &se.event.body {
-                merged.insert(person.as_str(), into.as_str());
+            if let RecordBody::Merge { person, into } = se.record.body {
+                merged.insert(person, into);
             }
         }
         let rule_index = model
@@ -508,20 +559,29 @@ impl<'m, 'e> Deriver<'m, 'e> {
         id
     }
 
-    fn apply(&mut self, se: &'e SequencedEvent) {
-        let ev = &se.event;
+    fn apply(&mut self, se: &'e SequencedRecord<'e>) {
+        let ev = &se.record;
+        let at = Timestamp(ev.at);
         self.cursor = Order {
-            at: ev.at,
+            at,
             seq: se.seq,
             sub: 0,
         };
-        self.cause = Some(ev.id.as_str());
-        match &ev.body {
-            EventBody::Account { account, attrs } => {
+        self.cause = Some(ev.id);
+        match ev.body {
+            RecordBody::Account { account, attrs } => {
+                let attrs = match self.attrs(ev, attrs) {
+                    Some(a) => a,
+                    None => return,
+                };
+                let account_type = attrs
+                    .get("type")
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string);
                 let acc = &mut self.account_mut(account).state;
                 merge_attrs(&mut acc.attrs, attrs);
-                if let Some(t) = attrs.get("type").and_then(|v| v.as_str()) {
-                    acc.account_type = Some(t.to_string());
+                if account_type.is_some() {
+                    acc.account_type = account_type;
                 }
                 let fit = self.compute_account_fit(account);
                 let acc = self.account_mut(account);
@@ -535,11 +595,15 @@ impl<'m, 'e> Deriver<'m, 'e> {
                     self.recompute_roles(&id);
                 }
             }
-            EventBody::Person {
+            RecordBody::Person {
                 person,
                 account,
                 attrs,
             } => {
+                let attrs = match self.attrs(ev, attrs) {
+                    Some(a) => a,
+                    None => return,
+                };
                 let id = self.survivor(person);
                 if let Some(a) = account {
                     self.account_mut(a);
@@ -548,8 +612,8 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 self.ensure_person(id);
                 let p = self.people.get_mut(id).expect("just ensured");
                 if let Some(a) = account {
-                    if p.account.as_deref() != Some(a.as_str()) {
-                        let old = p.account.replace(a.clone());
+                    if p.account.as_deref() != Some(a) {
+                        let old = p.account.replace(a.to_string());
                         if let Some(old) = old {
                             if let Some(o) = self.accounts.get_mut(&old) {
                                 o.members.remove(id);
@@ -575,39 +639,43 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 }
                 self.recompute_roles(id);
             }
-            EventBody::Activity {
-                subject,
+            RecordBody::PersonActivity {
+                person,
                 kind,
                 attrs,
-            } => match subject {
-                Subject::Person(person) => {
-                    let id = self.survivor(person);
-                    self.ensure_person(id);
-                    self.activity(id, kind, attrs);
-                }
-                Subject::Account(a) => self.account_activity(a, kind),
-            },
-            EventBody::Opportunity {
+            } => {
+                let attrs = match self.attrs(ev, attrs) {
+                    Some(a) => a,
+                    None => return,
+                };
+                let id = self.survivor(person);
+                self.ensure_person(id);
+                self.activity(id, kind, &attrs);
+            }
+            RecordBody::AccountActivity { account, kind, .. } => {
+                self.account_activity(account, kind)
+            }
+            RecordBody::Opportunity {
                 opportunity,
                 account,
                 kind,
                 state,
                 stage,
                 amount,
-                contacts,
+                ref contacts,
             } => {
                 self.apply_opportunity(
-                    ev,
+                    (ev.id, at),
                     opportunity,
-                    account.as_deref(),
-                    *kind,
-                    *state,
+                    account,
+                    kind,
+                    state,
                     stage,
-                    *amount,
+                    amount,
                     contacts,
                 );
             }
-            EventBody::Stage { person, stage, .. } => {
+            RecordBody::Stage { person, stage, .. } => {
                 let id = self.survivor(person);
                 match self.model.stage_id(stage) {
                     Some(to) => {
@@ -615,12 +683,13 @@ impl<'m, 'e> Deriver<'m, 'e> {
                         self.change_stage(id, to, "explicit", None, 0);
                     }
                     None => self.reject(
-                        ev,
+                        ev.id,
+                        at,
                         format!("unknown stage {stage:?} in model {:?}", self.model.name),
                     ),
                 }
             }
-            EventBody::Status { person, status, .. } => {
+            RecordBody::Status { person, status, .. } => {
                 let id = self.survivor(person);
                 match self.model.status_id(status) {
                     Some(to) => {
@@ -628,15 +697,28 @@ impl<'m, 'e> Deriver<'m, 'e> {
                         self.change_status(id, to, "explicit", 0);
                     }
                     None => self.reject(
-                        ev,
+                        ev.id,
+                        at,
                         format!("unknown status {status:?} in model {:?}", self.model.name),
                     ),
                 }
             }
             // Merges were resolved up front; erasure removes events before derivation.
-            EventBody::Merge { .. } | EventBody::Erase { .. } => {}
+            RecordBody::Merge { .. } | RecordBody::Erase { .. } => {}
         }
         self.roll_up_dirty();
+    }
+
+    /// An event's attributes, parsed from its record's text (an event whose text is not an
+    /// object, which only a damaged record has, is rejected and applies nothing).
+    fn attrs(&mut self, ev: &Record<&str>, text: &str) -> Option<Attrs> {
+        match waterfall_core::event::record::attrs_of(text) {
+            Ok(attrs) => Some(attrs),
+            Err(reason) => {
+                self.reject(ev.id, Timestamp(ev.at), reason);
+                None
+            }
+        }
     }
 
     /// An account's own activity (an intent surge, a de-anonymised visit): account
@@ -1446,12 +1528,12 @@ impl<'m, 'e> Deriver<'m, 'e> {
     #[allow(clippy::too_many_arguments)]
     fn apply_opportunity(
         &mut self,
-        ev: &Event,
+        (event, at): (&str, Timestamp),
         opportunity: &str,
         account: Option<&str>,
         kind: Option<OpportunityKind>,
         state: OpportunityState,
-        stage: &Option<String>,
+        stage: Option<&str>,
         amount: Option<f64>,
         contacts: &Option<Vec<waterfall_core::OpportunityContact>>,
     ) {
@@ -1460,7 +1542,8 @@ impl<'m, 'e> Deriver<'m, 'e> {
             None => {
                 let Some(a) = account else {
                     self.reject(
-                        ev,
+                        event,
+                        at,
                         format!("opportunity {opportunity:?} is new but names no account"),
                     );
                     return;
@@ -1473,7 +1556,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                     stage: None,
                     amount: None,
                     contacts: Vec::new(),
-                    created_at: ev.at,
+                    created_at: at,
                     closed_at: None,
                 });
                 let idx = acc.opportunities.len() - 1;
@@ -1491,8 +1574,8 @@ impl<'m, 'e> Deriver<'m, 'e> {
         if let Some(k) = kind {
             opp.kind = k;
         }
-        if stage.is_some() {
-            opp.stage.clone_from(stage);
+        if let Some(stage) = stage {
+            opp.stage = Some(stage.to_string());
         }
         if amount.is_some() {
             opp.amount = amount;
@@ -1511,7 +1594,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
         }
         let previous = opp.state;
         if previous == OpportunityState::Open && state != OpportunityState::Open {
-            opp.closed_at = Some(ev.at);
+            opp.closed_at = Some(at);
         }
         opp.state = state;
         let (opp_kind, opp_amount) = (opp.kind, opp.amount);
@@ -1578,10 +1661,10 @@ impl<'m, 'e> Deriver<'m, 'e> {
         }
     }
 
-    fn reject(&mut self, ev: &Event, reason: String) {
+    fn reject(&mut self, event: &str, at: Timestamp, reason: String) {
         self.rejections.push(Rejection {
-            event: ev.id.clone(),
-            at: ev.at,
+            event: event.to_string(),
+            at,
             reason,
         });
     }

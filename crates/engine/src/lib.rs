@@ -19,7 +19,7 @@ mod derive;
 mod state;
 
 pub use derive::{
-    derive, derive_all, sort_for_derivation, validate, validate_record, DeriveOptions, Derived,
-    Rejection, SequencedEvent, TIMER_SEQ,
+    derive, derive_all, derive_records, sort_for_derivation, validate, validate_record,
+    DeriveOptions, Derived, Ordered, Rejection, SequencedEvent, SequencedRecord, TIMER_SEQ,
 };
 pub use state::{AccountState, BuyingGroupMember, Coverage, OpportunityInfo, PersonState};

@@ -8,7 +8,7 @@
 use crate::StoreError;
 use rusqlite::types::ValueRef;
 use waterfall_core::{Event, Record};
-use waterfall_engine::SequencedEvent;
+use waterfall_engine::{SequencedEvent, SequencedRecord};
 
 /// Encodes an event for the log (one record, without its sequence number).
 #[cfg(test)]
@@ -81,6 +81,23 @@ pub fn for_each_record<'a>(
         bytes = rest;
     }
     Ok(())
+}
+
+/// A partition's record stream as records borrowing its bytes, in stored order: what a
+/// derivation reads, with no owned event built.
+pub fn read_records(bytes: &[u8]) -> Result<Vec<SequencedRecord<'_>>, StoreError> {
+    let mut out = Vec::new();
+    for_each_record(bytes, |seq, record| {
+        out.push(SequencedRecord { seq, record });
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Appends a record with its sequence number to a stream (see [`append_record`]).
+pub fn append_sequenced(out: &mut Vec<u8>, se: &SequencedRecord<'_>) {
+    write_seq(out, se.seq);
+    se.record.write(out);
 }
 
 /// The `person`, `account` and `merge` events of a record stream (what matching reads), in

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use rusqlite::{params, OptionalExtension, Transaction};
 use rustc_hash::{FxHashMap, FxHashSet};
 use waterfall_core::{Event, Record, RecordBody, Timestamp, TransitionTable};
-use waterfall_engine::{derive, DeriveOptions, Derived, SequencedEvent};
+use waterfall_engine::{derive_records, DeriveOptions, Derived, SequencedEvent, SequencedRecord};
 use waterfall_model::Model;
 
 /// Options of one ingest or replay.
@@ -844,16 +844,6 @@ impl RawPartition {
     }
 }
 
-/// A partition decoded, cleaned and sorted for derivation.
-struct LoadedPartition {
-    name: String,
-    events: Vec<SequencedEvent>,
-    /// The packed stream to store, when it differs from the stored one (empty: no events).
-    stream: Option<Vec<u8>>,
-    duplicates: usize,
-    erased_ids: Vec<String>,
-}
-
 impl Sources<'_> {
     /// Reads a partition's streams.
     fn raw(&mut self, name: &str) -> Result<RawPartition, StoreError> {
@@ -893,49 +883,6 @@ impl Sources<'_> {
         })
     }
 
-    /// Decodes and cleans a partition: keeps the first event of each id (by sequence), drops
-    /// the events of erased people, sorts by (`at`, `seq`). Runs on any thread.
-    fn load(
-        raw: RawPartition,
-        erased: &FxHashSet<String>,
-        batch_start: u64,
-    ) -> Result<LoadedPartition, StoreError> {
-        let (name, changed) = (raw.name.clone(), raw.changed);
-        let (mut events, stream) = match raw.decoded {
-            Some(events) => (events, None),
-            None => {
-                let stream = raw.stream()?;
-                (crate::body::decode_records(&stream)?, Some(stream))
-            }
-        };
-        let (duplicates, erased_ids) = clean(&mut events, erased, batch_start);
-        let stream = match stream {
-            Some(s) if changed && duplicates == 0 && erased_ids.is_empty() => {
-                Some(crate::body::pack(&s))
-            }
-            _ if changed || duplicates > 0 || !erased_ids.is_empty() => {
-                let mut out = Vec::new();
-                for e in &events {
-                    crate::body::append_record(&mut out, e.seq, &e.event);
-                }
-                Some(if out.is_empty() {
-                    out
-                } else {
-                    crate::body::pack(&out)
-                })
-            }
-            _ => None,
-        };
-        waterfall_engine::sort_for_derivation(&mut events);
-        Ok(LoadedPartition {
-            name,
-            events,
-            stream,
-            duplicates,
-            erased_ids,
-        })
-    }
-
     /// Assembles the partitions that moves touch and applies the moves, in order.
     fn relocate(&mut self, moves: &[Move]) -> Result<(), StoreError> {
         for m in moves {
@@ -970,7 +917,7 @@ impl Sources<'_> {
 /// Drops repeated ids (keeping the first by sequence) and erased people's events. Returns how
 /// many new events were duplicates, and the ids of the erased events.
 fn clean(
-    events: &mut Vec<SequencedEvent>,
+    events: &mut Vec<SequencedRecord<'_>>,
     erased: &FxHashSet<String>,
     batch_start: u64,
 ) -> (usize, Vec<String>) {
@@ -982,16 +929,14 @@ fn clean(
         let mut seen: FxHashSet<&str> =
             FxHashSet::with_capacity_and_hasher(events.len(), Default::default());
         for (i, e) in events.iter().enumerate() {
-            if !seen.insert(e.event.id.as_str()) {
+            if !seen.insert(e.record.id) {
                 keep[i] = false;
                 if e.seq >= batch_start {
                     duplicates += 1;
                 }
-            } else if !erased.is_empty()
-                && e.event.body.person().is_some_and(|p| erased.contains(p))
-            {
+            } else if !erased.is_empty() && e.record.person().is_some_and(|p| erased.contains(*p)) {
                 keep[i] = false;
-                erased_ids.push(e.event.id.clone());
+                erased_ids.push(e.record.id.to_string());
             }
         }
     }
@@ -1247,23 +1192,60 @@ struct Processed {
 }
 
 /// Decodes, cleans, adjusts and derives one partition: everything but storage, on any thread.
+///
+/// The records borrow the partition's stream (or, for a partition a move assembled, its owned
+/// events and their attributes' text): no owned event is built per record. The first event of
+/// each id (by sequence) is kept, erased people's events are dropped, and the stream is
+/// rewritten when that changed it.
 fn process(
     raw: RawPartition,
     context: &PassContext<'_>,
 ) -> Result<(String, Processed), StoreError> {
-    let loaded = Sources::load(raw, context.erased, context.batch_start)?;
-    let stream = (loaded.stream, loaded.events.len());
-    let mut events = loaded.events;
+    let (name, changed) = (raw.name.clone(), raw.changed);
+    let (bytes, owned) = match raw.decoded {
+        Some(events) => (Vec::new(), Some(events)),
+        None => (raw.stream()?, None),
+    };
+    let owned = owned.unwrap_or_default();
+    let texts: Vec<String> = owned.iter().map(|e| e.event.attrs_text()).collect();
+    let mut events: Vec<SequencedRecord<'_>> = if owned.is_empty() {
+        crate::body::read_records(&bytes)?
+    } else {
+        owned
+            .iter()
+            .zip(&texts)
+            .map(|(e, t)| SequencedRecord::of(e, t))
+            .collect()
+    };
+    let (duplicates, erased_ids) = clean(&mut events, context.erased, context.batch_start);
+    let stream = if owned.is_empty() && changed && duplicates == 0 && erased_ids.is_empty() {
+        Some(crate::body::pack(&bytes))
+    } else if changed || !owned.is_empty() || duplicates > 0 || !erased_ids.is_empty() {
+        let mut out = Vec::new();
+        for e in &events {
+            crate::body::append_sequenced(&mut out, e);
+        }
+        Some(if out.is_empty() {
+            out
+        } else {
+            crate::body::pack(&out)
+        })
+    } else {
+        None
+    };
+    let stream = (stream, events.len());
+    waterfall_engine::sort_for_derivation(&mut events);
     // Matched accounts and automatic merges are applied as the partitions are read.
-    context.adjustments.apply(&loaded.name, &mut events);
-    let derived = derive(context.model, &events, context.opts);
+    context.adjustments.apply(&name, &mut events);
+    let derived = derive_records(context.model, &events, context.opts);
+    let events = events.len();
     Ok((
-        loaded.name,
+        name,
         Processed {
             stream,
-            duplicates: loaded.duplicates,
-            erased_ids: loaded.erased_ids,
-            events: events.len(),
+            duplicates,
+            erased_ids,
+            events,
             rows: DerivedRows::of(derived)?,
         },
     ))

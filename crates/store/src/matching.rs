@@ -21,8 +21,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::BTreeMap;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use waterfall_core::{Event, EventBody, Timestamp};
-use waterfall_engine::SequencedEvent;
+use waterfall_core::{Event, EventBody, Record, RecordBody, Timestamp};
+use waterfall_engine::{SequencedEvent, SequencedRecord};
 use waterfall_match::{
     match_person, AccountIndex, AccountRecord, MatchPolicy, PersonFacts, PersonIndex,
 };
@@ -736,7 +736,7 @@ pub(crate) fn adjust(
 ) -> Result<(), StoreError> {
     let adjustments = Adjustments::load(conn)?;
     for (partition, events) in partitions.iter_mut() {
-        adjustments.apply(partition, events);
+        adjustments.apply_owned(partition, events);
     }
     Ok(())
 }
@@ -747,8 +747,8 @@ pub(crate) fn adjust(
 pub(crate) struct Adjustments {
     /// Matched person → account.
     matched: FxHashMap<String, String>,
-    /// Partition → (duplicate, survivor) pairs to merge.
-    dups: FxHashMap<String, Vec<(String, String)>>,
+    /// Partition → (duplicate, survivor, id of the synthetic merge) to merge.
+    dups: FxHashMap<String, Vec<(String, String, String)>>,
 }
 
 impl Adjustments {
@@ -762,25 +762,70 @@ impl Adjustments {
                 matched.insert(r.get(0)?, r.get(1)?);
             }
         }
-        let mut dups: FxHashMap<String, Vec<(String, String)>> = FxHashMap::default();
+        let mut dups: FxHashMap<String, Vec<(String, String, String)>> = FxHashMap::default();
         {
             let mut st = conn.prepare_cached(
                 "SELECT partition, person, survivor FROM person_duplicates ORDER BY person",
             )?;
             let mut rows = st.query([])?;
             while let Some(r) = rows.next()? {
-                dups.entry(r.get(0)?)
-                    .or_default()
-                    .push((r.get(1)?, r.get(2)?));
+                let (dup, survivor): (String, String) = (r.get(1)?, r.get(2)?);
+                let id = format!("auto-merge:{dup}:{survivor}");
+                dups.entry(r.get(0)?).or_default().push((dup, survivor, id));
             }
         }
         Ok(Adjustments { matched, dups })
     }
 
-    /// Applies the decisions to one partition's events (sorted for derivation).
-    pub(crate) fn apply(&self, partition: &str, events: &mut Vec<SequencedEvent>) {
-        let (matched, dups) = (&self.matched, &self.dups);
-        if !matched.is_empty() {
+    /// Whether `person`, without an account of their own, is matched to `partition`.
+    fn matched_to(&self, person: &str, partition: &str) -> bool {
+        self.matched.get(person).map(String::as_str) == Some(partition)
+    }
+
+    /// The duplicates merged into their survivors in `partition`: (duplicate, survivor, id
+    /// of the synthetic merge).
+    fn merges(&self, partition: &str) -> &[(String, String, String)] {
+        self.dups.get(partition).map_or(&[], Vec::as_slice)
+    }
+
+    /// Applies the decisions to one partition's records (sorted for derivation): a matched
+    /// person's `person` events name the account, and each duplicate's merge comes first.
+    pub(crate) fn apply<'a>(&'a self, partition: &'a str, events: &mut Vec<SequencedRecord<'a>>) {
+        if !self.matched.is_empty() {
+            for se in events.iter_mut() {
+                if let RecordBody::Person {
+                    person,
+                    account: account @ None,
+                    ..
+                } = &mut se.record.body
+                {
+                    if self.matched_to(person, partition) {
+                        *account = Some(partition);
+                    }
+                }
+            }
+        }
+        let merges = self.merges(partition);
+        if let (false, Some(first)) = (merges.is_empty(), events.first()) {
+            let at = first.record.at;
+            let merges = merges.iter().map(|(dup, survivor, id)| SequencedRecord {
+                seq: 0,
+                record: Record {
+                    id,
+                    at,
+                    body: RecordBody::Merge {
+                        person: dup,
+                        into: survivor,
+                    },
+                },
+            });
+            events.splice(0..0, merges);
+        }
+    }
+
+    /// [`Adjustments::apply`] on owned events (impact analysis reads partitions so).
+    pub(crate) fn apply_owned(&self, partition: &str, events: &mut Vec<SequencedEvent>) {
+        if !self.matched.is_empty() {
             for se in events.iter_mut() {
                 if let EventBody::Person {
                     person,
@@ -788,18 +833,19 @@ impl Adjustments {
                     ..
                 } = &mut se.event.body
                 {
-                    if matched.get(person.as_str()).map(String::as_str) == Some(partition) {
+                    if self.matched_to(person, partition) {
                         *account = Some(partition.to_string());
                     }
                 }
             }
         }
-        if let Some(list) = dups.get(partition).filter(|_| !events.is_empty()) {
-            let at = events.first().map(|e| e.event.at).unwrap_or(Timestamp(0));
-            let merges = list.iter().map(|(dup, survivor)| SequencedEvent {
+        let merges = self.merges(partition);
+        if let (false, Some(first)) = (merges.is_empty(), events.first()) {
+            let at = first.event.at;
+            let merges = merges.iter().map(|(dup, survivor, id)| SequencedEvent {
                 seq: 0,
                 event: Event {
-                    id: format!("auto-merge:{dup}:{survivor}"),
+                    id: id.clone(),
                     at,
                     body: EventBody::Merge {
                         person: dup.clone(),
