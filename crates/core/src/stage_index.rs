@@ -18,7 +18,7 @@ pub struct IndexedEntry {
     pub seq: u64,
     /// Position among the changes of one event.
     pub sub: u32,
-    /// Index of the person (in a stage index: into [`StageIndexNames::subjects`]).
+    /// Index of the person (in a stage index: see [`StageIndexNames::subject`]).
     pub subject: u32,
     /// Index of the value entered (in a stage index: into [`StageIndexNames::stages`]).
     pub value: u32,

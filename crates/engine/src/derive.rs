@@ -44,7 +44,7 @@ impl<'a> SequencedRecord<'a> {
     }
 }
 
-/// Sorts events into the order [`derive`] wants, by (`at`, `seq`). Events are large, so
+/// Sorts events into the order [`derive()`] wants, by (`at`, `seq`). Events are large, so
 /// their keys are sorted and each event then moves once, instead of at every step of a sort.
 pub fn sort_for_derivation<E: Ordered>(events: &mut Vec<E>) {
     if events.windows(2).all(|w| w[0].key() <= w[1].key()) {
@@ -179,7 +179,7 @@ pub fn derive(model: &Model, events: &[SequencedEvent], opts: DeriveOptions) -> 
     derive_records(model, &records, opts)
 }
 
-/// [`derive`] on events in record form (what the store reads), sorted by (`at`, `seq`).
+/// [`derive()`] on events in record form (what the store reads), sorted by (`at`, `seq`).
 pub fn derive_records(
     model: &Model,
     events: &[SequencedRecord<'_>],
