@@ -32,14 +32,38 @@ pub struct SequencedRecord<'a> {
     pub seq: u64,
     /// The event.
     pub record: Record<&'a str>,
+    /// The attributes, already parsed, of a record made from an owned event (its own
+    /// attributes' text is then not read).
+    pub attrs: Option<&'a Attrs>,
 }
 
 impl<'a> SequencedRecord<'a> {
-    /// The record form of an owned event; `attrs` is [`Event::attrs_text`] of it.
-    pub fn of(event: &'a SequencedEvent, attrs: &'a str) -> Self {
+    /// A record read from a stream.
+    pub fn new(seq: u64, record: Record<&'a str>) -> Self {
         SequencedRecord {
-            seq: event.seq,
-            record: event.event.record(attrs),
+            seq,
+            record,
+            attrs: None,
+        }
+    }
+
+    /// The record form of an owned event, as stored: `attrs` is [`Event::attrs_text`] of it.
+    pub fn of(event: &'a SequencedEvent, attrs: &'a str) -> Self {
+        SequencedRecord::new(event.seq, event.event.record(attrs))
+    }
+
+    /// The record form of an owned event for derivation only: its attributes are read as
+    /// they are, never written as text.
+    pub fn parsed(event: &'a SequencedEvent) -> Self {
+        let attrs = match &event.event.body {
+            EventBody::Account { attrs, .. }
+            | EventBody::Person { attrs, .. }
+            | EventBody::Activity { attrs, .. } => Some(attrs),
+            _ => None,
+        };
+        SequencedRecord {
+            attrs,
+            ..SequencedRecord::new(event.seq, event.event.record(""))
         }
     }
 }
@@ -170,12 +194,7 @@ fn merge_attrs(attrs: &mut Attrs, new: Attrs) {
 
 /// Derives one partition: `events` must be sorted by (`at`, `seq`).
 pub fn derive(model: &Model, events: &[SequencedEvent], opts: DeriveOptions) -> Derived {
-    let attrs: Vec<String> = events.iter().map(|e| e.event.attrs_text()).collect();
-    let records: Vec<SequencedRecord<'_>> = events
-        .iter()
-        .zip(&attrs)
-        .map(|(e, a)| SequencedRecord::of(e, a))
-        .collect();
+    let records: Vec<SequencedRecord<'_>> = events.iter().map(SequencedRecord::parsed).collect();
     derive_records(model, &records, opts)
 }
 
@@ -570,7 +589,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
         self.cause = Some(ev.id);
         match ev.body {
             RecordBody::Account { account, attrs } => {
-                let attrs = match self.attrs(ev, attrs) {
+                let attrs = match self.attrs(se, attrs) {
                     Some(a) => a,
                     None => return,
                 };
@@ -600,7 +619,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 account,
                 attrs,
             } => {
-                let attrs = match self.attrs(ev, attrs) {
+                let attrs = match self.attrs(se, attrs) {
                     Some(a) => a,
                     None => return,
                 };
@@ -644,7 +663,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 kind,
                 attrs,
             } => {
-                let attrs = match self.attrs(ev, attrs) {
+                let attrs = match self.attrs(se, attrs) {
                     Some(a) => a,
                     None => return,
                 };
@@ -711,11 +730,14 @@ impl<'m, 'e> Deriver<'m, 'e> {
 
     /// An event's attributes, parsed from its record's text (an event whose text is not an
     /// object, which only a damaged record has, is rejected and applies nothing).
-    fn attrs(&mut self, ev: &Record<&str>, text: &str) -> Option<Attrs> {
+    fn attrs(&mut self, se: &SequencedRecord<'_>, text: &str) -> Option<Attrs> {
+        if let Some(attrs) = se.attrs {
+            return Some(attrs.clone());
+        }
         match waterfall_core::event::record::attrs_of(text) {
             Ok(attrs) => Some(attrs),
             Err(reason) => {
-                self.reject(ev.id, Timestamp(ev.at), reason);
+                self.reject(se.record.id, Timestamp(se.record.at), reason);
                 None
             }
         }

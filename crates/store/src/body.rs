@@ -88,7 +88,7 @@ pub fn for_each_record<'a>(
 pub fn read_records(bytes: &[u8]) -> Result<Vec<SequencedRecord<'_>>, StoreError> {
     let mut out = Vec::new();
     for_each_record(bytes, |seq, record| {
-        out.push(SequencedRecord { seq, record });
+        out.push(SequencedRecord::new(seq, record));
         Ok(())
     })?;
     Ok(out)

@@ -808,16 +808,12 @@ impl Adjustments {
         let merges = self.merges(partition);
         if let (false, Some(first)) = (merges.is_empty(), events.first()) {
             let at = first.record.at;
-            let merges = merges.iter().map(|(dup, survivor, id)| SequencedRecord {
-                seq: 0,
-                record: Record {
-                    id,
-                    at,
-                    body: RecordBody::Merge {
-                        person: dup,
-                        into: survivor,
-                    },
-                },
+            let merges = merges.iter().map(|(dup, survivor, id)| {
+                let body = RecordBody::Merge {
+                    person: dup.as_str(),
+                    into: survivor.as_str(),
+                };
+                SequencedRecord::new(0, Record { id, at, body })
             });
             events.splice(0..0, merges);
         }
