@@ -88,7 +88,25 @@ impl PersonFact {
     }
 }
 
-const PERSON_FACT_COLUMNS: &str = "person, created_at, email, email_at, email_ev, company, company_at, company_ev, account, account_at, account_ev, merged";
+/// The columns of `match_people`, in the order rows are read and written.
+macro_rules! person_fact_columns {
+    () => {
+        "person, created_at, email, email_at, email_ev, company, company_at, company_ev, account, account_at, account_ev, merged"
+    };
+}
+const PERSON_FACT_COLUMNS: &str = person_fact_columns!();
+/// Writes a row of `match_people`.
+const SAVE_PERSON_FACT: &str = concat!(
+    "INSERT OR REPLACE INTO match_people(",
+    person_fact_columns!(),
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+);
+/// Reads a person's row of `match_people`.
+const LOAD_PERSON_FACT: &str = concat!(
+    "SELECT ",
+    person_fact_columns!(),
+    " FROM match_people WHERE person = ?1"
+);
 
 fn person_fact(r: &rusqlite::Row<'_>) -> rusqlite::Result<PersonFact> {
     Ok(PersonFact {
@@ -103,19 +121,18 @@ fn person_fact(r: &rusqlite::Row<'_>) -> rusqlite::Result<PersonFact> {
 
 fn load_person_fact(tx: &Transaction<'_>, person: &str) -> Result<PersonFact, StoreError> {
     Ok(tx
-        .prepare_cached(&format!(
-            "SELECT {PERSON_FACT_COLUMNS} FROM match_people WHERE person = ?1"
-        ))?
+        .prepare_cached(LOAD_PERSON_FACT)?
         .query_row([person], person_fact)
         .optional()?
         .unwrap_or_else(|| PersonFact::new(person)))
 }
 
-fn save_person_fact(tx: &Transaction<'_>, f: &PersonFact) -> Result<(), StoreError> {
-    tx.prepare_cached(&format!(
-        "INSERT OR REPLACE INTO match_people({PERSON_FACT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
-    ))?
-    .execute(params![
+/// Writes a person's facts with `insert` (a statement of [`SAVE_PERSON_FACT`]).
+fn save_person_fact(
+    insert: &mut rusqlite::Statement<'_>,
+    f: &PersonFact,
+) -> Result<(), StoreError> {
+    insert.execute(params![
         f.person,
         f.created_at,
         f.email.value,
@@ -258,15 +275,17 @@ impl Observed {
         accounts.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut keys: Vec<&(String, &'static str, String)> = self.keys.iter().collect();
         keys.sort_unstable();
+        let mut insert = tx.prepare_cached(SAVE_PERSON_FACT)?;
         for o in people {
             if fresh {
-                save_person_fact(tx, o)?;
+                save_person_fact(&mut insert, o)?;
                 continue;
             }
             let mut f = load_person_fact(tx, &o.person)?;
             merge_person(&mut f, o);
-            save_person_fact(tx, &f)?;
+            save_person_fact(&mut insert, &f)?;
         }
+        drop(insert);
         for (account, o) in accounts {
             let row: Option<(i64, Latest, Latest)> = tx
                 .prepare_cached(
