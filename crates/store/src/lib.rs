@@ -52,6 +52,12 @@ pub enum StoreError {
 /// How long a statement waits for another process's write lock before giving up.
 pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// SQLite's page cache (negative: KiB), for lookups and reads.
+const CACHE_KIB: i64 = -65_536;
+
+/// The page cache during a first load into an empty database (see [`Store::start_bulk_load`]).
+const BULK_LOAD_CACHE_KIB: i64 = -16_384;
+
 /// A Waterfall database.
 pub struct Store {
     conn: Connection,
@@ -96,7 +102,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "OFF")?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
-        conn.pragma_update(None, "cache_size", -65_536)?; // 64 MiB
+        conn.pragma_update(None, "cache_size", CACHE_KIB)?;
         let mut store = Store {
             conn,
             limits: BatchLimits::default(),
@@ -121,6 +127,12 @@ impl Store {
                 self.conn
                     .pragma_update_and_check(None, "journal_mode", "DELETE", |r| r.get(0))?;
             self.bulk_load = mode.eq_ignore_ascii_case("delete");
+            if self.bulk_load {
+                // A first load reads almost nothing back: a small page cache keeps its
+                // peak memory down (pages go to the file as the cache fills).
+                self.conn
+                    .pragma_update(None, "cache_size", BULK_LOAD_CACHE_KIB)?;
+            }
         }
         Ok(())
     }
@@ -129,6 +141,7 @@ impl Store {
     pub(crate) fn end_bulk_load(&mut self) -> Result<(), StoreError> {
         if std::mem::take(&mut self.bulk_load) {
             self.conn.pragma_update(None, "journal_mode", "WAL")?;
+            self.conn.pragma_update(None, "cache_size", CACHE_KIB)?;
         }
         Ok(())
     }
