@@ -10,17 +10,8 @@
 # replays the history-only database once under the default model (the model switch: the
 # matching facts are rebuilt and every decision is made again).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ACCOUNTS="${1:-10000}"; RUNS="${2:-3}"
-SHARED="${SHARED:-../shared}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/waterfall-target}"
-cargo build --release --quiet
-W="$CARGO_TARGET_DIR/release/waterfall"
-mkdir -p bench-data
-EV="bench-data/events-$ACCOUNTS.jsonl"
-[ -s "$EV" ] || python3 "$SHARED/bench/gen_events.py" --accounts "$ACCOUNTS" --seed 7 > "$EV"
-EVENTS=$(wc -l < "$EV")
-echo "events: $EVENTS lines, $(du -h "$EV" | cut -f1)"
+# shellcheck source=scripts/bench-setup.sh
+source "$(dirname "$0")/bench-setup.sh"
 rm -f bench-data/replay-base.db* bench-data/replay-hist.db*
 "$W" ingest -v --db bench-data/replay-base.db --model demand-waterfall "$EV"
 "$W" ingest --db bench-data/replay-hist.db --model history-only "$EV" > /dev/null

@@ -8,16 +8,8 @@
 # peer = DuckDB load + the same three reports. Checks the reports agree and prints medians,
 # peak RSS and ratios. Needs python3 with duckdb, and GNU time (/usr/bin/time).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ACCOUNTS="${1:-10000}"; RUNS="${2:-3}"
-SHARED="${SHARED:-../shared}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/waterfall-target}"
-cargo build --release --quiet
-W="$CARGO_TARGET_DIR/release/waterfall"
-mkdir -p bench-data
-EV="bench-data/events-$ACCOUNTS.jsonl"
-[ -s "$EV" ] || python3 "$SHARED/bench/gen_events.py" --accounts "$ACCOUNTS" --seed 7 > "$EV"
-echo "events: $(wc -l < "$EV") lines, $(du -h "$EV" | cut -f1)"
+# shellcheck source=scripts/bench-setup.sh
+source "$(dirname "$0")/bench-setup.sh"
 T=$(command -v /usr/bin/time || true)
 
 measure() { # label, command... → prints "seconds maxrss_kb"
