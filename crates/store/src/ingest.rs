@@ -1202,36 +1202,37 @@ fn process(
     context: &PassContext<'_>,
 ) -> Result<(String, Processed), StoreError> {
     let (name, changed) = (raw.name.clone(), raw.changed);
+    // The stored and appended stream, or (a partition a move assembled) owned events.
     let (bytes, owned) = match raw.decoded {
-        Some(events) => (Vec::new(), Some(events)),
-        None => (raw.stream()?, None),
+        Some(events) => (None, events),
+        None => (Some(raw.stream()?), Vec::new()),
     };
-    let owned = owned.unwrap_or_default();
     let texts: Vec<String> = owned.iter().map(|e| e.event.attrs_text()).collect();
-    let mut events: Vec<SequencedRecord<'_>> = if owned.is_empty() {
-        crate::body::read_records(&bytes)?
-    } else {
-        owned
+    let mut events: Vec<SequencedRecord<'_>> = match &bytes {
+        Some(bytes) => crate::body::read_records(bytes)?,
+        None => owned
             .iter()
             .zip(&texts)
             .map(|(e, t)| SequencedRecord::of(e, t))
-            .collect()
+            .collect(),
     };
     let (duplicates, erased_ids) = clean(&mut events, context.erased, context.batch_start);
-    let stream = if owned.is_empty() && changed && duplicates == 0 && erased_ids.is_empty() {
-        Some(crate::body::pack(&bytes))
-    } else if changed || !owned.is_empty() || duplicates > 0 || !erased_ids.is_empty() {
-        let mut out = Vec::new();
-        for e in &events {
-            crate::body::append_sequenced(&mut out, e);
+    let stream = match &bytes {
+        Some(bytes) if changed && duplicates == 0 && erased_ids.is_empty() => {
+            Some(crate::body::pack(bytes))
         }
-        Some(if out.is_empty() {
-            out
-        } else {
-            crate::body::pack(&out)
-        })
-    } else {
-        None
+        _ if changed || bytes.is_none() || duplicates > 0 || !erased_ids.is_empty() => {
+            let mut out = Vec::new();
+            for e in &events {
+                crate::body::append_sequenced(&mut out, e);
+            }
+            Some(if out.is_empty() {
+                out
+            } else {
+                crate::body::pack(&out)
+            })
+        }
+        _ => None,
     };
     let stream = (stream, events.len());
     waterfall_engine::sort_for_derivation(&mut events);
