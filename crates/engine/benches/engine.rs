@@ -26,7 +26,7 @@ use divan::Bencher;
 use waterfall_core::{parse_line, Event, Timestamp};
 use waterfall_demo::{generate, DemoOptions};
 use waterfall_engine::{derive_all, DeriveOptions, SequencedEvent};
-use waterfall_model::{AccountAggregates, EvalContext, Model};
+use waterfall_model::{AccountAggregates, Condition, EvalContext, Model};
 
 fn main() {
     divan::main();
@@ -86,6 +86,17 @@ fn parse_line_into_record(bencher: Bencher) {
     });
 }
 
+/// Whether a condition holds, on the direct evaluator (`compiled`, what the engine runs) or
+/// on the CEL interpreter alone.
+fn holds(condition: &Condition, ctx: &EvalContext<'_>, compiled: bool) -> bool {
+    if compiled {
+        condition.eval(ctx)
+    } else {
+        condition.eval_interpreted(ctx)
+    }
+    .unwrap_or(false)
+}
+
 /// The default model's fit rules against one person and account, on the direct evaluator
 /// (`compiled = true`, what the engine runs) or on the CEL interpreter alone.
 #[divan::bench(args = [true, false])]
@@ -104,14 +115,7 @@ fn evaluate_fit_rules(bencher: Bencher, compiled: bool) {
             .scoring
             .fit
             .iter()
-            .filter(|r| {
-                if compiled {
-                    r.condition.eval(&ctx)
-                } else {
-                    r.condition.eval_interpreted(&ctx)
-                }
-                .unwrap_or(false)
-            })
+            .filter(|r| holds(&r.condition, &ctx, compiled))
             .map(|r| r.points)
             .sum::<f64>()
     });
@@ -141,14 +145,7 @@ fn evaluate_account_rules(bencher: Bencher, compiled: bool) {
         model
             .account_rules
             .iter()
-            .filter(|r| {
-                if compiled {
-                    r.condition.eval(&ctx)
-                } else {
-                    r.condition.eval_interpreted(&ctx)
-                }
-                .unwrap_or(false)
-            })
+            .filter(|r| holds(&r.condition, &ctx, compiled))
             .count()
     });
 }
