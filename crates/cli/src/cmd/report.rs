@@ -183,8 +183,9 @@ pub fn load_history(db: &DbArgs, query: &HistoryQuery) -> CliResult<History> {
 }
 
 /// Builds the stage index of a database now, so that the next flow, cohort and snapshot
-/// reports start from it (ingest and replay call this after they commit). Reads without
-/// mapping the file, which would count every page read in the caller's memory.
+/// reports start from it (an ingest into a database that had events calls this after it
+/// commits; a first load and a replay build it in their transaction). Reads without mapping
+/// the file, which would count every page read in the caller's memory.
 pub fn warm_stage_index(db: &DbArgs) -> CliResult {
     let mut store = Store::open(&db.db)?;
     history_of_store(&mut store, &history_query(false, None), false).map(drop)
