@@ -26,40 +26,52 @@ pub struct ParseOutcome {
     pub errors: Vec<LineError>,
 }
 
+/// A JSON string borrowed from the line unless it has escapes. Serde borrows a `Cow` only
+/// when it is a field's whole type, so an optional one goes through this wrapper (a bare
+/// `Option<Cow<str>>` would copy every string).
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
 /// The flat wire shape: every field optional so that a missing one gets a precise message.
 #[derive(Deserialize)]
 struct RawEvent<'a> {
     #[serde(borrow)]
-    id: Option<Cow<'a, str>>,
+    id: Option<Text<'a>>,
     #[serde(borrow)]
-    at: Option<Cow<'a, str>>,
+    at: Option<Text<'a>>,
     #[serde(borrow, rename = "type")]
-    kind_of_event: Option<Cow<'a, str>>,
+    kind_of_event: Option<Text<'a>>,
     #[serde(borrow)]
-    account: Option<Cow<'a, str>>,
+    account: Option<Text<'a>>,
     #[serde(borrow)]
-    person: Option<Cow<'a, str>>,
+    person: Option<Text<'a>>,
     #[serde(borrow)]
-    opportunity: Option<Cow<'a, str>>,
+    opportunity: Option<Text<'a>>,
     #[serde(borrow)]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<Text<'a>>,
     #[serde(borrow)]
-    state: Option<Cow<'a, str>>,
+    state: Option<Text<'a>>,
     #[serde(borrow)]
-    stage: Option<Cow<'a, str>>,
+    stage: Option<Text<'a>>,
     #[serde(borrow)]
-    status: Option<Cow<'a, str>>,
+    status: Option<Text<'a>>,
     #[serde(borrow)]
-    by: Option<Cow<'a, str>>,
+    by: Option<Text<'a>>,
     #[serde(borrow)]
-    reason: Option<Cow<'a, str>>,
+    reason: Option<Text<'a>>,
     #[serde(borrow)]
-    into: Option<Cow<'a, str>>,
+    into: Option<Text<'a>>,
     amount: Option<f64>,
     contacts: Option<Vec<OpportunityContact>>,
     /// Kept as text: a record stores it so, and the owned event parses it once.
     #[serde(borrow)]
     attrs: Option<&'a RawValue>,
+}
+
+/// The string an optional field holds.
+fn field_text(field: Option<Text<'_>>) -> Option<Cow<'_, str>> {
+    field.map(|t| t.0)
 }
 
 fn required<'a>(c: Option<Cow<'a, str>>, field: &str, ty: &str) -> Result<Cow<'a, str>, String> {
@@ -94,30 +106,30 @@ pub fn parse_line(text: &str) -> Result<Event, String> {
 /// it can, or says why it cannot: the same checks and messages as [`parse_line`].
 pub fn parse_record(text: &str) -> Result<Record<Cow<'_, str>>, String> {
     let raw: RawEvent<'_> = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
-    let id = match raw.id {
+    let id = match field_text(raw.id) {
         Some(v) if !v.is_empty() => v,
         Some(_) => return Err("field `id` is empty".into()),
         None => return Err("missing field `id`".into()),
     };
-    let at = match raw.at {
+    let at = match field_text(raw.at) {
         Some(v) => Timestamp::parse(&v)?,
         None => return Err("missing field `at`".into()),
     };
-    let ty = raw.kind_of_event.ok_or("missing field `type`")?;
+    let ty = field_text(raw.kind_of_event).ok_or("missing field `type`")?;
     let body = match ty.as_ref() {
         "account" => RecordBody::Account {
-            account: required(raw.account, "account", "account")?,
+            account: required(field_text(raw.account), "account", "account")?,
             attrs: attrs(raw.attrs)?,
         },
         "person" => RecordBody::Person {
-            person: required(raw.person, "person", "person")?,
-            account: raw.account.filter(|a| !a.is_empty()),
+            person: required(field_text(raw.person), "person", "person")?,
+            account: field_text(raw.account).filter(|a| !a.is_empty()),
             attrs: attrs(raw.attrs)?,
         },
         "activity" => {
-            let kind = required(raw.kind, "kind", "activity")?;
+            let kind = required(field_text(raw.kind), "kind", "activity")?;
             let attrs = attrs(raw.attrs)?;
-            match (raw.person, raw.account) {
+            match (field_text(raw.person), field_text(raw.account)) {
                 (Some(person), _) if !person.is_empty() => RecordBody::PersonActivity {
                     person,
                     kind,
@@ -132,13 +144,13 @@ pub fn parse_record(text: &str) -> Result<Record<Cow<'_, str>>, String> {
             }
         }
         "opportunity" => {
-            let kind = match raw.kind {
+            let kind = match field_text(raw.kind) {
                 None => None,
                 Some(k) => Some(OpportunityKind::parse(&k).ok_or_else(|| {
                     format!("unknown opportunity kind {k:?} (expected new_business, expansion or renewal)")
                 })?),
             };
-            let state = required(raw.state, "state", "opportunity")?;
+            let state = required(field_text(raw.state), "state", "opportunity")?;
             let state = OpportunityState::parse(&state).ok_or_else(|| {
                 format!("unknown opportunity state {state:?} (expected open, won or lost)")
             })?;
@@ -153,36 +165,36 @@ pub fn parse_record(text: &str) -> Result<Record<Cow<'_, str>>, String> {
                 }
             }
             RecordBody::Opportunity {
-                opportunity: required(raw.opportunity, "opportunity", "opportunity")?,
-                account: raw.account.filter(|a| !a.is_empty()),
+                opportunity: required(field_text(raw.opportunity), "opportunity", "opportunity")?,
+                account: field_text(raw.account).filter(|a| !a.is_empty()),
                 kind,
                 state,
-                stage: raw.stage,
+                stage: field_text(raw.stage),
                 amount: raw.amount,
                 contacts: raw.contacts,
             }
         }
         "status" => RecordBody::Status {
-            person: required(raw.person, "person", "status")?,
-            status: required(raw.status, "status", "status")?,
-            by: raw.by,
-            reason: raw.reason,
+            person: required(field_text(raw.person), "person", "status")?,
+            status: required(field_text(raw.status), "status", "status")?,
+            by: field_text(raw.by),
+            reason: field_text(raw.reason),
         },
         "stage" => RecordBody::Stage {
-            person: required(raw.person, "person", "stage")?,
-            stage: required(raw.stage, "stage", "stage")?,
-            by: raw.by,
-            reason: raw.reason,
+            person: required(field_text(raw.person), "person", "stage")?,
+            stage: required(field_text(raw.stage), "stage", "stage")?,
+            by: field_text(raw.by),
+            reason: field_text(raw.reason),
         },
         "merge" => {
-            let person = required(raw.person, "person", "merge")?;
-            let into = required(raw.into, "into", "merge")?;
+            let person = required(field_text(raw.person), "person", "merge")?;
+            let into = required(field_text(raw.into), "into", "merge")?;
             if person == into {
                 return Err("a person cannot be merged into itself".into());
             }
             RecordBody::Merge { person, into }
         }
-        "erase" => RecordBody::Erase { person: required(raw.person, "person", "erase")? },
+        "erase" => RecordBody::Erase { person: required(field_text(raw.person), "person", "erase")? },
         other => {
             return Err(format!(
                 "unknown event type {other:?} (expected account, person, activity, opportunity, status, stage, merge or erase)"
@@ -259,6 +271,19 @@ pub fn parse_records(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_borrow_strings_without_escapes() {
+        let line = r#"{"id":"e1","at":"2024-01-01T00:00:00Z","type":"stage","person":"p\u0031","stage":"MQL","by":"rule"}"#;
+        let record = parse_record(line).unwrap();
+        assert!(matches!(record.id, Cow::Borrowed("e1")));
+        let RecordBody::Stage { person, stage, by, .. } = record.body else {
+            panic!("a stage record");
+        };
+        assert!(matches!(person, Cow::Owned(ref p) if p == "p1"), "{person:?}");
+        assert!(matches!(stage, Cow::Borrowed("MQL")));
+        assert!(matches!(by, Some(Cow::Borrowed("rule"))));
+    }
 
     #[track_caller]
     fn rejects(line: &str, expected: &str) {
