@@ -290,6 +290,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn new_databases_get_large_pages_and_existing_ones_keep_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let page_size = |store: &crate::Store| -> i64 {
+            store
+                .conn
+                .pragma_query_value(None, "page_size", |r| r.get(0))
+                .unwrap()
+        };
+        let new = dir.path().join("new.db");
+        assert_eq!(page_size(&crate::Store::open(&new).unwrap()), 65536);
+        assert_eq!(page_size(&crate::Store::open(&new).unwrap()), 65536);
+        let old = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&old).unwrap();
+            conn.execute_batch("CREATE TABLE t(x); PRAGMA journal_mode = WAL;")
+                .unwrap();
+        }
+        assert_eq!(page_size(&crate::Store::open(&old).unwrap()), 4096);
+    }
+
+    #[test]
     fn a_version_2_log_moves_into_partition_streams() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v2.db");

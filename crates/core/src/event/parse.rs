@@ -277,10 +277,16 @@ mod tests {
         let line = r#"{"id":"e1","at":"2024-01-01T00:00:00Z","type":"stage","person":"p\u0031","stage":"MQL","by":"rule"}"#;
         let record = parse_record(line).unwrap();
         assert!(matches!(record.id, Cow::Borrowed("e1")));
-        let RecordBody::Stage { person, stage, by, .. } = record.body else {
+        let RecordBody::Stage {
+            person, stage, by, ..
+        } = record.body
+        else {
             panic!("a stage record");
         };
-        assert!(matches!(person, Cow::Owned(ref p) if p == "p1"), "{person:?}");
+        assert!(
+            matches!(person, Cow::Owned(ref p) if p == "p1"),
+            "{person:?}"
+        );
         assert!(matches!(stage, Cow::Borrowed("MQL")));
         assert!(matches!(by, Some(Cow::Borrowed("rule"))));
     }
