@@ -1,12 +1,14 @@
 //! Appending events to the log and re-deriving the partitions they touch.
 //!
 //! The log keeps each partition's events as one record stream (see `body.rs`). A batch routes
-//! every event to its partition and appends it to that partition's in-memory buffer (spilling
-//! to a temporary file past [`BatchLimits::memory_bytes`]); [`Batch::finish`] then reads each
-//! touched partition once — stored stream, spilled chunks and buffer — drops duplicates and
+//! every event to its partition and appends it to the batch's pending records (`pending.rs`:
+//! one arena, spilled to a temporary file past [`BatchLimits::memory_bytes`]);
+//! [`Batch::finish`] then reads each touched partition once — stored stream, spilled pieces
+//! and records still in memory — drops duplicates and
 //! erased people, derives it, and writes the stream and the derived rows back, all in the
 //! batch's transaction.
 
+use crate::pending::Pending;
 use crate::{Store, StoreError};
 use rayon::prelude::*;
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -343,17 +345,10 @@ pub struct BatchLimits {
 impl Default for BatchLimits {
     fn default() -> Self {
         BatchLimits {
-            memory_bytes: 192 << 20,
+            memory_bytes: 128 << 20,
             events_per_pass: 200_000,
         }
     }
-}
-
-/// A partition's events appended by the open batch and still in memory.
-#[derive(Default)]
-struct Buffer {
-    data: Vec<u8>,
-    count: usize,
 }
 
 /// One all-or-nothing ingest in progress: events are appended chunk by chunk (so a caller can
@@ -365,15 +360,10 @@ pub struct Batch<'s> {
     router: Router,
     batch_start: u64,
     next_seq: u64,
-    /// Per partition index: events appended and still in memory.
-    buffers: Vec<Buffer>,
-    buffered_bytes: usize,
-    /// Events appended per partition index (in memory or spilled).
+    /// The appended events by partition index, in memory or spilled.
+    pending: Pending,
+    /// Events appended per partition index.
     appended: Vec<usize>,
-    /// Events spilled out of memory, if any were.
-    spill: Option<Spill>,
-    /// Where a spill file goes (next to the database).
-    spill_dir: Option<std::path::PathBuf>,
     /// The log has erased events: each new id is checked against them.
     check_erased: bool,
     limits: BatchLimits,
@@ -430,11 +420,8 @@ impl Store {
             },
             batch_start,
             next_seq: batch_start,
-            buffers: Vec::new(),
-            buffered_bytes: 0,
+            pending: Pending::new(limits.memory_bytes, spill_dir),
             appended: Vec::new(),
-            spill: None,
-            spill_dir,
             check_erased,
             limits,
             erasures: Vec::new(),
@@ -543,21 +530,11 @@ impl Batch<'_> {
         if let RecordBody::Erase { person } = &record.body {
             self.erasures.push(person.to_string());
         }
-        if partition >= self.buffers.len() {
-            self.buffers.resize_with(partition + 1, Buffer::default);
+        if partition >= self.appended.len() {
             self.appended.resize(partition + 1, 0);
         }
-        let buffer = &mut self.buffers[partition];
-        let before = buffer.data.len();
-        crate::body::write_seq(&mut buffer.data, seq);
-        buffer.data.extend_from_slice(bytes);
-        buffer.count += 1;
         self.appended[partition] += 1;
-        self.buffered_bytes += buffer.data.len() - before;
-        if self.buffered_bytes > self.limits.memory_bytes {
-            self.spill()?;
-        }
-        Ok(())
+        self.pending.push(partition as u32, seq, bytes)
     }
 
     /// Whether an event id belongs to an erased event (its re-ingestion stays a no-op).
@@ -568,23 +545,6 @@ impl Batch<'_> {
             .query_row([id], |_| Ok(()))
             .optional()?
             .is_some())
-    }
-
-    /// Writes every in-memory buffer to the spill file and frees it.
-    fn spill(&mut self) -> Result<(), StoreError> {
-        let spill = match &mut self.spill {
-            Some(spill) => spill,
-            None => self.spill.insert(Spill::new(self.spill_dir.as_deref())?),
-        };
-        for (i, buffer) in self.buffers.iter_mut().enumerate() {
-            if buffer.count > 0 {
-                // Raw: read back once by this batch, so compressing it would only cost time.
-                spill.write(self.router.partitions.name(i as u32), &buffer.data)?;
-                *buffer = Buffer::default();
-            }
-        }
-        self.buffered_bytes = 0;
-        Ok(())
     }
 
     /// Applies erasures, matching and moves, re-derives every touched partition and commits.
@@ -661,11 +621,12 @@ impl Batch<'_> {
         }
         self.clock.lap("read+append");
         let batch_start = self.batch_start;
-        let buffers: FxHashMap<String, Buffer> = std::mem::take(&mut self.buffers)
-            .into_iter()
+        let pending_of: FxHashMap<String, u32> = self
+            .appended
+            .iter()
             .enumerate()
-            .filter(|(_, b)| b.count > 0)
-            .map(|(i, b)| (self.router.partitions.name(i as u32).to_string(), b))
+            .filter(|(_, &n)| n > 0)
+            .map(|(i, _)| (self.router.partitions.name(i as u32).to_string(), i as u32))
             .collect();
         let appended: FxHashMap<&str, usize> = self
             .appended
@@ -676,8 +637,8 @@ impl Batch<'_> {
             .collect();
         let mut sources = Sources {
             tx,
-            buffers,
-            spill: self.spill.take(),
+            pending: std::mem::replace(&mut self.pending, Pending::new(0, None)),
+            pending_of,
             relocated: FxHashMap::default(),
             erased,
             batch_start,
@@ -735,70 +696,13 @@ fn stored_count(tx: &Transaction<'_>, partition: &str) -> Result<usize, StoreErr
     Ok(n.unwrap_or(0) as usize)
 }
 
-/// Events of the open batch spilled out of memory: record streams in an anonymous temporary
-/// file (gone when the batch ends, committed or not), by partition.
-struct Spill {
-    file: std::fs::File,
-    len: u64,
-    pieces: FxHashMap<String, Vec<(u64, usize)>>,
-}
-
-impl Spill {
-    /// A new spill file in `dir` (the database's directory), or the system's temporary one.
-    fn new(dir: Option<&std::path::Path>) -> Result<Spill, StoreError> {
-        let file = match dir {
-            Some(dir) => tempfile::tempfile_in(dir),
-            None => tempfile::tempfile(),
-        }
-        .map_err(|e| StoreError::Spill(e.to_string()))?;
-        Ok(Spill {
-            file,
-            len: 0,
-            pieces: FxHashMap::default(),
-        })
-    }
-
-    fn write(&mut self, partition: &str, records: &[u8]) -> Result<(), StoreError> {
-        use std::os::unix::fs::FileExt;
-        self.file
-            .write_all_at(records, self.len)
-            .map_err(|e| StoreError::Spill(e.to_string()))?;
-        self.pieces
-            .entry(partition.to_string())
-            .or_default()
-            .push((self.len, records.len()));
-        self.len += records.len() as u64;
-        Ok(())
-    }
-
-    /// Appends the records spilled for a partition, in order, to `out` (each read once).
-    fn read_into(&mut self, partition: &str, out: &mut Vec<u8>) -> Result<(), StoreError> {
-        use std::os::unix::fs::FileExt;
-        for (at, len) in self.pieces.remove(partition).unwrap_or_default() {
-            let start = out.len();
-            out.resize(start + len, 0);
-            self.file
-                .read_exact_at(&mut out[start..], at)
-                .map_err(|e| StoreError::Spill(e.to_string()))?;
-        }
-        Ok(())
-    }
-
-    /// Bytes spilled for a partition.
-    fn spilled(&self, partition: &str) -> usize {
-        self.pieces
-            .get(partition)
-            .map_or(0, |p| p.iter().map(|&(_, len)| len).sum())
-    }
-}
-
 /// Where a derivation reads a partition's events: the stored stream, the open batch's
 /// spilled chunks and in-memory buffers, or the partitions a move already assembled.
 struct Sources<'t> {
     tx: &'t Transaction<'t>,
-    buffers: FxHashMap<String, Buffer>,
-    /// This batch's events spilled out of memory.
-    spill: Option<Spill>,
+    pending: Pending,
+    /// The partitions with events in `pending`, and their index there.
+    pending_of: FxHashMap<String, u32>,
     /// Partitions assembled (decoded, deduplicated and moved between) before the passes.
     relocated: FxHashMap<String, Vec<SequencedEvent>>,
     /// People erased by this batch: their events are dropped (their ids kept).
@@ -861,18 +765,13 @@ impl Sources<'_> {
             .prepare_cached("SELECT data FROM partition_events WHERE partition = ?1")?
             .query_row([name], |r| r.get(0))
             .optional()?;
-        let buffer = self.buffers.remove(name).map(|b| b.data);
-        let spilled = self.spill.as_ref().map_or(0, |s| s.spilled(name));
-        let changed = buffer.is_some() || spilled > 0;
-        let fresh = match (&mut self.spill, buffer) {
-            (Some(spill), buffer) if spilled > 0 => {
-                let buffer = buffer.unwrap_or_default();
-                let mut fresh = Vec::with_capacity(spilled + buffer.len());
-                spill.read_into(name, &mut fresh)?;
-                fresh.extend_from_slice(&buffer);
-                fresh
+        let mut fresh = Vec::new();
+        let changed = match self.pending_of.remove(name) {
+            Some(i) => {
+                self.pending.take(i, &mut fresh)?;
+                true
             }
-            (_, buffer) => buffer.unwrap_or_default(),
+            None => false,
         };
         Ok(RawPartition {
             name: name.to_string(),
@@ -1000,8 +899,8 @@ impl Store {
         )?;
         let mut sources = Sources {
             tx: &tx,
-            buffers: FxHashMap::default(),
-            spill: None,
+            pending: Pending::new(0, None),
+            pending_of: FxHashMap::default(),
             relocated: FxHashMap::default(),
             erased: FxHashSet::default(),
             batch_start: u64::MAX,

@@ -10,6 +10,7 @@
 mod body;
 mod ingest;
 mod matching;
+mod pending;
 mod people;
 mod query;
 mod schema;
