@@ -2,7 +2,9 @@
 //! replay never change the derived history; re-ingesting changes nothing.
 
 use proptest::prelude::*;
-use waterfall_core::{Event, EventBody, Subject, Timestamp, Transition};
+use waterfall_core::{
+    Event, EventBody, OpportunityContact, OpportunityState, Subject, Timestamp, Transition,
+};
 use waterfall_model::Model;
 use waterfall_store::{BatchLimits, IngestOptions, Store};
 
@@ -18,7 +20,7 @@ const STATUSES: [&str; 4] = ["Open", "Working", "Qualified", "Recycled"];
 /// One generated action: (person index, action kind, choice); instants are made distinct
 /// per person so that no tie depends on ingestion order.
 fn events_strategy() -> impl Strategy<Value = Vec<Event>> {
-    prop::collection::vec((0usize..8, 0u8..6, 0usize..6, 1i64..500), 1..60).prop_map(|actions| {
+    prop::collection::vec((0usize..8, 0u8..7, 0usize..6, 1i64..500), 1..60).prop_map(|actions| {
         let mut out = Vec::new();
         let mut clock = [0i64; 8];
         for (i, (p, kind, choice, gap)) in actions.into_iter().enumerate() {
@@ -51,9 +53,29 @@ fn events_strategy() -> impl Strategy<Value = Vec<Event>> {
                     kind: "web_visit".into(),
                     attrs: Default::default(),
                 },
-                _ => EventBody::Account {
+                5 => EventBody::Account {
                     account: format!("a{}", p % 3),
                     attrs: Default::default(),
+                },
+                _ => EventBody::Opportunity {
+                    // One opportunity per account: an opportunity lives where it first
+                    // appeared, so one that changed accounts would depend on arrival order.
+                    opportunity: format!("o{}", p % 3),
+                    account: Some(format!("a{}", p % 3)),
+                    kind: None,
+                    state: [
+                        OpportunityState::Open,
+                        OpportunityState::Won,
+                        OpportunityState::Lost,
+                    ][choice % 3],
+                    stage: None,
+                    amount: Some(1000.0),
+                    // With and without a role: both must read back from the log.
+                    contacts: Some(vec![OpportunityContact {
+                        person,
+                        role: (choice % 2 == 0).then(|| "champion".into()),
+                        primary: true,
+                    }]),
                 },
             };
             out.push(Event {
