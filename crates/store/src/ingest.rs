@@ -579,8 +579,17 @@ impl Batch<'_> {
             }
         }
         self.clock.lap("read+append");
+        // Where matching looks for moves: only near what this batch changed, when the
+        // decisions held before it (see `matching::decide`).
+        let mut changed = None;
         if self.model.matching.is_active() {
-            std::mem::take(&mut self.observed).save(tx, false)?;
+            let observed = std::mem::take(&mut self.observed);
+            if self.erasures.is_empty()
+                && crate::matching::decisions_hold(tx, &self.model.matching)?
+            {
+                changed = Some(observed.people());
+            }
+            observed.save(tx, false)?;
             self.clock.lap("matching facts");
         }
         crate::matching::facts_after_batch(tx, self.model.matching.is_active(), self.router.fresh)?;
@@ -608,7 +617,7 @@ impl Batch<'_> {
             self.clock.lap("routes");
         }
         // Matching and dedup may move people now that the whole batch is routed.
-        let reconciled = crate::matching::decide(tx, &self.model.matching)?;
+        let reconciled = crate::matching::decide(tx, &self.model.matching, changed.as_ref())?;
         if !defer_routes {
             self.clock.lap("matching decisions");
         }

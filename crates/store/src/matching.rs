@@ -185,6 +185,8 @@ pub(crate) struct Observed {
     people: FxHashMap<String, Box<PersonFact>>,
     accounts: FxHashMap<String, AccountFact>,
     keys: FxHashSet<(String, &'static str, String)>,
+    /// The survivors of observed merges (their facts do not change, but their group may).
+    merge_targets: FxHashSet<String>,
 }
 
 impl Observed {
@@ -209,7 +211,10 @@ impl Observed {
                     f.account.offer(a, at, &ev.id);
                 }
             }
-            EventBody::Merge { person, .. } => self.person(person).merged = true,
+            EventBody::Merge { person, into } => {
+                self.person(person).merged = true;
+                self.merge_targets.insert(into.clone());
+            }
             EventBody::Account { account, attrs } => {
                 let f = self.accounts.entry(account.clone()).or_default();
                 f.first_at = f.first_at.min(at);
@@ -259,6 +264,17 @@ impl Observed {
             f.employees.merge(&o.employees);
         }
         self.keys.extend(other.keys);
+        self.merge_targets.extend(other.merge_targets);
+    }
+
+    /// The people whose matching facts this observation changes (or whose group a merge
+    /// changes): where [`decide`] looks for moves when the decisions held before.
+    pub(crate) fn people(&self) -> FxHashSet<String> {
+        self.people
+            .keys()
+            .chain(&self.merge_targets)
+            .cloned()
+            .collect()
     }
 
     /// Merges what was observed into the stored facts (`fresh`: there are none yet, so
@@ -345,11 +361,28 @@ fn merge_person(f: &mut PersonFact, o: &PersonFact) {
 /// nothing changed the facts since the stored decisions were made under this policy (a batch
 /// of activities, stage and status changes, or a replay), they stand and everyone is already
 /// where they put them; otherwise [`reconcile`].
-pub(crate) fn decide(tx: &Transaction<'_>, policy: &MatchPolicy) -> Result<Reconciled, StoreError> {
-    if decided_under(tx)?.as_deref() == Some(policy_key(policy).as_str()) {
+///
+/// `changed` narrows where people may have moved: when the stored decisions held under this
+/// policy before the batch, only the people the batch observed (their facts changed) and the
+/// groups whose decisions now differ are checked against the partition map, instead of
+/// everyone. `None` checks everyone.
+pub(crate) fn decide(
+    tx: &Transaction<'_>,
+    policy: &MatchPolicy,
+    changed: Option<&FxHashSet<String>>,
+) -> Result<Reconciled, StoreError> {
+    if decisions_hold(tx, policy)? {
         return Ok(Reconciled::default());
     }
-    reconcile(tx, policy)
+    reconcile(tx, policy, changed)
+}
+
+/// Whether the stored decisions were made under `policy` from the current facts.
+pub(crate) fn decisions_hold(
+    tx: &Transaction<'_>,
+    policy: &MatchPolicy,
+) -> Result<bool, StoreError> {
+    Ok(decided_under(tx)?.as_deref() == Some(policy_key(policy).as_str()))
 }
 
 /// The policy the stored decisions were made under (meta `match_decisions`), while the facts
@@ -468,7 +501,11 @@ pub(crate) fn is_inert(tx: &Transaction<'_>, policy: &MatchPolicy) -> Result<boo
 
 /// Step 2: recomputes every matching and dedup decision from the facts and moves the people
 /// whose partition changed. Returns the partitions to re-derive and the moves to make.
-fn reconcile(tx: &Transaction<'_>, policy: &MatchPolicy) -> Result<Reconciled, StoreError> {
+fn reconcile(
+    tx: &Transaction<'_>,
+    policy: &MatchPolicy,
+    changed: Option<&FxHashSet<String>>,
+) -> Result<Reconciled, StoreError> {
     if is_inert(tx, policy)? {
         return Ok(Reconciled::default());
     }
@@ -586,7 +623,7 @@ fn reconcile(tx: &Transaction<'_>, policy: &MatchPolicy) -> Result<Reconciled, S
     }
 
     // Decide each group's partition: explicit account, else a match, else its own.
-    let mut want: BTreeMap<String, (String, i64)> = BTreeMap::new();
+    let mut decided: Vec<(&str, String, i64)> = Vec::with_capacity(members.len());
     let mut new_matches: FxHashMap<String, MatchRow> = FxHashMap::default();
     let mut new_dups: FxHashMap<String, DupRow> = FxHashMap::default();
     for (root, group) in &members {
@@ -624,18 +661,50 @@ fn reconcile(tx: &Transaction<'_>, policy: &MatchPolicy) -> Result<Reconciled, S
         } else {
             (format!("~p:{root}"), i64::MIN)
         };
-        for f in group {
-            if f.person == *root {
-                want.insert(f.person.clone(), (partition.clone(), at));
-            } else {
-                // A duplicate follows its survivor wherever it goes; routing never moves it.
-                want.insert(f.person.clone(), (partition.clone(), i64::MAX));
-                let email = survivor_of[&f.person].1.clone();
-                new_dups.insert(
-                    f.person.clone(),
-                    (root.to_string(), email, partition.clone()),
-                );
+        for f in group.iter().filter(|f| f.person != *root) {
+            let email = survivor_of[&f.person].1.clone();
+            new_dups.insert(
+                f.person.clone(),
+                (root.to_string(), email, partition.clone()),
+            );
+        }
+        decided.push((root, partition, at));
+    }
+
+    // Who may have moved. Everyone, unless the decisions held before this batch: then every
+    // group that did not change is where the last reconciliation put it, and only the groups
+    // with a member whose facts or dedup decision changed, whose match changed, or that a
+    // changed duplicate left, are checked.
+    let check: Option<FxHashSet<&str>> = changed.map(|changed| {
+        let mut roots: FxHashSet<&str> = FxHashSet::default();
+        for f in &facts {
+            let new_dup = new_dups.get(&f.person);
+            if changed.contains(&f.person) || old_dups.get(&f.person) != new_dup {
+                if !f.merged {
+                    roots.insert(new_dup.map_or(f.person.as_str(), |d| d.0.as_str()));
+                }
+                // The group it left (merged away, or its email changed) may go elsewhere.
+                if let Some(old) = old_dups.get(&f.person) {
+                    roots.insert(old.0.as_str());
+                }
             }
+        }
+        for (root, ..) in &decided {
+            if old_matches.get(*root) != new_matches.get(*root) {
+                roots.insert(root);
+            }
+        }
+        roots
+    });
+    let mut want: BTreeMap<&str, (&str, i64)> = BTreeMap::new();
+    for (root, partition, at) in &decided {
+        if check.as_ref().is_some_and(|c| !c.contains(root)) {
+            continue;
+        }
+        for f in &members[root] {
+            // A duplicate follows its survivor wherever it goes; routing never moves it.
+            let at = if f.person == *root { *at } else { i64::MAX };
+            want.insert(&f.person, (partition, at));
         }
     }
 
@@ -650,7 +719,7 @@ fn reconcile(tx: &Transaction<'_>, policy: &MatchPolicy) -> Result<Reconciled, S
     } else {
         None
     };
-    for (person, (partition, at)) in &want {
+    for (&person, &(partition, at)) in &want {
         let current: Option<(String, i64)> = match &everyone {
             Some(all) => all.get(person).cloned(),
             None => tx
@@ -661,17 +730,17 @@ fn reconcile(tx: &Transaction<'_>, policy: &MatchPolicy) -> Result<Reconciled, S
         let Some((cur, cur_at)) = current else {
             continue;
         };
-        let moved = &cur != partition;
+        let moved = cur != partition;
         if moved {
             moves.push(Move {
-                person: Some(person.clone()),
+                person: Some(person.to_string()),
                 from: cur.clone(),
-                to: partition.clone(),
+                to: partition.to_string(),
             });
             touched.insert(cur);
-            touched.insert(partition.clone());
+            touched.insert(partition.to_string());
         }
-        if moved || cur_at != *at {
+        if moved || cur_at != at {
             tx.prepare_cached(
                 "UPDATE person_partition SET partition = ?1, at = ?2 WHERE person = ?3",
             )?
@@ -741,7 +810,7 @@ pub(crate) fn before_replay(
         rebuild_facts(tx)?;
         lap("matching facts");
     }
-    let reconciled = decide(tx, policy)?;
+    let reconciled = decide(tx, policy, None)?;
     lap("matching decisions");
     Ok(reconciled)
 }

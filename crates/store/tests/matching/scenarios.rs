@@ -319,6 +319,78 @@ fn duplicates_from_two_sources_are_merged_keeping_both_histories() {
 }
 
 #[test]
+fn a_survivor_whose_duplicate_leaves_returns_to_its_own_account() {
+    // The duplicate named the later account, so the pair lived there; once its email
+    // changes it is no duplicate, and the survivor goes back to the account it named. The
+    // later batch checks only the groups it changed: the one the duplicate left is one.
+    let model = matching_model("");
+    let first = vec![
+        ev(
+            "r1",
+            "2025-01-01T00:00:00Z",
+            r#""type":"person","person":"r","account":"acme","attrs":{"email":"jo@acme.com"}"#,
+        ),
+        ev(
+            "m1",
+            "2025-02-01T00:00:00Z",
+            r#""type":"person","person":"m","account":"globex-us","attrs":{"email":"jo@acme.com"}"#,
+        ),
+    ];
+    let later = vec![ev(
+        "m2",
+        "2025-03-01T00:00:00Z",
+        r#""type":"person","person":"m","attrs":{"email":"max@globex.com"}"#,
+    )];
+    let mut s = ingest_all(&model, &[&first]);
+    assert_eq!(person(&s, "r").partition, "globex-us");
+    s.ingest(&model, later.clone(), HORIZON).unwrap();
+    let all: Vec<Event> = first.into_iter().chain(later).collect();
+    let once = ingest_all(&model, &[&all]);
+    assert_eq!(person(&once, "r").partition, "acme");
+    assert_eq!(person(&s, "r").partition, "acme");
+    assert_eq!(decisions(&once), decisions(&s));
+}
+
+#[test]
+fn a_duplicate_merged_away_in_a_later_batch_ends_where_one_batch_puts_it() {
+    let model = matching_model("");
+    let first = vec![
+        ev(
+            "r1",
+            "2025-01-01T00:00:00Z",
+            r#""type":"person","person":"r","account":"acme","attrs":{"email":"jo@acme.com"}"#,
+        ),
+        ev(
+            "x1",
+            "2025-02-01T00:00:00Z",
+            r#""type":"person","person":"x","account":"globex-us","attrs":{"email":"jo@acme.com"}"#,
+        ),
+        ev(
+            "z1",
+            "2025-02-02T00:00:00Z",
+            r#""type":"person","person":"z","attrs":{"email":"zed@initech.com"}"#,
+        ),
+    ];
+    let later = vec![ev(
+        "g1",
+        "2025-03-01T00:00:00Z",
+        r#""type":"merge","person":"x","into":"z""#,
+    )];
+    let mut s = ingest_all(&model, &[&first]);
+    s.ingest(&model, later.clone(), HORIZON).unwrap();
+    let all: Vec<Event> = first.into_iter().chain(later).collect();
+    let once = ingest_all(&model, &[&all]);
+    for id in ["r", "x", "z"] {
+        assert_eq!(
+            person(&s, id).partition,
+            person(&once, id).partition,
+            "{id}"
+        );
+    }
+    assert_eq!(decisions(&once), decisions(&s));
+}
+
+#[test]
 fn a_conversion_never_creates_a_duplicate_person() {
     // A CRM lead converted into a contact arrives as a new id with the same email.
     let model = matching_model("");
@@ -564,6 +636,19 @@ proptest! {
         prop_assert_eq!(decisions(&once), decisions(&chunked));
         chunked.replay(&model, HORIZON).unwrap();
         prop_assert_eq!(decisions(&once), decisions(&chunked));
+    }
+
+    #[test]
+    fn matching_and_dedup_agree_when_every_event_is_a_batch(events in messy_strategy()) {
+        // Each batch after the first decides from the stored decisions, checking only the
+        // groups it changed: it must end where deciding everything from the facts does.
+        let model = matching_model("");
+        let once = ingest_all(&model, &[&events]);
+        let batches: Vec<&[Event]> = events.chunks(1).collect();
+        let mut single = ingest_all(&model, &batches);
+        prop_assert_eq!(decisions(&once), decisions(&single));
+        single.replay(&model, HORIZON).unwrap();
+        prop_assert_eq!(decisions(&once), decisions(&single));
     }
 
     #[test]
