@@ -733,6 +733,8 @@ struct RawPartition {
     decoded: Option<Vec<SequencedEvent>>,
     /// Whether the stored stream must be rewritten even if nothing is dropped.
     changed: bool,
+    /// About how many events it holds (stored and appended), to size what is read into.
+    events: usize,
 }
 
 impl RawPartition {
@@ -758,14 +760,15 @@ impl RawPartition {
 }
 
 impl Sources<'_> {
-    /// Reads a partition's streams.
-    fn raw(&mut self, name: &str) -> Result<RawPartition, StoreError> {
-        if let Some(events) = self.relocated.remove(name) {
+    /// Reads a partition's streams (`events`: about how many it holds, 0 if unknown).
+    fn raw(&mut self, name: &str, events: usize) -> Result<RawPartition, StoreError> {
+        if let Some(decoded) = self.relocated.remove(name) {
             return Ok(RawPartition {
                 name: name.to_string(),
                 stored: None,
                 fresh: Vec::new(),
-                decoded: Some(events),
+                events: decoded.len(),
+                decoded: Some(decoded),
                 changed: true,
             });
         }
@@ -788,6 +791,7 @@ impl Sources<'_> {
             fresh,
             decoded: None,
             changed,
+            events,
         })
     }
 
@@ -797,7 +801,7 @@ impl Sources<'_> {
             for name in [&m.from, &m.to] {
                 if !self.relocated.contains_key(name) {
                     // Decoded only: duplicates and erasures are cleaned when it is derived.
-                    let events = self.raw(name)?.events()?;
+                    let events = self.raw(name, 0)?.events()?;
                     self.relocated.insert(name.clone(), events);
                 }
             }
@@ -1109,7 +1113,7 @@ fn process(
     raw: RawPartition,
     context: &PassContext<'_>,
 ) -> Result<(String, Processed), StoreError> {
-    let (name, changed) = (raw.name.clone(), raw.changed);
+    let (name, changed, raw_events) = (raw.name.clone(), raw.changed, raw.events);
     // The stored and appended stream, or (a partition a move assembled) owned events.
     let (bytes, owned) = match raw.decoded {
         Some(events) => (None, events),
@@ -1117,7 +1121,7 @@ fn process(
     };
     let texts: Vec<String> = owned.iter().map(|e| e.event.attrs_text()).collect();
     let mut events: Vec<SequencedRecord<'_>> = match &bytes {
-        Some(bytes) => crate::body::read_records(bytes)?,
+        Some(bytes) => crate::body::read_records(bytes, raw_events)?,
         None => owned
             .iter()
             .zip(&texts)
@@ -1209,7 +1213,7 @@ fn rederive(
     let mut done = Rederived::default();
     let read = |sources: &mut Sources<'_>, i: usize| -> Result<Vec<RawPartition>, StoreError> {
         passes.get(i).map_or(Ok(Vec::new()), |r| {
-            names[r.clone()].iter().map(|p| sources.raw(p)).collect()
+            r.clone().map(|i| sources.raw(&names[i], sizes[i])).collect()
         })
     };
     let mut index = how.index;
