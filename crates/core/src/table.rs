@@ -113,7 +113,16 @@ impl<'a> TransitionTable<'a> {
             events: events.values,
             rows,
         };
-        postcard::to_stdvec(&table).expect("encoding to memory cannot fail")
+        // Sized up front (a row takes 20-30 bytes, a string its length and a short
+        // prefix): grown from empty, the buffer was copied at every doubling.
+        let strings = |d: &[&str]| d.iter().map(|s| s.len() + 2).sum::<usize>();
+        let capacity = table.rows.len() * 28
+            + strings(&table.subjects)
+            + strings(&table.names)
+            + strings(&table.events)
+            + 16;
+        postcard::to_extend(&table, Vec::with_capacity(capacity))
+            .expect("encoding to memory cannot fail")
     }
 
     /// Reads a table from its stored bytes, borrowing every string from them.
