@@ -81,10 +81,8 @@ pub fn sort_for_derivation<E: Ordered>(events: &mut Vec<E>) {
         .collect();
     order.sort_unstable();
     let mut slots: Vec<Option<E>> = std::mem::take(events).into_iter().map(Some).collect();
-    *events = order
-        .iter()
-        .filter_map(|&(.., i)| slots[i].take())
-        .collect();
+    events.reserve_exact(order.len());
+    events.extend(order.iter().filter_map(|&(.., i)| slots[i].take()));
 }
 
 /// An event with its place in derivation order: (`at` in microseconds, `seq`).
