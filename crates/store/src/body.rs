@@ -85,10 +85,7 @@ pub fn for_each_record<'a>(
 
 /// A partition's record stream as records borrowing its bytes, in stored order: what a
 /// derivation reads, with no owned event built.
-pub fn read_records(
-    bytes: &[u8],
-    expected: usize,
-) -> Result<Vec<SequencedRecord<'_>>, StoreError> {
+pub fn read_records(bytes: &[u8], expected: usize) -> Result<Vec<SequencedRecord<'_>>, StoreError> {
     // Sized from the partition's event count: grown by doubling, the vector of large
     // records was copied over and over (3% of a replay).
     let mut out = Vec::with_capacity(expected);

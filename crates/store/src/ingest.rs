@@ -1213,7 +1213,9 @@ fn rederive(
     let mut done = Rederived::default();
     let read = |sources: &mut Sources<'_>, i: usize| -> Result<Vec<RawPartition>, StoreError> {
         passes.get(i).map_or(Ok(Vec::new()), |r| {
-            r.clone().map(|i| sources.raw(&names[i], sizes[i])).collect()
+            r.clone()
+                .map(|i| sources.raw(&names[i], sizes[i]))
+                .collect()
         })
     };
     let mut index = how.index;
