@@ -132,8 +132,43 @@ struct Router {
     people: FxHashMap<String, Route>,
     opportunities: FxHashMap<String, u32>,
     moves: Vec<Move>,
+    /// This batch's merges: the merged person → whom into (written to `person_partition`).
+    merged_into: FxHashMap<String, String>,
+    /// The same, the other way: a survivor → the people this batch merged into it.
+    merged_from: FxHashMap<String, Vec<String>>,
     /// The log was empty when the batch began: nothing to look up in the database.
     fresh: bool,
+}
+
+/// Everyone merged into `person`, and into those, and so on (`direct` gives the people
+/// merged straight into someone), each once, whatever cycles the merges make.
+pub(crate) fn all_followers(
+    person: &str,
+    mut direct: impl FnMut(&str) -> Result<Vec<String>, StoreError>,
+) -> Result<Vec<String>, StoreError> {
+    let mut seen: FxHashSet<String> = FxHashSet::default();
+    seen.insert(person.to_string());
+    let mut out = Vec::new();
+    let mut survivors = vec![person.to_string()];
+    while let Some(survivor) = survivors.pop() {
+        for f in direct(&survivor)? {
+            if seen.insert(f.clone()) {
+                out.push(f.clone());
+                survivors.push(f);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The people merged straight into `survivor`, as stored.
+pub(crate) fn stored_followers(
+    tx: &Transaction<'_>,
+    survivor: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut st = tx.prepare_cached("SELECT person FROM person_partition WHERE merged_into = ?1")?;
+    let rows = st.query_map([survivor], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 fn person_partition_key(person: &str) -> String {
@@ -188,6 +223,59 @@ impl Router {
         }
     }
 
+    /// Records that `person`'s events leave `from` for `to`, and with them those of everyone
+    /// merged into the person (and into those, and so on): a merged person's events live
+    /// with their survivor's, wherever the survivor goes later.
+    fn move_person(
+        &mut self,
+        tx: &Transaction<'_>,
+        person: &str,
+        from: u32,
+        to: u32,
+    ) -> Result<(), StoreError> {
+        if from == to {
+            return Ok(());
+        }
+        self.move_events(Some(person), from, to);
+        for follower in all_followers(person, |s| self.followers(tx, s))? {
+            if let Some(route) = self.person(tx, &follower)? {
+                self.move_events(Some(&follower), route.partition, to);
+                self.set_person(&follower, to, i64::MAX);
+            }
+        }
+        Ok(())
+    }
+
+    /// The people merged straight into `survivor`: by this batch, or before it (unless this
+    /// batch merged them into someone else since).
+    fn followers(&self, tx: &Transaction<'_>, survivor: &str) -> Result<Vec<String>, StoreError> {
+        let mut out: Vec<String> = self.merged_from.get(survivor).cloned().unwrap_or_default();
+        if !self.fresh {
+            for f in stored_followers(tx, survivor)? {
+                if self.merged_into.get(&f).is_none_or(|i| i == survivor) && !out.contains(&f) {
+                    out.push(f);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Notes that this batch merged `person` into `into`.
+    fn note_merge(&mut self, person: &str, into: &str) {
+        if let Some(old) = self
+            .merged_into
+            .insert(person.to_string(), into.to_string())
+        {
+            if let Some(list) = self.merged_from.get_mut(&old) {
+                list.retain(|p| p != person);
+            }
+        }
+        self.merged_from
+            .entry(into.to_string())
+            .or_default()
+            .push(person.to_string());
+    }
+
     /// A person-only partition (a person without an account, with the duplicates merged into
     /// them) joins an account's partition: everything in it moves there.
     fn adopt(&mut self, tx: &Transaction<'_>, from: u32, to: u32) -> Result<(), StoreError> {
@@ -233,7 +321,7 @@ impl Router {
             }
             (Some(cur), Some(a)) if cur.partition != a && at >= cur.at => {
                 // The person's latest known account decides where all their events live.
-                self.move_events(Some(person), cur.partition, a);
+                self.move_person(tx, person, cur.partition, a)?;
                 self.set_person(person, a, at);
                 a
             }
@@ -271,9 +359,10 @@ impl Router {
                         self.adopt(tx, target, dup)?;
                         target = dup;
                     }
-                    self.move_events(Some(person), dup, target);
+                    self.move_person(tx, person, dup, target)?;
                 }
                 self.set_person(person, target, i64::MAX);
+                self.note_merge(person, into);
                 target
             }
             RecordBody::Opportunity {
@@ -312,8 +401,9 @@ impl Router {
     /// Writes the routes this batch changed to `person_partition`.
     fn write_routes(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
         let mut upsert = tx.prepare_cached(
-            "INSERT INTO person_partition(person, partition, at) VALUES (?1, ?2, ?3)
-             ON CONFLICT(person) DO UPDATE SET partition = excluded.partition, at = excluded.at",
+            "INSERT INTO person_partition(person, partition, at, merged_into) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(person) DO UPDATE SET partition = excluded.partition, at = excluded.at,
+                merged_into = COALESCE(excluded.merged_into, person_partition.merged_into)",
         )?;
         // In key order, so the index grows at its end instead of at random pages.
         let mut dirty: Vec<(&String, &Route)> =
@@ -323,7 +413,8 @@ impl Router {
             upsert.execute(params![
                 person,
                 self.partitions.name(route.partition),
-                route.at
+                route.at,
+                self.merged_into.get(person.as_str())
             ])?;
         }
         Ok(())
@@ -416,6 +507,8 @@ impl Store {
                 people: FxHashMap::default(),
                 opportunities: FxHashMap::default(),
                 moves: Vec::new(),
+                merged_into: FxHashMap::default(),
+                merged_from: FxHashMap::default(),
                 fresh,
             },
             batch_start,
@@ -617,6 +710,15 @@ impl Batch<'_> {
             self.clock.lap("routes");
         }
         // Matching and dedup may move people now that the whole batch is routed.
+        // Routing moved people too: they count as changed, and a whole partition joining
+        // another (`Router::adopt`) moves people no one observed, so everyone is checked.
+        let changed = match changed {
+            Some(mut people) if self.router.moves.iter().all(|m| m.person.is_some()) => {
+                people.extend(self.router.moves.iter().filter_map(|m| m.person.clone()));
+                Some(people)
+            }
+            _ => None,
+        };
         let reconciled = crate::matching::decide(tx, &self.model.matching, changed.as_ref())?;
         if !defer_routes {
             self.clock.lap("matching decisions");

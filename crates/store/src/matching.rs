@@ -712,22 +712,30 @@ fn reconcile(
     let mut touched: FxHashSet<String> = FxHashSet::default();
     let mut moves = Vec::new();
     // Where everyone is now: read whole when many are asked about, else one by one.
-    let everyone: Option<FxHashMap<String, (String, i64)>> = if want.len() > 4096 {
-        let mut st = tx.prepare("SELECT person, partition, at FROM person_partition")?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?))))?;
+    // Where everyone is now (and whether a `merge` event merged them: such a person follows
+    // their survivor, see `Router::move_person`, and is never placed here). Read whole when
+    // many are asked about, else one by one.
+    type Current = (String, i64, bool);
+    let everyone: Option<FxHashMap<String, Current>> = if want.len() > 4096 {
+        let mut st = tx.prepare(
+            "SELECT person, partition, at, merged_into IS NOT NULL FROM person_partition",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))?;
         Some(rows.collect::<Result<_, _>>()?)
     } else {
         None
     };
     for (&person, &(partition, at)) in &want {
-        let current: Option<(String, i64)> = match &everyone {
+        let current: Option<Current> = match &everyone {
             Some(all) => all.get(person).cloned(),
             None => tx
-                .prepare_cached("SELECT partition, at FROM person_partition WHERE person = ?1")?
-                .query_row([person], |r| Ok((r.get(0)?, r.get(1)?)))
+                .prepare_cached(
+                    "SELECT partition, at, merged_into IS NOT NULL FROM person_partition WHERE person = ?1",
+                )?
+                .query_row([person], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?,
         };
-        let Some((cur, cur_at)) = current else {
+        let Some((cur, cur_at, false)) = current else {
             continue;
         };
         let moved = cur != partition;
@@ -745,6 +753,32 @@ fn reconcile(
                 "UPDATE person_partition SET partition = ?1, at = ?2 WHERE person = ?3",
             )?
             .execute(params![partition, at, person])?;
+        }
+        if moved {
+            // The people merged into them go with them (see `Router::move_person`).
+            for f in
+                crate::ingest::all_followers(person, |s| crate::ingest::stored_followers(tx, s))?
+            {
+                let from: Option<String> = tx
+                    .prepare_cached("SELECT partition FROM person_partition WHERE person = ?1")?
+                    .query_row([&f], |r| r.get(0))
+                    .optional()?;
+                match from {
+                    Some(from) if from != partition => {
+                        tx.prepare_cached(
+                            "UPDATE person_partition SET partition = ?1 WHERE person = ?2",
+                        )?
+                        .execute(params![partition, f])?;
+                        touched.insert(from.clone());
+                        moves.push(Move {
+                            person: Some(f),
+                            from,
+                            to: partition.to_string(),
+                        });
+                    }
+                    _ => {}
+                }
+            }
         }
     }
     for (person, old) in &old_matches {

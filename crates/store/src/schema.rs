@@ -4,7 +4,7 @@ use crate::StoreError;
 use rusqlite::Connection;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 const V1: &str = r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -145,6 +145,14 @@ CREATE TABLE stage_index (
 );
 "#;
 
+const V4: &str = r#"
+-- Whom a merged person was merged into (NULL for everyone else): when a survivor's events
+-- move (a later merge, a new account, a match), the people merged into it move with them.
+ALTER TABLE person_partition ADD COLUMN merged_into TEXT;
+CREATE INDEX person_partition_merged_into ON person_partition(merged_into)
+    WHERE merged_into IS NOT NULL;
+"#;
+
 /// Moves version 2's row-per-event log into [`V3`]'s partition streams, re-encodes stored
 /// transitions as tables, and packs people by partition.
 fn log_by_partition(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
@@ -261,6 +269,33 @@ fn people_by_partition(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError>
     Ok(())
 }
 
+/// Version 4: notes whom each merged person was merged into, from the `merge` events in the
+/// log (in stored order, so the last merge of a person wins, as routing applied them).
+fn record_merges(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    let mut merges: Vec<(u64, String, String)> = Vec::new();
+    {
+        let mut st = tx.prepare("SELECT data FROM partition_events")?;
+        let mut rows = st.query([])?;
+        while let Some(row) = rows.next()? {
+            let packed: Vec<u8> = row.get(0)?;
+            let stream = crate::body::unpack(&packed)?;
+            crate::body::for_each_record(&stream, |seq, record| {
+                if let waterfall_core::RecordBody::Merge { person, into } = record.body {
+                    merges.push((seq, person.to_string(), into.to_string()));
+                }
+                Ok(())
+            })?;
+        }
+    }
+    merges.sort_unstable();
+    let mut set =
+        tx.prepare("UPDATE person_partition SET merged_into = ?2 WHERE person = ?1 AND at = ?3")?;
+    for (_, person, into) in merges {
+        set.execute(rusqlite::params![person, into, i64::MAX])?;
+    }
+    Ok(())
+}
+
 /// Brings a database to [`SCHEMA_VERSION`], one migration per version, each in a transaction.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -270,13 +305,14 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    let migrations: [&str; 3] = [V1, V2, V3];
+    let migrations: [&str; 4] = [V1, V2, V3, V4];
     for (i, sql) in migrations.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         match i {
             0 => tx.execute_batch(V1_EVENT_INDEXES)?,
             2 => log_by_partition(&tx)?,
+            3 => record_merges(&tx)?,
             _ => {}
         }
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
@@ -308,6 +344,62 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(page_size(&crate::Store::open(&old).unwrap()), 4096);
+    }
+
+    #[test]
+    fn a_version_3_database_learns_whom_its_merged_people_were_merged_into() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v3.db");
+        let line = |l: &str| waterfall_core::parse_line(l).unwrap();
+        {
+            let mut store = crate::Store::open(&path).unwrap();
+            let events = vec![
+                line(
+                    r#"{"id":"e1","at":"2025-01-01T00:00:00Z","type":"person","person":"x","account":"a1"}"#,
+                ),
+                line(
+                    r#"{"id":"e2","at":"2025-01-02T00:00:00Z","type":"person","person":"y","account":"a2"}"#,
+                ),
+                line(
+                    r#"{"id":"e3","at":"2025-02-01T00:00:00Z","type":"merge","person":"x","into":"y"}"#,
+                ),
+            ];
+            let model = waterfall_model::Model::history_only();
+            store
+                .ingest(
+                    &model,
+                    events,
+                    crate::IngestOptions {
+                        horizon: waterfall_core::Timestamp(i64::MAX),
+                    },
+                )
+                .unwrap();
+            // Back to version 3: no column for it.
+            store
+                .conn
+                .execute_batch(
+                    "DROP INDEX person_partition_merged_into;
+                     ALTER TABLE person_partition DROP COLUMN merged_into;
+                     PRAGMA user_version = 3;",
+                )
+                .unwrap();
+        }
+        let store = crate::Store::open(&path).unwrap();
+        let into: Vec<(String, Option<String>)> = store
+            .conn
+            .prepare("SELECT person, merged_into FROM person_partition ORDER BY person")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            into,
+            [
+                ("x".to_string(), Some("y".to_string())),
+                ("y".to_string(), None)
+            ]
+        );
     }
 
     #[test]

@@ -235,6 +235,79 @@ fn ev(id: &str, at: &str, line: &str) -> Event {
 }
 
 #[test]
+fn a_merge_chain_ends_with_the_last_survivor_whatever_the_batches() {
+    // x is merged into y, then y into z (each at its own account): in time order, x's events
+    // went to y's account first, and must follow y to z's. One person is left, z, with x's
+    // history; whichever way the events are cut into batches or ordered.
+    let model = Model::history_only();
+    let events = vec![
+        ev(
+            "1",
+            "2025-01-01T00:00:00Z",
+            r#""type":"person","person":"x","account":"a1""#,
+        ),
+        ev(
+            "2",
+            "2025-01-02T00:00:00Z",
+            r#""type":"person","person":"y","account":"a2""#,
+        ),
+        ev(
+            "3",
+            "2025-01-03T00:00:00Z",
+            r#""type":"person","person":"z","account":"a3""#,
+        ),
+        ev(
+            "4",
+            "2025-01-04T00:00:00Z",
+            r#""type":"stage","person":"x","stage":"MQL""#,
+        ),
+        ev(
+            "5",
+            "2025-02-01T00:00:00Z",
+            r#""type":"merge","person":"x","into":"y""#,
+        ),
+        ev(
+            "6",
+            "2025-03-01T00:00:00Z",
+            r#""type":"merge","person":"y","into":"z""#,
+        ),
+        ev(
+            "7",
+            "2025-03-02T00:00:00Z",
+            r#""type":"stage","person":"x","stage":"SAL""#,
+        ),
+    ];
+    let mut reversed = events.clone();
+    reversed.reverse();
+    let cases: Vec<Vec<&[Event]>> = vec![
+        vec![&events],
+        events.chunks(1).collect(),
+        vec![&events[..5], &events[5..]],
+        vec![&reversed],
+    ];
+    for batches in cases {
+        let s = ingest_all(&model, &batches);
+        let h = s.history().unwrap();
+        let live: Vec<&str> = h
+            .people
+            .iter()
+            .filter(|p| p.merged_into.is_none())
+            .map(|p| p.id.as_str())
+            .collect();
+        assert_eq!(live, ["z"], "{:?}", history(&s).0);
+        let z = s.person("z").unwrap().unwrap();
+        assert_eq!((z.partition.as_str(), z.stage.as_str()), ("a3", "SAL"));
+        for merged in ["x", "y"] {
+            assert_eq!(
+                s.person(merged).unwrap().unwrap().partition,
+                "a3",
+                "{merged}"
+            );
+        }
+    }
+}
+
+#[test]
 fn merge_reattributes_history_to_the_survivor() {
     let model = Model::history_only();
     let events = vec![

@@ -550,9 +550,12 @@ const COMPANIES: [&str; 5] = ["acme corp", "Globex", "Initech Sofware", "Umbrell
 /// Messy people and accounts: shared emails in several spellings, free-mail, renamed and
 /// domain-sharing accounts, explicit accounts now and then. Every instant is distinct.
 fn messy_strategy() -> impl Strategy<Value = Vec<Event>> {
-    prop::collection::vec((0usize..6, 0u8..5, 0usize..8, 0usize..5, 1i64..300), 1..40).prop_map(
+    prop::collection::vec((0usize..6, 0u8..6, 0usize..8, 0usize..5, 1i64..300), 1..40).prop_map(
         |actions| {
             let mut out = Vec::new();
+            // As a CRM merges: a record merged away is gone, so each person is merged at
+            // most once, and into someone with a smaller number (no cycles).
+            let mut merged = [false; 6];
             for (i, (p, kind, a, b, gap)) in actions.into_iter().enumerate() {
                 let at = Timestamp((1_735_689_600 + (i as i64 * 400 + gap) * 3600) * 1_000_000);
                 let person = format!("p{p}");
@@ -566,6 +569,11 @@ fn messy_strategy() -> impl Strategy<Value = Vec<Event>> {
                         serde_json::json!({"type": "person", "person": person, "account": account, "attrs": attrs})
                     }
                     2 => serde_json::json!({"type": "stage", "person": person, "stage": STAGES[a % 6]}),
+                    5 if a % p.max(1) < p && !merged[p] => {
+                        merged[p] = true;
+                        serde_json::json!({"type": "merge", "person": person, "into": format!("p{}", a % p.max(1))})
+                    }
+                    5 => serde_json::json!({"type": "stage", "person": person, "stage": STAGES[b]}),
                     _ => serde_json::json!({
                         "type": "account",
                         "account": format!("a{}", b % 3),
