@@ -337,6 +337,44 @@ struct Person {
     owner: Option<String>,
     /// Roles from the model's role conditions (recomputed when attributes change).
     roles: Vec<String>,
+    /// The same roles as bits, by their rank in [`RoleNames`] (when the model has at most
+    /// 64 role names), for rollups.
+    role_bits: u64,
+}
+
+/// The model's role names, sorted and without repeats, and each role's rank among them:
+/// lets a rollup gather its people's roles as bits, and list them already sorted.
+struct RoleNames<'m> {
+    sorted: Vec<&'m str>,
+    /// By role index: the rank of its name in `sorted`.
+    rank: Vec<u32>,
+}
+
+impl<'m> RoleNames<'m> {
+    /// `None` when there are too many names for 64 bits.
+    fn of(model: &'m Model) -> Option<RoleNames<'m>> {
+        let mut sorted: Vec<&str> = model.roles.iter().map(|r| r.name.as_str()).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        if sorted.len() > 64 {
+            return None;
+        }
+        let rank = model
+            .roles
+            .iter()
+            .map(|r| sorted.binary_search(&r.name.as_str()).unwrap_or(0) as u32)
+            .collect();
+        Some(RoleNames { sorted, rank })
+    }
+
+    /// The names whose bits are set, in sorted order.
+    fn names(&self, bits: u64) -> impl Iterator<Item = &'m str> + Clone + '_ {
+        self.sorted
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| bits & (1 << i) != 0)
+            .map(|(_, &n)| n)
+    }
 }
 
 /// The partition's people, by id and by slot: a person's slot never changes (nobody is
@@ -509,6 +547,8 @@ struct Deriver<'m, 'e> {
     idle_roll_up: Option<Timestamp>,
     /// Timers due after this instant never fire.
     horizon: Timestamp,
+    /// The model's role names as bits (`None`: more than 64; rollups then list names).
+    role_names: Option<RoleNames<'m>>,
 }
 
 impl<'m, 'e> Deriver<'m, 'e> {
@@ -556,6 +596,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 || rollup_aggregates,
             idle_roll_up: None,
             horizon,
+            role_names: RoleNames::of(model),
         }
     }
 
@@ -777,19 +818,27 @@ impl<'m, 'e> Deriver<'m, 'e> {
             return;
         }
         let ctx = self.context(id, Trig::default());
+        let mut bits = 0u64;
         let roles: Vec<String> = model
             .roles
             .iter()
-            .filter(|r| {
+            .enumerate()
+            .filter(|(_, r)| {
                 r.condition
                     .as_ref()
                     .is_some_and(|c| c.eval(&ctx).unwrap_or(false))
             })
-            .map(|r| r.name.clone())
+            .map(|(i, r)| {
+                if let Some(names) = &self.role_names {
+                    bits |= 1 << names.rank[i];
+                }
+                r.name.clone()
+            })
             .collect();
         let p = self.people.get_mut(id).expect("person exists");
         if p.roles != roles {
             p.roles = roles;
+            p.role_bits = bits;
             if let Some(a) = p.account.as_deref() {
                 if self.rolls_up && !self.dirty.contains(a) {
                     self.dirty.insert(a.to_string());
@@ -855,8 +904,10 @@ impl<'m, 'e> Deriver<'m, 'e> {
         let at = self.cursor.at;
         let mut until = Timestamp(i64::MAX);
         let mut a = AccountAggregates::default();
-        // The roles of engaged people, sorted and deduplicated below: the same list a set of
-        // `roles_of` would give, without a set per person.
+        // The roles of engaged people: the same sorted list a set of `roles_of` would give,
+        // without a set per person. The model's roles are gathered as bits (already sorted);
+        // the names in `held` (contact roles, or every role past 64 names) are sorted below.
+        let mut bits = 0u64;
         let mut held: Vec<&str> = Vec::new();
         for p in acc.members.slots().map(|s| self.people.at(s)) {
             if self.engaged(p) {
@@ -864,9 +915,15 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 if let Some(t) = p.last_engaged {
                     until = until.min(plus_days(t, ENGAGED_WINDOW_DAYS));
                 }
-                held.extend(p.roles.iter().map(String::as_str));
-                if let Some(r) = acc.contact_roles.get(&p.id) {
-                    held.extend(r.iter().map(String::as_str));
+                if self.role_names.is_some() {
+                    bits |= p.role_bits;
+                } else {
+                    held.extend(p.roles.iter().map(String::as_str));
+                }
+                if !acc.contact_roles.is_empty() {
+                    if let Some(r) = acc.contact_roles.get(&p.id) {
+                        held.extend(r.iter().map(String::as_str));
+                    }
                 }
             }
             let stage = &model.stages[p.stage as usize];
@@ -889,13 +946,28 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 until = until.min(t);
             }
         }
-        held.sort_unstable();
-        held.dedup();
-        let roles_changed = !roles.iter().map(String::as_str).eq(held.iter().copied());
-        if roles_changed {
-            roles.clear();
-            roles.extend(held.into_iter().map(str::to_string));
-        }
+        let from_bits = self.role_names.as_ref().map(|n| n.names(bits));
+        let roles_changed = match from_bits {
+            Some(names) if held.is_empty() => {
+                let changed = !roles.iter().map(String::as_str).eq(names.clone());
+                if changed {
+                    roles.clear();
+                    roles.extend(names.map(str::to_string));
+                }
+                changed
+            }
+            names => {
+                held.extend(names.into_iter().flatten());
+                held.sort_unstable();
+                held.dedup();
+                let changed = !roles.iter().map(String::as_str).eq(held.iter().copied());
+                if changed {
+                    roles.clear();
+                    roles.extend(held.into_iter().map(str::to_string));
+                }
+                changed
+            }
+        };
         a.roles = roles;
         (a, until, roles_changed)
     }
@@ -1756,6 +1828,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
             last_engaged: None,
             owner: None,
             roles: Vec::new(),
+            role_bits: 0,
         });
         self.record(
             Level::Person,
