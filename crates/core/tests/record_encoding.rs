@@ -96,33 +96,27 @@ fn record() -> impl Strategy<Value = Record<String>> {
     (text(), any::<i64>(), body()).prop_map(|(id, at, body)| Record { id, at, body })
 }
 
-/// Compares floats by bits (a NaN amount must read back as the same NaN).
-fn same(a: &Record<&str>, b: &Record<&str>) -> bool {
-    let amount = |r: &Record<&str>| match r.body {
-        RecordBody::Opportunity { amount, .. } => amount.map(f64::to_bits),
-        _ => None,
-    };
-    format!("{a:?}") == format!("{b:?}") && amount(a) == amount(b)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, .. ProptestConfig::default() })]
 
     #[test]
     fn every_record_reads_back_as_written(records in proptest::collection::vec(record(), 1..4)) {
+        // Read back and written again, each record gives the very bytes it was written as
+        // (floats included, bit for bit), one after another in a stream.
         let mut bytes = Vec::new();
+        let mut alone = Vec::new();
         for r in &records {
             r.write(&mut bytes);
+            let mut one = Vec::new();
+            r.write(&mut one);
+            alone.push(one);
         }
         let mut rest = &bytes[..];
-        for written in &records {
+        for one in &alone {
             let (read, after) = Record::read(rest).unwrap();
-            let written = Record {
-                id: written.id.as_str(),
-                at: written.at,
-                body: borrowed(&written.body),
-            };
-            prop_assert!(same(&read, &written), "{read:?} != {written:?}");
+            let mut again = Vec::new();
+            read.write(&mut again);
+            prop_assert_eq!(&again, one);
             rest = after;
         }
         prop_assert!(rest.is_empty());
@@ -131,83 +125,5 @@ proptest! {
     #[test]
     fn any_bytes_read_as_a_record_or_an_error(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
         let _ = Record::read(&bytes);
-    }
-}
-
-/// The body with its strings borrowed.
-fn borrowed(body: &RecordBody<String>) -> RecordBody<&str> {
-    fn o(s: &Option<String>) -> Option<&str> {
-        s.as_deref()
-    }
-    match body {
-        RecordBody::Account { account, attrs } => RecordBody::Account { account, attrs },
-        RecordBody::Person {
-            person,
-            account,
-            attrs,
-        } => RecordBody::Person {
-            person,
-            account: o(account),
-            attrs,
-        },
-        RecordBody::PersonActivity {
-            person,
-            kind,
-            attrs,
-        } => RecordBody::PersonActivity {
-            person,
-            kind,
-            attrs,
-        },
-        RecordBody::AccountActivity {
-            account,
-            kind,
-            attrs,
-        } => RecordBody::AccountActivity {
-            account,
-            kind,
-            attrs,
-        },
-        RecordBody::Opportunity {
-            opportunity,
-            account,
-            kind,
-            state,
-            stage,
-            amount,
-            contacts,
-        } => RecordBody::Opportunity {
-            opportunity,
-            account: o(account),
-            kind: *kind,
-            state: *state,
-            stage: o(stage),
-            amount: *amount,
-            contacts: contacts.clone(),
-        },
-        RecordBody::Status {
-            person,
-            status,
-            by,
-            reason,
-        } => RecordBody::Status {
-            person,
-            status,
-            by: o(by),
-            reason: o(reason),
-        },
-        RecordBody::Stage {
-            person,
-            stage,
-            by,
-            reason,
-        } => RecordBody::Stage {
-            person,
-            stage,
-            by: o(by),
-            reason: o(reason),
-        },
-        RecordBody::Merge { person, into } => RecordBody::Merge { person, into },
-        RecordBody::Erase { person } => RecordBody::Erase { person },
     }
 }
