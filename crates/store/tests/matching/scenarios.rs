@@ -341,14 +341,28 @@ fn a_survivor_whose_duplicate_leaves_returns_to_its_own_account() {
         "2025-03-01T00:00:00Z",
         r#""type":"person","person":"m","attrs":{"email":"max@globex.com"}"#,
     )];
-    let mut s = ingest_all(&model, &[&first]);
-    assert_eq!(person(&s, "r").partition, "globex-us");
-    s.ingest(&model, later.clone(), HORIZON).unwrap();
-    let all: Vec<Event> = first.into_iter().chain(later).collect();
-    let once = ingest_all(&model, &[&all]);
+    assert_eq!(
+        person(&ingest_all(&model, &[&first]), "r").partition,
+        "globex-us"
+    );
+    let (batched, once) = later_batch_and_one_batch(&model, first, later);
     assert_eq!(person(&once, "r").partition, "acme");
-    assert_eq!(person(&s, "r").partition, "acme");
-    assert_eq!(decisions(&once), decisions(&s));
+    assert_eq!(person(&batched, "r").partition, "acme");
+}
+
+/// Ingests `first`, then `later` in a batch of its own, and all of it in one batch; checks
+/// that both end with the same decisions, and returns them (batched, once).
+fn later_batch_and_one_batch(
+    model: &Model,
+    first: Vec<Event>,
+    later: Vec<Event>,
+) -> (Store, Store) {
+    let mut batched = ingest_all(model, &[&first]);
+    batched.ingest(model, later.clone(), HORIZON).unwrap();
+    let all: Vec<Event> = first.into_iter().chain(later).collect();
+    let once = ingest_all(model, &[&all]);
+    assert_eq!(decisions(&once), decisions(&batched));
+    (batched, once)
 }
 
 #[test]
@@ -376,18 +390,14 @@ fn a_duplicate_merged_away_in_a_later_batch_ends_where_one_batch_puts_it() {
         "2025-03-01T00:00:00Z",
         r#""type":"merge","person":"x","into":"z""#,
     )];
-    let mut s = ingest_all(&model, &[&first]);
-    s.ingest(&model, later.clone(), HORIZON).unwrap();
-    let all: Vec<Event> = first.into_iter().chain(later).collect();
-    let once = ingest_all(&model, &[&all]);
+    let (batched, once) = later_batch_and_one_batch(&model, first, later);
     for id in ["r", "x", "z"] {
         assert_eq!(
-            person(&s, id).partition,
+            person(&batched, id).partition,
             person(&once, id).partition,
             "{id}"
         );
     }
-    assert_eq!(decisions(&once), decisions(&s));
 }
 
 #[test]
