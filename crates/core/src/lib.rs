@@ -14,7 +14,7 @@ mod transition;
 pub use event::{
     parse_line, parse_lines, parse_record, parse_records, Attrs, Event, EventBody, LineError,
     OpportunityContact, OpportunityKind, OpportunityState, ParseOutcome, Record, RecordBody,
-    RecordsOutcome, Subject,
+    RecordsOutcome, RouteKey, Subject,
 };
 pub use stage_index::{EntryReader, IndexedEntry, StageIndex, StageIndexNames};
 pub use table::{TableRow, TransitionTable};

@@ -123,7 +123,24 @@ proptest! {
     }
 
     #[test]
+    fn reading_the_route_agrees_with_reading_the_record(records in proptest::collection::vec(record(), 1..4)) {
+        let mut bytes = Vec::new();
+        for r in &records {
+            r.write(&mut bytes);
+        }
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            let (record, after) = Record::read(rest).unwrap();
+            let (at, key, after_route) = Record::read_route(rest).unwrap();
+            prop_assert_eq!((at, key), (record.at, record.route_key()));
+            prop_assert_eq!(after_route.len(), after.len());
+            rest = after;
+        }
+    }
+
+    #[test]
     fn any_bytes_read_as_a_record_or_an_error(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
         let _ = Record::read(&bytes);
+        let _ = Record::read_route(&bytes);
     }
 }

@@ -13,7 +13,7 @@ use crate::{Store, StoreError};
 use rayon::prelude::*;
 use rusqlite::{params, OptionalExtension, Transaction};
 use rustc_hash::{FxHashMap, FxHashSet};
-use waterfall_core::{Event, Record, RecordBody, Timestamp, TransitionTable};
+use waterfall_core::{Event, Record, RecordBody, RouteKey, Timestamp, TransitionTable};
 use waterfall_engine::{derive_records, DeriveOptions, Derived, SequencedEvent, SequencedRecord};
 use waterfall_model::Model;
 
@@ -335,20 +335,19 @@ impl Router {
         })
     }
 
-    fn route(&mut self, tx: &Transaction<'_>, record: &Record<&str>) -> Result<u32, StoreError> {
-        let at = record.at;
-        Ok(match &record.body {
-            RecordBody::Account { account, .. } | RecordBody::AccountActivity { account, .. } => {
-                self.partitions.intern(account)
-            }
-            RecordBody::Person {
-                person, account, ..
-            } => self.route_person(tx, person, *account, at)?,
-            RecordBody::PersonActivity { person: p, .. }
-            | RecordBody::Status { person: p, .. }
-            | RecordBody::Stage { person: p, .. }
-            | RecordBody::Erase { person: p } => self.route_person(tx, p, None, at)?,
-            RecordBody::Merge { person, into } => {
+    /// The partition an event at `at` about `key` goes to (routing people, merges and
+    /// opportunities as it goes).
+    fn route(
+        &mut self,
+        tx: &Transaction<'_>,
+        at: i64,
+        key: RouteKey<'_>,
+    ) -> Result<u32, StoreError> {
+        Ok(match key {
+            RouteKey::Account(account) => self.partitions.intern(account),
+            RouteKey::Person { person, account } => self.route_person(tx, person, account, at)?,
+            RouteKey::OfPerson(p) | RouteKey::Erase(p) => self.route_person(tx, p, None, at)?,
+            RouteKey::Merge { person, into } => {
                 let mut target = self.route_person(tx, into, None, at)?;
                 let duplicate = self.person(tx, person)?.map(|r| r.partition);
                 if let Some(dup) = duplicate {
@@ -365,12 +364,11 @@ impl Router {
                 self.note_merge(person, into);
                 target
             }
-            RecordBody::Opportunity {
+            RouteKey::Opportunity {
                 opportunity,
                 account,
-                ..
             } => {
-                if let Some(&p) = self.opportunities.get(*opportunity) {
+                if let Some(&p) = self.opportunities.get(opportunity) {
                     p
                 } else {
                     let known: Option<String> = if self.fresh {
@@ -570,46 +568,77 @@ impl Batch<'_> {
             let attrs = ev.attrs_text();
             let record = ev.record(&attrs);
             record.write(&mut bytes);
-            self.append_one(&record, &bytes, Some(&ev))?;
+            self.append_one(
+                Some(&record),
+                (record.at, record.route_key()),
+                &bytes,
+                Some(&ev),
+            )?;
         }
         Ok(())
     }
 
     /// Appends events already in record form (in arrival order): `records` holds them one
     /// after another, as [`waterfall_core::parse_records`] makes them. Events must already be
-    /// valid for the batch's model; a stream that does not decode is an error, and nothing of
-    /// the batch is stored.
+    /// valid for the batch's model. A stream that does not decode is an error, here (what
+    /// routes a record is read at once) or when the batch finishes (every record is read
+    /// whole), and nothing of the batch is stored.
     pub fn append_records(&mut self, mut records: &[u8]) -> Result<(), StoreError> {
+        let matching = self.model.matching.is_active();
         while !records.is_empty() {
-            let (record, rest) = Record::read(records).map_err(StoreError::Corrupt)?;
+            // Most events need only their route read: the whole record is read when its id
+            // must be checked against erased ones, or matching observes it.
+            let (at, key, rest) = Record::read_route(records).map_err(StoreError::Corrupt)?;
             let bytes = &records[..records.len() - rest.len()];
-            self.append_one(&record, bytes, None)?;
+            let whole = self.check_erased
+                || (matching
+                    && matches!(
+                        key,
+                        RouteKey::Person { .. } | RouteKey::Account(_) | RouteKey::Merge { .. }
+                    ));
+            if whole {
+                let (record, _) = Record::read(bytes).map_err(StoreError::Corrupt)?;
+                self.append_one(Some(&record), (at, key), bytes, None)?;
+            } else {
+                self.append_one(None, (at, key), bytes, None)?;
+            }
             records = rest;
         }
         Ok(())
     }
 
-    /// Appends one event: `bytes` is `record` encoded, `event` the owned event if at hand.
+    /// Appends one event routed by `(at, key)`: `bytes` is its record encoded, `record` the
+    /// record read whole and `event` the owned event, when at hand (the erased ids and
+    /// matching need one of them).
     fn append_one(
         &mut self,
-        record: &Record<&str>,
+        record: Option<&Record<&str>>,
+        (at, key): (i64, RouteKey<'_>),
         bytes: &[u8],
         event: Option<&Event>,
     ) -> Result<(), StoreError> {
         self.summary.received += 1;
-        if self.check_erased && self.was_erased(record.id)? {
-            self.summary.duplicates += 1;
-            return Ok(());
+        if self.check_erased {
+            let id = record.map(|r| r.id).ok_or_else(|| {
+                StoreError::Corrupt("an event to check against erased ones, unread".into())
+            })?;
+            if self.was_erased(id)? {
+                self.summary.duplicates += 1;
+                return Ok(());
+            }
         }
-        let partition = self.router.route(&self.tx, record)? as usize;
+        let partition = self.router.route(&self.tx, at, key)? as usize;
         let seq = self.next_seq;
         self.next_seq += 1;
-        if self.model.matching.is_active()
-            && matches!(
-                record.body,
-                RecordBody::Person { .. } | RecordBody::Account { .. } | RecordBody::Merge { .. }
-            )
-        {
+        if let Some(record) = record.filter(|r| {
+            self.model.matching.is_active()
+                && matches!(
+                    r.body,
+                    RecordBody::Person { .. }
+                        | RecordBody::Account { .. }
+                        | RecordBody::Merge { .. }
+                )
+        }) {
             match event {
                 Some(ev) => self.observed.observe(ev),
                 None => self.observed.observe(
@@ -620,7 +649,7 @@ impl Batch<'_> {
                 ),
             }
         }
-        if let RecordBody::Erase { person } = &record.body {
+        if let RouteKey::Erase(person) = key {
             self.erasures.push(person.to_string());
         }
         if partition >= self.appended.len() {

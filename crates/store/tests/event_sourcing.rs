@@ -567,11 +567,19 @@ fn records_that_do_not_decode_are_an_error_and_store_nothing() {
         &[0xff, 0xff, 0xff][..],
         &good.records[..good.records.len() - 1],
         &[2, b'e', 0xc3, 0, 0][..],
+        // Routable (an `erase` of p), but its id is not UTF-8: appending reads only the
+        // route, so finishing (which reads every record whole) is what refuses it.
+        &[2, b'e', 0xc3, 0, 8, 1, b'p'][..],
     ] {
-        let mut batch = s.begin(&model).unwrap();
-        batch.append_records(&good.records).unwrap();
-        assert!(batch.append_records(bad).is_err(), "{bad:?}");
-        drop(batch);
+        let refused = {
+            let mut batch = s.begin(&model).unwrap();
+            batch.append_records(&good.records).unwrap();
+            match batch.append_records(bad) {
+                Err(_) => true,
+                Ok(()) => batch.finish(HORIZON).is_err(),
+            }
+        };
+        assert!(refused, "{bad:?}");
         assert_eq!(s.counts().unwrap().0, 0);
     }
 }

@@ -8,7 +8,7 @@ pub use crate::time::Timestamp;
 pub use parse::{
     parse_line, parse_lines, parse_record, parse_records, LineError, ParseOutcome, RecordsOutcome,
 };
-pub use record::{Record, RecordBody};
+pub use record::{Record, RecordBody, RouteKey};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -253,6 +253,216 @@ impl<'a> Record<&'a str> {
     }
 }
 
+/// Whom or what a record is about: all that routing it to its partition needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)] // The fields are those of `RecordBody`.
+pub enum RouteKey<'a> {
+    /// An `account` event or an account's activity.
+    Account(&'a str),
+    /// A `person` event, with the account it names.
+    Person {
+        person: &'a str,
+        account: Option<&'a str>,
+    },
+    /// A person's activity, status or stage.
+    OfPerson(&'a str),
+    /// An `erase` event.
+    Erase(&'a str),
+    /// A `merge` event.
+    Merge { person: &'a str, into: &'a str },
+    /// An `opportunity` event, with the account it names.
+    Opportunity {
+        opportunity: &'a str,
+        account: Option<&'a str>,
+    },
+}
+
+impl<S: AsRef<str>> Record<S> {
+    /// Whom or what the record is about.
+    pub fn route_key(&self) -> RouteKey<'_> {
+        fn s<S: AsRef<str>>(v: &S) -> &str {
+            v.as_ref()
+        }
+        match &self.body {
+            RecordBody::Account { account, .. } | RecordBody::AccountActivity { account, .. } => {
+                RouteKey::Account(s(account))
+            }
+            RecordBody::Person {
+                person, account, ..
+            } => RouteKey::Person {
+                person: s(person),
+                account: account.as_ref().map(s),
+            },
+            RecordBody::PersonActivity { person, .. }
+            | RecordBody::Status { person, .. }
+            | RecordBody::Stage { person, .. } => RouteKey::OfPerson(s(person)),
+            RecordBody::Erase { person } => RouteKey::Erase(s(person)),
+            RecordBody::Merge { person, into } => RouteKey::Merge {
+                person: s(person),
+                into: s(into),
+            },
+            RecordBody::Opportunity {
+                opportunity,
+                account,
+                ..
+            } => RouteKey::Opportunity {
+                opportunity: s(opportunity),
+                account: account.as_ref().map(s),
+            },
+        }
+    }
+}
+
+impl<'a> Record<&'a str> {
+    /// Reads only what routes the record at the start of `bytes` (its instant and
+    /// [`RouteKey`]), stepping over every other field without checking it; returns them with
+    /// the bytes that follow the record. For records this process just wrote (the parser's):
+    /// a full [`Record::read`] of every event later checks everything.
+    pub fn read_route(bytes: &'a [u8]) -> Result<(i64, RouteKey<'a>, &'a [u8]), String> {
+        let mut r = Skimmer(bytes);
+        let at = r.key().and_then(|()| r.at());
+        let key = at.and_then(|_| r.route_key());
+        match (at, key) {
+            (Ok(at), Ok(key)) => Ok((at, key, r.0)),
+            (Err(e), _) | (_, Err(e)) => Err(format!("event record: {e}")),
+        }
+    }
+}
+
+/// Steps through a record in postcard's format (see [`Record::write`]): field order is the
+/// declaration order of [`Record`] and [`RecordBody`], strings are a LEB128 length and bytes,
+/// options a 0/1 tag, enums a LEB128 variant number.
+struct Skimmer<'a>(&'a [u8]);
+
+impl<'a> Skimmer<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
+        if n > self.0.len() {
+            return Err("unexpected end of the record");
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn varint(&mut self) -> Result<u64, &'static str> {
+        let mut value = 0u64;
+        for i in 0..10 {
+            let b = self.take(1)?[0];
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err("an integer longer than 10 bytes")
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], &'static str> {
+        let len = usize::try_from(self.varint()?).map_err(|_| "a string too long")?;
+        self.take(len)
+    }
+
+    /// A string routing reads: checked.
+    fn str(&mut self) -> Result<&'a str, &'static str> {
+        std::str::from_utf8(self.bytes()?).map_err(|_| "a string that is not UTF-8")
+    }
+
+    /// Whether an option holds a value.
+    fn some(&mut self) -> Result<bool, &'static str> {
+        match self.take(1)?[0] {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err("an option tag that is neither 0 nor 1"),
+        }
+    }
+
+    fn opt_str(&mut self) -> Result<Option<&'a str>, &'static str> {
+        if self.some()? {
+            self.str().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn skip_opt_str(&mut self) -> Result<(), &'static str> {
+        if self.some()? {
+            self.bytes()?;
+        }
+        Ok(())
+    }
+
+    /// The id: stepped over.
+    fn key(&mut self) -> Result<(), &'static str> {
+        self.bytes().map(drop)
+    }
+
+    fn at(&mut self) -> Result<i64, &'static str> {
+        let z = self.varint()?;
+        Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
+    }
+
+    fn route_key(&mut self) -> Result<RouteKey<'a>, &'static str> {
+        Ok(match self.varint()? {
+            0 => {
+                let account = self.str()?;
+                self.bytes()?;
+                RouteKey::Account(account)
+            }
+            1 => {
+                let (person, account) = (self.str()?, self.opt_str()?);
+                self.bytes()?;
+                RouteKey::Person { person, account }
+            }
+            2 => {
+                let person = self.str()?;
+                self.bytes()?;
+                self.bytes()?;
+                RouteKey::OfPerson(person)
+            }
+            3 => {
+                let account = self.str()?;
+                self.bytes()?;
+                self.bytes()?;
+                RouteKey::Account(account)
+            }
+            4 => {
+                let (opportunity, account) = (self.str()?, self.opt_str()?);
+                if self.some()? {
+                    self.varint()?; // kind
+                }
+                self.varint()?; // state
+                self.skip_opt_str()?; // stage
+                if self.some()? {
+                    self.take(8)?; // amount
+                }
+                if self.some()? {
+                    for _ in 0..self.varint()? {
+                        self.bytes()?; // person
+                        self.skip_opt_str()?; // role
+                        self.take(1)?; // primary
+                    }
+                }
+                RouteKey::Opportunity {
+                    opportunity,
+                    account,
+                }
+            }
+            5 | 6 => {
+                let person = self.str()?;
+                self.bytes()?;
+                self.skip_opt_str()?;
+                self.skip_opt_str()?;
+                RouteKey::OfPerson(person)
+            }
+            7 => RouteKey::Merge {
+                person: self.str()?,
+                into: self.str()?,
+            },
+            8 => RouteKey::Erase(self.str()?),
+            _ => return Err("an unknown event type"),
+        })
+    }
+}
+
 impl<S> Record<S> {
     /// The person the record is about, if one.
     pub fn person(&self) -> Option<&S> {
