@@ -404,6 +404,14 @@ fn erase_leaves_nothing_identifying() {
     let again = s.ingest(&model, events.clone(), HORIZON).unwrap();
     assert_eq!(again.stored, 0);
     assert!(s.person("jo").unwrap().is_none());
+    // So it is as records (the CLI's path, which otherwise reads only a record's route).
+    let text: String = events.iter().map(|e| e.to_json_line() + "\n").collect();
+    let parsed = waterfall_core::parse_records(&text, 1, |_| Ok(()));
+    let mut batch = s.begin(&model).unwrap();
+    batch.append_records(&parsed.records).unwrap();
+    let again = batch.finish(HORIZON).unwrap();
+    assert_eq!((again.stored, again.duplicates), (0, 3));
+    assert!(s.person("jo").unwrap().is_none());
 }
 
 #[test]
