@@ -36,14 +36,51 @@ pub struct Rejected {
     pub error: LineError,
 }
 
+/// A piece of an input file: whole lines, as read (not yet checked to be UTF-8).
+pub struct TextChunk {
+    /// The number of the chunk's first line in its file.
+    pub first_line: usize,
+    /// The lines' bytes.
+    pub data: Vec<u8>,
+}
+
+impl TextChunk {
+    /// The chunk's text, and its lines that are not valid UTF-8 (blanked in the text, each
+    /// reported with its line number).
+    pub fn text(&self) -> (Cow<'_, str>, Vec<LineError>) {
+        // SIMD validation: the whole input passes through here, at several GB/s.
+        if let Ok(text) = simdutf8::basic::from_utf8(&self.data) {
+            return (Cow::Borrowed(text), Vec::new());
+        }
+        let mut errors = Vec::new();
+        let mut text = String::with_capacity(self.data.len());
+        for (i, l) in self.data.split(|&b| b == b'\n').enumerate() {
+            match std::str::from_utf8(l) {
+                Ok(l) => text.push_str(l),
+                Err(e) => errors.push(LineError {
+                    line: self.first_line + i,
+                    reason: format!("not valid UTF-8: {e}"),
+                }),
+            }
+            text.push('\n');
+        }
+        // `split` sees an empty piece after the last line break: drop its line break.
+        if self.data.last() == Some(&b'\n') {
+            text.pop();
+        }
+        (Cow::Owned(text), errors)
+    }
+}
+
 /// Reads an input (a path, or `-` for standard input) in chunks of about `chunk_bytes` that
-/// end at a line break, calling `f(first_line_number, text, bytes_read)` for each. Lines that
-/// are not UTF-8 are blanked in the text and reported in `errors` with their line number.
+/// end at a line break, calling `f` with each. Each chunk is read into a buffer from `buffer`,
+/// so the caller can hand buffers back for reuse instead of allocating fresh memory for every
+/// chunk.
 pub fn read_chunks(
     spec: &str,
     chunk_bytes: usize,
-    errors: &mut Vec<LineError>,
-    mut f: impl FnMut(usize, &str, usize) -> CliResult,
+    mut buffer: impl FnMut() -> Vec<u8>,
+    mut f: impl FnMut(TextChunk) -> CliResult,
 ) -> CliResult {
     use std::io::{BufRead, Read};
     let cannot = |e: std::io::Error| CliError::user(format!("cannot read {spec}: {e}"));
@@ -56,9 +93,10 @@ pub fn read_chunks(
         ))
     };
     let mut line = 1;
-    let mut buf: Vec<u8> = Vec::with_capacity(chunk_bytes + (1 << 16));
     loop {
+        let mut buf = buffer();
         buf.clear();
+        buf.reserve(chunk_bytes + (1 << 16));
         // Fill up to the chunk size in large reads, then finish the current line.
         while buf.len() < chunk_bytes {
             let want = (chunk_bytes - buf.len()) as u64;
@@ -78,26 +116,11 @@ pub fn read_chunks(
         if buf.last() != Some(&b'\n') {
             reader.read_until(b'\n', &mut buf).map_err(cannot)?;
         }
-        let bytes = buf.len();
         let lines = memchr::memchr_iter(b'\n', &buf).count();
-        // SIMD validation: the whole input passes through here, at several GB/s.
-        match simdutf8::basic::from_utf8(&buf) {
-            Ok(text) => f(line, text, bytes)?,
-            Err(_) => {
-                let mut text = String::with_capacity(buf.len());
-                for (i, l) in buf.split(|&b| b == b'\n').enumerate() {
-                    match std::str::from_utf8(l) {
-                        Ok(l) => text.push_str(l),
-                        Err(e) => errors.push(LineError {
-                            line: line + i,
-                            reason: format!("not valid UTF-8: {e}"),
-                        }),
-                    }
-                    text.push('\n');
-                }
-                f(line, &text, bytes)?;
-            }
-        }
+        f(TextChunk {
+            first_line: line,
+            data: buf,
+        })?;
         line += lines;
     }
 }

@@ -396,18 +396,27 @@ impl Router {
         })
     }
 
-    /// Writes the routes this batch changed to `person_partition`.
-    fn write_routes(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+    /// The routes this batch changed, in key order (so `person_partition` grows at its end
+    /// instead of at random pages).
+    fn dirty_routes(&self) -> Vec<(&String, &Route)> {
+        let mut dirty: Vec<(&String, &Route)> =
+            self.people.iter().filter(|(_, r)| r.dirty).collect();
+        dirty.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        dirty
+    }
+
+    /// Writes routes (from [`Router::dirty_routes`]) to `person_partition`.
+    fn write_routes(
+        &self,
+        tx: &Transaction<'_>,
+        routes: &[(&String, &Route)],
+    ) -> Result<(), StoreError> {
         let mut upsert = tx.prepare_cached(
             "INSERT INTO person_partition(person, partition, at, merged_into) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(person) DO UPDATE SET partition = excluded.partition, at = excluded.at,
                 merged_into = COALESCE(excluded.merged_into, person_partition.merged_into)",
         )?;
-        // In key order, so the index grows at its end instead of at random pages.
-        let mut dirty: Vec<(&String, &Route)> =
-            self.people.iter().filter(|(_, r)| r.dirty).collect();
-        dirty.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        for (person, route) in dirty {
+        for &(person, route) in routes {
             upsert.execute(params![
                 person,
                 self.partitions.name(route.partition),
@@ -732,10 +741,10 @@ impl Batch<'_> {
             self.clock.lap("erasures");
         }
         // Nothing before the derivation reads the routes unless matching runs: then they are
-        // written while the first pass derives, instead of while both cores wait.
+        // written a share with each pass, while the workers derive, instead of while they wait.
         let defer_routes = crate::matching::is_inert(tx, &self.model.matching)?;
         if !defer_routes {
-            self.router.write_routes(tx)?;
+            self.router.write_routes(tx, &self.router.dirty_routes())?;
             self.clock.lap("routes");
         }
         // Matching and dedup may move people now that the whole batch is routed.
@@ -807,6 +816,9 @@ impl Batch<'_> {
             },
             &mut self.clock,
         )?;
+        // The pending records' memory (the arena, the spill file) is not needed any more: free
+        // it before the index is finished, when memory peaks.
+        drop(sources);
         tx.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES ('next_seq', ?1)",
             [self.next_seq.to_string()],
@@ -1146,7 +1158,7 @@ pub(crate) fn load_all(
 struct Derivation<'r, 'i> {
     opts: IngestOptions,
     events_per_pass: usize,
-    /// Routes still to write, while the first pass derives.
+    /// Routes still to write, a share while each pass derives.
     routes: Option<&'r Router>,
     /// Fed every partition's transitions as they are written.
     index: Option<&'r mut (dyn IndexBuilder + 'i)>,
@@ -1350,6 +1362,7 @@ fn rederive(
         })
     };
     let mut index = how.index;
+    let routes = how.routes.map(Router::dirty_routes).unwrap_or_default();
     let mut next = read(sources, 0)?;
     let mut written: Vec<(String, Processed)> = Vec::new();
     for i in 0..passes.len() {
@@ -1361,10 +1374,10 @@ fn rederive(
                     .map(|r| process(r, context))
                     .collect::<Result<Vec<_>, StoreError>>()
             });
-            if i == 0 {
-                if let Some(router) = how.routes {
-                    router.write_routes(tx)?;
-                }
+            if let Some(router) = how.routes {
+                // A share of the routes with every pass, so no pass waits for all of them.
+                let share = |i: usize| routes.len() * i / passes.len();
+                router.write_routes(tx, &routes[share(i)..share(i + 1)])?;
             }
             write_pass(
                 tx,
@@ -1377,6 +1390,9 @@ fn rederive(
         })?;
         clock.lap("derive");
         written = processed;
+    }
+    if let (Some(router), true) = (how.routes, passes.is_empty()) {
+        router.write_routes(tx, &routes)?;
     }
     write_pass(tx, written, (sources.clear_derived, &mut index), &mut done)?;
     clock.lap("write");

@@ -5,7 +5,9 @@
 //! so a file grouped by account makes a range per partition). When the arena outgrows the
 //! batch's memory limit, every partition's ranges are written to a temporary file as one
 //! contiguous piece (in a few vectored writes) and the arena is reused: its memory is faulted
-//! in once, and nothing grows a buffer per partition.
+//! in once, and nothing grows a buffer per partition. The writing happens on a thread of its
+//! own while appending goes on into a second arena, so the batch never waits for the disk
+//! unless one arena fills before the other is written.
 
 use crate::StoreError;
 use rustc_hash::FxHashMap;
@@ -119,39 +121,30 @@ impl Pending {
         })
     }
 
-    /// Writes every partition's records in the arena to the spill file, one piece per
-    /// partition, and empties the arena (keeping its memory).
+    /// Hands every partition's records in the arena to the spill file's writer, one piece per
+    /// partition, and goes on with an empty arena (the one the writer last returned).
     fn spill(&mut self) -> Result<(), StoreError> {
         if self.spill.is_none() {
             self.spill = Some(Spill::new(self.spill_dir.as_deref())?);
         }
-        let partitions = std::mem::take(&mut self.in_arena);
-        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(SLICES_PER_WRITE);
-        let mut written: Vec<(u32, usize)> = Vec::with_capacity(partitions.len());
-        // Spilled as a sequence of (partition, length) in file order; the slices gather them.
         let spill = self.spill.as_mut().expect("created above");
-        for &p in &partitions {
+        // Written in order of partitions, each partition's pieces together.
+        let mut ranges = Vec::with_capacity(self.pieces.len());
+        for p in std::mem::take(&mut self.in_arena) {
             let mut len = 0;
             let mut at = self.lists[p as usize].head;
             while at != NONE {
                 let piece = self.pieces[at as usize];
                 len += piece.end - piece.start;
-                slices.push(IoSlice::new(&self.arena[piece.start..piece.end]));
-                if slices.len() == SLICES_PER_WRITE {
-                    spill.write_all(&mut slices)?;
-                }
+                ranges.push(piece.start..piece.end);
                 at = piece.next;
             }
-            written.push((p, len));
-        }
-        spill.write_all(&mut slices)?;
-        drop(slices);
-        for (p, len) in written {
             spill.record(p, len);
             self.lists[p as usize] = EMPTY;
         }
-        self.arena.clear();
         self.pieces.clear();
+        let empty = spill.write(std::mem::take(&mut self.arena), ranges)?;
+        self.arena = empty;
         Ok(())
     }
 
@@ -165,6 +158,7 @@ impl Pending {
     pub(crate) fn take(&mut self, partition: u32, out: &mut Vec<u8>) -> Result<(), StoreError> {
         out.reserve(self.len_of(partition));
         if let Some(spill) = &mut self.spill {
+            spill.flush()?;
             spill.read_into(partition, out)?;
         }
         for range in self.ranges(partition) {
@@ -180,12 +174,60 @@ impl Pending {
 /// How many ranges one vectored write passes (the system's limit is 1024).
 const SLICES_PER_WRITE: usize = 1024;
 
+/// Writes `ranges` of `arena`, in order, at the end of `file`, in vectored writes.
+fn write_ranges(
+    mut file: &std::fs::File,
+    arena: &[u8],
+    ranges: Vec<std::ops::Range<usize>>,
+) -> Result<(), String> {
+    use std::io::Write;
+    let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(SLICES_PER_WRITE);
+    for batch in ranges.chunks(SLICES_PER_WRITE) {
+        slices.clear();
+        slices.extend(batch.iter().map(|r| IoSlice::new(&arena[r.clone()])));
+        let mut rest: &mut [IoSlice<'_>] = &mut slices;
+        while !rest.is_empty() {
+            let n = file.write_vectored(rest).map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("the spill file takes no more bytes".into());
+            }
+            IoSlice::advance_slices(&mut rest, n);
+        }
+    }
+    Ok(())
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        if let Some(Writer { jobs, done, thread }) = self.writer.take() {
+            // Closing the queue ends the thread once it has written what it holds.
+            drop(jobs);
+            drop(done);
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Records spilled out of memory: an anonymous temporary file (gone when the batch ends,
-/// committed or not) written front to back, and where each partition's pieces are in it.
+/// committed or not) written front to back by a thread of its own, and where each
+/// partition's pieces are in it.
 struct Spill {
     file: std::fs::File,
     len: u64,
     pieces: FxHashMap<u32, Vec<(u64, usize)>>,
+    writer: Option<Writer>,
+    /// Whether the writer holds an arena not yet written (and returned).
+    writing: bool,
+}
+
+/// An arena to write (the given ranges of it, in order) or, back from the writer, written.
+type Job = (Vec<u8>, Vec<std::ops::Range<usize>>);
+
+/// The spill file's writer thread: takes arenas, writes them, returns them emptied.
+struct Writer {
+    jobs: std::sync::mpsc::Sender<Job>,
+    done: std::sync::mpsc::Receiver<Result<Vec<u8>, String>>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Spill {
@@ -196,30 +238,74 @@ impl Spill {
             None => tempfile::tempfile(),
         }
         .map_err(|e| StoreError::Spill(e.to_string()))?;
+        let out = file
+            .try_clone()
+            .map_err(|e| StoreError::Spill(e.to_string()))?;
+        let (jobs, work) = std::sync::mpsc::channel::<Job>();
+        let (finished, done) = std::sync::mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("spill".into())
+            .spawn(move || {
+                for (mut arena, ranges) in work {
+                    let written = write_ranges(&out, &arena, ranges).map(|()| {
+                        arena.clear();
+                        arena
+                    });
+                    if finished.send(written).is_err() {
+                        break;
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Spill(e.to_string()))?;
         Ok(Spill {
             file,
             len: 0,
             pieces: FxHashMap::default(),
+            writer: Some(Writer { jobs, done, thread }),
+            writing: false,
         })
     }
 
-    /// Writes `slices` at the end of the file and empties the list.
-    fn write_all(&mut self, slices: &mut Vec<IoSlice<'_>>) -> Result<(), StoreError> {
-        use std::io::Write;
-        let mut rest: &mut [IoSlice<'_>] = slices;
-        while !rest.is_empty() {
-            let n = (&self.file)
-                .write_vectored(rest)
-                .map_err(|e| StoreError::Spill(e.to_string()))?;
-            if n == 0 {
-                return Err(StoreError::Spill(
-                    "the spill file takes no more bytes".into(),
-                ));
-            }
-            IoSlice::advance_slices(&mut rest, n);
+    /// Hands `arena` (`ranges` of it, in the order [`Spill::record`] was told) to the writer
+    /// and returns an empty arena: the one it wrote before, once written, or a new one.
+    fn write(
+        &mut self,
+        arena: Vec<u8>,
+        ranges: Vec<std::ops::Range<usize>>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let capacity = arena.capacity();
+        let empty = self.finished()?;
+        let writer = self
+            .writer
+            .as_ref()
+            .expect("the writer lives as long as the spill");
+        writer
+            .jobs
+            .send((arena, ranges))
+            .map_err(|_| StoreError::Spill("the spill writer stopped".into()))?;
+        self.writing = true;
+        Ok(empty.unwrap_or_else(|| Vec::with_capacity(capacity)))
+    }
+
+    /// Waits for the arena being written, if any, and returns it emptied.
+    fn finished(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        if !std::mem::take(&mut self.writing) {
+            return Ok(None);
         }
-        slices.clear();
-        Ok(())
+        let writer = self
+            .writer
+            .as_ref()
+            .expect("the writer lives as long as the spill");
+        match writer.done.recv() {
+            Ok(Ok(arena)) => Ok(Some(arena)),
+            Ok(Err(e)) => Err(StoreError::Spill(e)),
+            Err(_) => Err(StoreError::Spill("the spill writer stopped".into())),
+        }
+    }
+
+    /// Waits until everything handed to the writer is in the file (before reading it).
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.finished().map(drop)
     }
 
     /// Notes that the next `len` bytes written (just now, in order) are `partition`'s.

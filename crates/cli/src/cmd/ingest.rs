@@ -3,6 +3,7 @@
 use crate::error::{CliError, CliResult};
 use crate::input::{load_model, parse_parallel, read_chunks, spinner, Rejected};
 use crate::DbArgs;
+use std::sync::mpsc::Receiver;
 use std::time::Instant;
 use waterfall_core::{LineError, Timestamp};
 use waterfall_store::{IngestOptions, Store};
@@ -24,6 +25,9 @@ struct ParsedChunk {
 
 /// How much of an input file is parsed and appended at a time (bounds memory).
 const CHUNK_BYTES: usize = 8 << 20;
+
+/// How many chunks may be read ahead of the one being stored.
+const IN_FLIGHT: usize = 3;
 
 /// Arguments of `waterfall ingest`.
 #[derive(clap::Args)]
@@ -118,49 +122,54 @@ pub fn run(args: IngestArgs) -> CliResult {
     );
     let mut batch = store.begin(&model)?;
     let mut appended = 0usize;
-    // Reading and parsing the next chunk overlaps with storing the current one.
+    // Reading, parsing and storing overlap: the reader thread reads chunks and hands each to
+    // the thread pool to parse; this thread stores the parsed chunks in input order (the order
+    // gives events their ingestion sequence). At most `IN_FLIGHT` chunks are read ahead, and
+    // their buffers are reused, so memory stays bounded and no fresh memory is touched per chunk.
     std::thread::scope(|scope| -> CliResult {
-        let (send, chunks) = std::sync::mpsc::sync_channel::<ParsedChunk>(2);
+        let (send, chunks) = std::sync::mpsc::sync_channel::<Receiver<ParsedChunk>>(IN_FLIGHT);
+        let (spare, buffers) = std::sync::mpsc::channel::<Vec<u8>>();
         let files = &args.files;
         let model = &model;
         let reader = scope.spawn(move || -> CliResult {
-            for (file, name) in files.iter().enumerate() {
-                let mut unreadable = Vec::new();
-                read_chunks(
-                    name,
-                    CHUNK_BYTES,
-                    &mut unreadable,
-                    |first_line, text, bytes| {
-                        let (records, count, errors) = parse_parallel(text, first_line, |record| {
-                            waterfall_engine::validate_record(model, record)
-                        });
-                        let chunk = ParsedChunk {
-                            file,
-                            records,
-                            count,
-                            errors,
-                            bytes,
-                        };
+            rayon::in_place_scope(move |pool| -> CliResult {
+                for (file, name) in files.iter().enumerate() {
+                    let buffer = || buffers.try_recv().unwrap_or_default();
+                    read_chunks(name, CHUNK_BYTES, buffer, |chunk| {
+                        let (parsed, receiver) = std::sync::mpsc::sync_channel(1);
                         // A closed channel means the writer stopped on an error: stop reading.
-                        send.send(chunk)
-                            .map_err(|_| CliError::internal("ingest stopped"))
-                    },
-                )?;
-                let chunk = ParsedChunk {
-                    file,
-                    records: Vec::new(),
-                    count: 0,
-                    errors: unreadable,
-                    bytes: 0,
-                };
-                send.send(chunk)
-                    .map_err(|_| CliError::internal("ingest stopped"))?;
-            }
-            Ok(())
+                        send.send(receiver)
+                            .map_err(|_| CliError::internal("ingest stopped"))?;
+                        let spare = spare.clone();
+                        pool.spawn(move |_| {
+                            let bytes = chunk.data.len();
+                            let (text, mut errors) = chunk.text();
+                            let (records, count, parse_errors) =
+                                parse_parallel(&text, chunk.first_line, |record| {
+                                    waterfall_engine::validate_record(model, record)
+                                });
+                            drop(text);
+                            errors.extend(parse_errors);
+                            // The writer may have stopped: then the buffers are not needed.
+                            let _ = spare.send(chunk.data);
+                            let _ = parsed.send(ParsedChunk {
+                                file,
+                                records,
+                                count,
+                                errors,
+                                bytes,
+                            });
+                        });
+                        Ok(())
+                    })?;
+                }
+                Ok(())
+            })
         });
         let (mut waited, mut storing) = (0.0f64, 0.0f64);
         let mut clock = Instant::now();
-        for chunk in chunks {
+        for receiver in chunks {
+            let Ok(chunk) = receiver.recv() else { break };
             waited += clock.elapsed().as_secs_f64();
             clock = Instant::now();
             let file = &args.files[chunk.file];
