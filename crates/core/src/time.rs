@@ -22,9 +22,49 @@ impl Timestamp {
 
     /// Parses an RFC 3339 timestamp with an offset or `Z` (`2025-03-01T09:30:00Z`).
     pub fn parse(s: &str) -> Result<Timestamp, String> {
+        if let Some(t) = Self::parse_utc_seconds(s.as_bytes()) {
+            return Ok(t);
+        }
         let dt =
             DateTime::parse_from_rfc3339(s).map_err(|e| format!("bad timestamp {s:?}: {e}"))?;
         Ok(Timestamp(dt.timestamp_micros()))
+    }
+
+    /// The common form `YYYY-MM-DDTHH:MM:SSZ`, read without a general parser (every event
+    /// has a timestamp, so this is on the ingest's hot path). `None` for anything else,
+    /// including what a general parser would accept (offsets, fractions, a leap second) or
+    /// reject: [`Timestamp::parse`] then decides, so the answer is the same either way.
+    fn parse_utc_seconds(s: &[u8]) -> Option<Timestamp> {
+        let &[y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1, b'T', h0, h1, b':', i0, i1, b':', s0, s1, b'Z'] =
+            s
+        else {
+            return None;
+        };
+        let digits = |ds: &[u8]| {
+            ds.iter().try_fold(0i64, |n, &d| {
+                d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+            })
+        };
+        let (year, month, day) = (
+            digits(&[y0, y1, y2, y3])?,
+            digits(&[m0, m1])?,
+            digits(&[d0, d1])?,
+        );
+        let (hour, minute, second) = (digits(&[h0, h1])?, digits(&[i0, i1])?, digits(&[s0, s1])?);
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+        let days_in_month = match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => return None,
+        };
+        if day == 0 || day > days_in_month || hour > 23 || minute > 59 || second > 59 {
+            return None;
+        }
+        let days = days_from_civil(year, month, day);
+        let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second;
+        Some(Timestamp(seconds * 1_000_000))
     }
 
     /// Parses an instant given on a command line: RFC 3339, or a plain date `2025-07-01`
@@ -67,6 +107,18 @@ impl Timestamp {
     pub fn plus_seconds(self, secs: i64) -> Timestamp {
         Timestamp(self.0.saturating_add(secs.saturating_mul(1_000_000)))
     }
+}
+
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (the well-known
+/// era-based formula: 400-year eras of 146,097 days, years counted from March).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_from_march = (month + 9) % 12;
+    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 impl fmt::Display for Timestamp {
@@ -149,6 +201,55 @@ impl std::str::FromStr for Period {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// What a general RFC 3339 parser makes of `s` (the answer the fast path must give).
+    fn general(s: &str) -> Option<i64> {
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| d.timestamp_micros())
+    }
+
+    proptest! {
+        #[test]
+        fn the_fast_path_agrees_with_the_general_parser(
+            year in 0u32..10_000, month in 0u32..14, day in 0u32..33,
+            hour in 0u32..26, minute in 0u32..62, second in 0u32..62,
+        ) {
+            let s = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z");
+            let fast = Timestamp::parse_utc_seconds(s.as_bytes()).map(|t| t.0);
+            if let Some(fast) = fast {
+                prop_assert_eq!(Some(fast), general(&s), "{}", s);
+            }
+            prop_assert_eq!(Timestamp::parse(&s).ok().map(|t| t.0), general(&s), "{}", s);
+        }
+
+        #[test]
+        fn any_text_parses_as_the_general_parser_says(s in "[0-9TZ:.+ -]{18,22}") {
+            prop_assert_eq!(Timestamp::parse(&s).ok().map(|t| t.0), general(&s));
+        }
+    }
+
+    #[test]
+    fn the_fast_path_covers_the_common_form_only() {
+        for (s, fast) in [
+            ("2024-02-29T23:59:59Z", true),
+            ("1970-01-01T00:00:00Z", true),
+            ("0000-03-01T00:00:00Z", true),
+            ("2023-02-29T00:00:00Z", false),
+            ("2024-06-30T23:59:60Z", false),
+            ("2024-06-30T23:59:59.5Z", false),
+            ("2024-06-30T23:59:59+02:00", false),
+            ("2024-06-30t23:59:59z", false),
+        ] {
+            assert_eq!(
+                Timestamp::parse_utc_seconds(s.as_bytes()).is_some(),
+                fast,
+                "{s}"
+            );
+            assert_eq!(Timestamp::parse(s).ok().map(|t| t.0), general(s), "{s}");
+        }
+    }
 
     #[test]
     fn parses_offsets_and_fractions() {

@@ -792,6 +792,7 @@ impl Batch<'_> {
             erased,
             batch_start,
             clear_derived: !self.router.fresh,
+            log_empty: self.router.fresh,
         };
         sources.relocate(&moves)?;
         let mut touched: Vec<String> = touched.into_iter().collect();
@@ -799,7 +800,11 @@ impl Batch<'_> {
         let sizes = touched
             .iter()
             .map(|p| {
-                let stored = stored_count(tx, p)?;
+                let stored = if self.router.fresh {
+                    0
+                } else {
+                    stored_count(tx, p)?
+                };
                 Ok(stored + appended.get(p.as_str()).copied().unwrap_or(0))
             })
             .collect::<Result<Vec<usize>, StoreError>>()?;
@@ -863,6 +868,8 @@ struct Sources<'t> {
     batch_start: u64,
     /// Derived rows may exist for the partitions (false on a fresh load: nothing to delete).
     clear_derived: bool,
+    /// The log was empty when the batch began: no partition has a stored stream to read.
+    log_empty: bool,
 }
 
 /// A partition as read, before decoding.
@@ -915,11 +922,14 @@ impl Sources<'_> {
                 changed: true,
             });
         }
-        let stored: Option<Vec<u8>> = self
-            .tx
-            .prepare_cached("SELECT data FROM partition_events WHERE partition = ?1")?
-            .query_row([name], |r| r.get(0))
-            .optional()?;
+        let stored: Option<Vec<u8>> = if self.log_empty {
+            None
+        } else {
+            self.tx
+                .prepare_cached("SELECT data FROM partition_events WHERE partition = ?1")?
+                .query_row([name], |r| r.get(0))
+                .optional()?
+        };
         let mut fresh = Vec::new();
         let changed = match self.pending_of.remove(name) {
             Some(i) => {
@@ -1061,6 +1071,7 @@ impl Store {
             erased: FxHashSet::default(),
             batch_start: u64::MAX,
             clear_derived: false,
+            log_empty: false,
         };
         sources.relocate(&reconciled.moves)?;
         let mut partitions: Vec<(String, usize)> = partitions.into_iter().collect();
