@@ -443,7 +443,7 @@ pub struct BatchLimits {
 impl Default for BatchLimits {
     fn default() -> Self {
         BatchLimits {
-            memory_bytes: 128 << 20,
+            memory_bytes: 64 << 20,
             events_per_pass: 200_000,
         }
     }

@@ -13,6 +13,9 @@ use crate::StoreError;
 use rustc_hash::FxHashMap;
 use std::io::IoSlice;
 
+/// The largest memory limit the arena is sized to up front (a larger one means "never spill").
+const MAX_PRESIZED: usize = 1 << 30;
+
 /// No piece: the end of a partition's list.
 const NONE: u32 = u32::MAX;
 
@@ -75,6 +78,10 @@ impl Pending {
         let p = partition as usize;
         if p >= self.lists.len() {
             self.lists.resize(p + 1, EMPTY);
+        }
+        if self.arena.capacity() == 0 && self.limit <= MAX_PRESIZED {
+            // Sized once: growing by doubling would copy it and touch fresh memory each time.
+            self.arena.reserve(self.limit + record.len() + 16);
         }
         let start = self.arena.len();
         crate::body::write_seq(&mut self.arena, seq);
