@@ -40,17 +40,13 @@ impl Timestamp {
         else {
             return None;
         };
-        let digits = |ds: &[u8]| {
-            ds.iter().try_fold(0i64, |n, &d| {
-                d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
-            })
-        };
-        let (year, month, day) = (
-            digits(&[y0, y1, y2, y3])?,
-            digits(&[m0, m1])?,
-            digits(&[d0, d1])?,
-        );
-        let (hour, minute, second) = (digits(&[h0, h1])?, digits(&[i0, i1])?, digits(&[s0, s1])?);
+        let digits = [y0, y1, y2, y3, m0, m1, d0, d1, h0, h1, i0, i1, s0, s1];
+        if !digits.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let n = |ds: &[u8]| ds.iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+        let (year, month, day) = (n(&digits[..4]), n(&digits[4..6]), n(&digits[6..8]));
+        let (hour, minute, second) = (n(&digits[8..10]), n(&digits[10..12]), n(&digits[12..]));
         let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
         let days_in_month = match month {
             1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -63,7 +59,7 @@ impl Timestamp {
             return None;
         }
         let days = days_from_civil(year, month, day);
-        let seconds = days * 86_400 + hour * 3_600 + minute * 60 + second;
+        let seconds = days * 86_400 + i64::from(hour * 3_600 + minute * 60 + second);
         Some(Timestamp(seconds * 1_000_000))
     }
 
@@ -109,14 +105,18 @@ impl Timestamp {
     }
 }
 
-/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (the well-known
-/// era-based formula: 400-year eras of 146,097 days, years counted from March).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar from year 0 on (the
+/// well-known era-based formula: 400-year eras of 146,097 days, years counted from March).
+fn days_from_civil(year: u32, month: u32, day: u32) -> i64 {
+    // From March, so the leap day ends a year; year 0's January and February are era -1's.
+    let (year, month) = if month <= 2 {
+        (i64::from(year) - 1, month + 9)
+    } else {
+        (i64::from(year), month - 3)
+    };
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
-    let month_from_march = (month + 9) % 12;
-    let day_of_year = (153 * month_from_march + 2) / 5 + day - 1;
+    let day_of_year = i64::from((153 * month + 2) / 5 + day - 1);
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
 }

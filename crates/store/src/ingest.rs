@@ -2,7 +2,7 @@
 //!
 //! The log keeps each partition's events as one record stream (see `body.rs`). A batch routes
 //! every event to its partition and appends it to the batch's pending records (`pending.rs`:
-//! one arena, spilled to a temporary file past [`BatchLimits::memory_bytes`]);
+//! an arena, spilled to a temporary file past [`BatchLimits::memory_bytes`]);
 //! [`Batch::finish`] then reads each touched partition once — stored stream, spilled pieces
 //! and records still in memory — drops duplicates and
 //! erased people, derives it, and writes the stream and the derived rows back, all in the
@@ -431,9 +431,9 @@ impl Router {
 /// How much a batch holds in memory: the trade between speed and peak memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {
-    /// Bytes of encoded events a batch buffers in memory at most; past that it spills them to
-    /// the database and reads them back when it derives, so a file of any size ingests in
-    /// bounded memory.
+    /// Bytes of encoded events a batch gathers in memory before it spills them to a temporary
+    /// file (and reads them back when it derives), so a file of any size ingests in bounded
+    /// memory. Two such arenas exist at most: one filling while the other is written.
     pub memory_bytes: usize,
     /// How many events (stored and new) are decoded and derived per pass at most (a partition
     /// is never split, so one larger than this is a pass of its own).
