@@ -165,6 +165,87 @@ pub fn parse_parallel(
     (parts, count, errors)
 }
 
+/// One parsed chunk of an input file, on its way from the thread pool to the writer.
+pub struct ParsedChunk {
+    /// Index of the file in the list given to [`parse_files`].
+    pub file: usize,
+    /// Parsed and checked events as record streams (see `waterfall_core::parse_records`),
+    /// in input order, in slices.
+    pub records: Vec<Vec<u8>>,
+    /// How many events `records` holds.
+    pub count: usize,
+    /// Rejected lines, with their numbers in the file.
+    pub errors: Vec<LineError>,
+    /// Bytes of input the chunk covered.
+    pub bytes: usize,
+}
+
+/// How many chunks may be read ahead of the one being stored.
+const IN_FLIGHT: usize = 3;
+
+/// Reads `files` (see [`read_chunks`]) on a thread of its own, parses and checks each chunk
+/// on the thread pool (see [`parse_parallel`]) and hands the parsed chunks to `store` on this
+/// thread, in input order, so reading, parsing and storing overlap. At most a few chunks are
+/// read ahead and their buffers are reused, so memory stays bounded. An error from `store`
+/// stops the reading and is returned.
+pub fn parse_files(
+    files: &[String],
+    chunk_bytes: usize,
+    check: impl Fn(&Record<Cow<'_, str>>) -> Result<(), String> + Sync,
+    mut store: impl FnMut(ParsedChunk) -> CliResult,
+) -> CliResult {
+    use std::sync::mpsc::{channel, sync_channel, Receiver};
+    let check = &check;
+    std::thread::scope(|scope| -> CliResult {
+        // The order of the receivers is the input's; each gets its chunk when it is parsed.
+        let (send, chunks) = sync_channel::<Receiver<ParsedChunk>>(IN_FLIGHT);
+        let (spare, buffers) = channel::<Vec<u8>>();
+        let reader = scope.spawn(move || -> CliResult {
+            // In place: `rayon::scope` would run this loop on a pool thread, which would then
+            // wait on the channel instead of parsing.
+            rayon::in_place_scope(move |pool| -> CliResult {
+                for (file, name) in files.iter().enumerate() {
+                    let buffer = || buffers.try_recv().unwrap_or_default();
+                    read_chunks(name, chunk_bytes, buffer, |chunk| {
+                        let (parsed, receiver) = sync_channel(1);
+                        // A closed channel means the writer stopped on an error: stop reading.
+                        send.send(receiver)
+                            .map_err(|_| CliError::internal("ingest stopped"))?;
+                        let spare = spare.clone();
+                        pool.spawn(move |_| {
+                            let bytes = chunk.data.len();
+                            let (text, mut errors) = chunk.text();
+                            let (records, count, parse_errors) =
+                                parse_parallel(&text, chunk.first_line, check);
+                            drop(text);
+                            errors.extend(parse_errors);
+                            // The writer may have stopped: then nothing more is needed.
+                            let _ = spare.send(chunk.data);
+                            let _ = parsed.send(ParsedChunk {
+                                file,
+                                records,
+                                count,
+                                errors,
+                                bytes,
+                            });
+                        });
+                        Ok(())
+                    })?;
+                }
+                Ok(())
+            })
+        });
+        for receiver in chunks {
+            // No chunk: its parsing panicked, which the reader's result reports.
+            let Ok(chunk) = receiver.recv() else { break };
+            store(chunk)?;
+        }
+        reader
+            .join()
+            .map_err(|_| CliError::internal("the reader thread panicked"))?
+    })
+}
+
 /// A spinner with a message, drawn only on a terminal.
 pub fn spinner(msg: &str) -> ProgressBar {
     let pb = ProgressBar::new_spinner();
@@ -174,4 +255,123 @@ pub fn spinner(msg: &str) -> ProgressBar {
     pb.set_message(msg.to_string());
     pb.enable_steady_tick(std::time::Duration::from_millis(120));
     pb
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file of `lines` lines: stage events `e1`, `e2`… with bad JSON on every 37th line and
+    /// a blank one every 50th. Returns its path and the ids and bad line numbers expected.
+    fn events_file(dir: &Path, name: &str, lines: usize) -> (String, Vec<String>, Vec<usize>) {
+        let (mut text, mut ids, mut bad) = (String::new(), Vec::new(), Vec::new());
+        for n in 1..=lines {
+            if n % 50 == 0 {
+                text.push('\n');
+            } else if n % 37 == 0 {
+                text.push_str("{\"id\": oops\n");
+                bad.push(n);
+            } else {
+                let id = format!("{name}-e{n}");
+                text.push_str(&format!(
+                    r#"{{"id":"{id}","at":"2025-01-01T00:00:00Z","type":"stage","person":"p{n}","stage":"MQL"}}"#
+                ));
+                text.push('\n');
+                ids.push(id);
+            }
+        }
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        (path.to_string_lossy().into_owned(), ids, bad)
+    }
+
+    #[test]
+    fn chunks_parsed_on_the_pool_arrive_in_input_order_with_true_line_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, a_ids, a_bad) = events_file(dir.path(), "a", 1000);
+        let (b, b_ids, b_bad) = events_file(dir.path(), "b", 120);
+        let (mut ids, mut bad, mut chunks) = (Vec::new(), Vec::new(), 0);
+        // Chunks of a few lines: many are in flight at once.
+        parse_files(
+            &[a, b],
+            300,
+            |_| Ok(()),
+            |chunk| {
+                chunks += 1;
+                let mut read = 0;
+                for part in &chunk.records {
+                    let mut rest = part.as_slice();
+                    while !rest.is_empty() {
+                        let (record, next) = Record::read(rest).unwrap();
+                        ids.push((chunk.file, record.id.to_string()));
+                        read += 1;
+                        rest = next;
+                    }
+                }
+                assert_eq!(read, chunk.count);
+                bad.extend(chunk.errors.iter().map(|e| (chunk.file, e.line)));
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert!(chunks > 100, "{chunks} chunks");
+        let expected: Vec<(usize, String)> = (a_ids.into_iter().map(|id| (0, id)))
+            .chain(b_ids.into_iter().map(|id| (1, id)))
+            .collect();
+        assert_eq!(ids, expected);
+        bad.sort_unstable();
+        let expected_bad: Vec<(usize, usize)> = (a_bad.into_iter().map(|l| (0, l)))
+            .chain(b_bad.into_iter().map(|l| (1, l)))
+            .collect();
+        assert_eq!(bad, expected_bad);
+    }
+
+    #[test]
+    fn an_error_while_storing_stops_the_reading_and_is_returned() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, ..) = events_file(dir.path(), "a", 2000);
+        let mut stored = 0;
+        let result = parse_files(
+            &[a],
+            200,
+            |_| Ok(()),
+            |_| {
+                stored += 1;
+                if stored == 3 {
+                    return Err(CliError::user("disk full"));
+                }
+                Ok(())
+            },
+        );
+        assert!(format!("{:?}", result.unwrap_err()).contains("disk full"));
+        assert_eq!(stored, 3);
+    }
+
+    #[test]
+    fn lines_that_are_not_utf8_are_rejected_with_their_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mixed");
+        let good =
+            r#"{"id":"e1","at":"2025-01-01T00:00:00Z","type":"stage","person":"p1","stage":"MQL"}"#;
+        let mut bytes = format!("{good}\n").into_bytes();
+        bytes.extend_from_slice(b"{\"id\":\"\xff\"}\n");
+        bytes.extend_from_slice(good.replace("e1", "e3").as_bytes());
+        std::fs::write(&path, bytes).unwrap();
+        let (mut count, mut errors) = (0, Vec::new());
+        parse_files(
+            &[path.to_string_lossy().into_owned()],
+            1 << 20,
+            |_| Ok(()),
+            |chunk| {
+                count += chunk.count;
+                errors.extend(chunk.errors);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(count, 2);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].line, 2);
+        assert!(errors[0].reason.contains("UTF-8"), "{}", errors[0].reason);
+    }
 }

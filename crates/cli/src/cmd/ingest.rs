@@ -1,33 +1,15 @@
 //! `waterfall ingest` and `waterfall replay`.
 
 use crate::error::{CliError, CliResult};
-use crate::input::{load_model, parse_parallel, read_chunks, spinner, Rejected};
+use crate::input::{load_model, parse_files, spinner, Rejected};
 use crate::DbArgs;
-use std::sync::mpsc::Receiver;
+use std::borrow::Cow;
 use std::time::Instant;
-use waterfall_core::{LineError, Timestamp};
+use waterfall_core::{Record, Timestamp};
 use waterfall_store::{IngestOptions, Store};
-
-/// One parsed chunk of an input file, on its way from the reader thread to the writer.
-struct ParsedChunk {
-    /// Index of the file in the arguments.
-    file: usize,
-    /// Parsed and checked events as record streams (see `waterfall_core::parse_records`),
-    /// in input order, in slices.
-    records: Vec<Vec<u8>>,
-    /// How many events `records` holds.
-    count: usize,
-    /// Rejected lines.
-    errors: Vec<LineError>,
-    /// Bytes of input the chunk covered.
-    bytes: usize,
-}
 
 /// How much of an input file is parsed and appended at a time (bounds memory).
 const CHUNK_BYTES: usize = 8 << 20;
-
-/// How many chunks may be read ahead of the one being stored.
-const IN_FLIGHT: usize = 3;
 
 /// Arguments of `waterfall ingest`.
 #[derive(clap::Args)]
@@ -122,81 +104,34 @@ pub fn run(args: IngestArgs) -> CliResult {
     );
     let mut batch = store.begin(&model)?;
     let mut appended = 0usize;
-    // Reading, parsing and storing overlap: the reader thread reads chunks and hands each to
-    // the thread pool to parse; this thread stores the parsed chunks in input order (the order
-    // gives events their ingestion sequence). At most `IN_FLIGHT` chunks are read ahead, and
-    // their buffers are reused, so memory stays bounded and no fresh memory is touched per chunk.
-    std::thread::scope(|scope| -> CliResult {
-        let (send, chunks) = std::sync::mpsc::sync_channel::<Receiver<ParsedChunk>>(IN_FLIGHT);
-        let (spare, buffers) = std::sync::mpsc::channel::<Vec<u8>>();
-        let files = &args.files;
-        let model = &model;
-        let reader = scope.spawn(move || -> CliResult {
-            rayon::in_place_scope(move |pool| -> CliResult {
-                for (file, name) in files.iter().enumerate() {
-                    let buffer = || buffers.try_recv().unwrap_or_default();
-                    read_chunks(name, CHUNK_BYTES, buffer, |chunk| {
-                        let (parsed, receiver) = std::sync::mpsc::sync_channel(1);
-                        // A closed channel means the writer stopped on an error: stop reading.
-                        send.send(receiver)
-                            .map_err(|_| CliError::internal("ingest stopped"))?;
-                        let spare = spare.clone();
-                        pool.spawn(move |_| {
-                            let bytes = chunk.data.len();
-                            let (text, mut errors) = chunk.text();
-                            let (records, count, parse_errors) =
-                                parse_parallel(&text, chunk.first_line, |record| {
-                                    waterfall_engine::validate_record(model, record)
-                                });
-                            drop(text);
-                            errors.extend(parse_errors);
-                            // The writer may have stopped: then the buffers are not needed.
-                            let _ = spare.send(chunk.data);
-                            let _ = parsed.send(ParsedChunk {
-                                file,
-                                records,
-                                count,
-                                errors,
-                                bytes,
-                            });
-                        });
-                        Ok(())
-                    })?;
-                }
-                Ok(())
-            })
-        });
-        let (mut waited, mut storing) = (0.0f64, 0.0f64);
-        let mut clock = Instant::now();
-        for receiver in chunks {
-            let Ok(chunk) = receiver.recv() else { break };
-            waited += clock.elapsed().as_secs_f64();
-            clock = Instant::now();
-            let file = &args.files[chunk.file];
-            rejected.extend(chunk.errors.into_iter().map(|error| Rejected {
-                file: file.clone(),
-                error,
-            }));
-            appended += chunk.count;
-            for part in chunk.records {
-                batch.append_records(&part)?;
-            }
-            storing += clock.elapsed().as_secs_f64();
-            clock = Instant::now();
-            pb.inc(chunk.bytes as u64);
-            let secs = started.elapsed().as_secs_f64().max(1e-9);
-            pb.set_message(format!(
-                "{appended} events, {:.0}/s",
-                appended as f64 / secs
-            ));
+    let (mut waited, mut storing) = (0.0f64, 0.0f64);
+    let mut clock = Instant::now();
+    let check = |record: &Record<Cow<'_, str>>| waterfall_engine::validate_record(&model, record);
+    parse_files(&args.files, CHUNK_BYTES, check, |chunk| {
+        waited += clock.elapsed().as_secs_f64();
+        clock = Instant::now();
+        let file = &args.files[chunk.file];
+        rejected.extend(chunk.errors.into_iter().map(|error| Rejected {
+            file: file.clone(),
+            error,
+        }));
+        appended += chunk.count;
+        for part in chunk.records {
+            batch.append_records(&part)?;
         }
-        if args.verbose {
-            eprintln!("waited for parsing {waited:.2}s, appended {storing:.2}s");
-        }
-        reader
-            .join()
-            .map_err(|_| CliError::internal("the reader thread panicked"))?
+        storing += clock.elapsed().as_secs_f64();
+        clock = Instant::now();
+        pb.inc(chunk.bytes as u64);
+        let secs = started.elapsed().as_secs_f64().max(1e-9);
+        pb.set_message(format!(
+            "{appended} events, {:.0}/s",
+            appended as f64 / secs
+        ));
+        Ok(())
     })?;
+    if args.verbose {
+        eprintln!("waited for parsing {waited:.2}s, appended {storing:.2}s");
+    }
     rejected.sort_by(|a, b| (&a.file, a.error.line).cmp(&(&b.file, b.error.line)));
     pb.finish_and_clear();
     for r in rejected.iter().take(50) {
