@@ -276,18 +276,85 @@ impl Router {
             .push(person.to_string());
     }
 
-    /// A person-only partition (a person without an account, with the duplicates merged into
-    /// them) joins an account's partition: everything in it moves there.
-    fn adopt(&mut self, tx: &Transaction<'_>, from: u32, to: u32) -> Result<(), StoreError> {
-        self.move_events(None, from, to);
-        tx.prepare_cached("UPDATE person_partition SET partition = ?1 WHERE partition = ?2")?
-            .execute([self.partitions.name(to), self.partitions.name(from)])?;
-        for route in self.people.values_mut() {
-            if route.partition == from {
-                route.partition = to;
+    /// Whom `person` was merged into in the end (following the chain of merges, this batch's
+    /// and stored ones), or `person` itself.
+    fn survivor(&self, tx: &Transaction<'_>, person: &str) -> Result<String, StoreError> {
+        let mut at = person.to_string();
+        let mut seen: FxHashSet<String> = FxHashSet::default();
+        while seen.insert(at.clone()) {
+            let into = match self.merged_into.get(&at) {
+                Some(into) => Some(into.clone()),
+                None if self.fresh => None,
+                None => tx
+                    .prepare_cached("SELECT merged_into FROM person_partition WHERE person = ?1")?
+                    .query_row([&at], |r| r.get::<_, Option<String>>(0))
+                    .optional()?
+                    .flatten(),
+            };
+            match into {
+                Some(into) => at = into,
+                None => break,
             }
         }
-        Ok(())
+        Ok(at)
+    }
+
+    /// What decides where the group of `survivor` (the survivor and everyone merged into it)
+    /// lives: the latest `person` event of one of them naming an account, as (account, its
+    /// instant) — the engine gives the merged person that account. Where matching placed a
+    /// person, their route says where their dedup group or match lives, not what their own
+    /// events named: the matching facts (`facts`) do, for everyone they know.
+    fn group_decision(
+        &mut self,
+        tx: &Transaction<'_>,
+        survivor: &str,
+        facts: &crate::matching::Observed,
+    ) -> Result<Option<(u32, i64)>, StoreError> {
+        let mut best: Option<(i64, String)> = None;
+        let members = all_followers(survivor, |s| self.followers(tx, s))?;
+        for member in std::iter::once(survivor.to_string()).chain(members) {
+            let own = match facts.own_account(tx, &member)? {
+                Some(own) => own,
+                None => self
+                    .person(tx, &member)?
+                    .filter(|r| {
+                        r.at != i64::MAX && !self.partitions.name(r.partition).starts_with('~')
+                    })
+                    .map(|r| (self.partitions.name(r.partition).to_string(), r.at)),
+            };
+            if let Some((account, at)) = own {
+                if best.as_ref().is_none_or(|b| (at, &account) > (b.0, &b.1)) {
+                    best = Some((at, account));
+                }
+            }
+        }
+        Ok(best.map(|(at, account)| (self.partitions.intern(&account), at)))
+    }
+
+    /// Moves the group of `survivor` to `account` when (`account`, `at`) is later than what
+    /// decided its place so far (see [`Router::group_decision`]). Returns the group's partition.
+    fn settle_group(
+        &mut self,
+        tx: &Transaction<'_>,
+        survivor: &str,
+        (account, at): (u32, i64),
+        facts: &crate::matching::Observed,
+    ) -> Result<u32, StoreError> {
+        let Some(group) = self.person(tx, survivor)? else {
+            return Ok(account);
+        };
+        let decided = self.group_decision(tx, survivor, facts)?;
+        let later = decided.is_none_or(|(current, current_at)| {
+            (at, self.partitions.name(account)) >= (current_at, self.partitions.name(current))
+        });
+        if !later {
+            return Ok(group.partition);
+        }
+        // Moved or not, this is now what decides (the survivor's own later events compare
+        // with it).
+        self.move_person(tx, survivor, group.partition, account)?;
+        self.set_person(survivor, account, at);
+        Ok(account)
     }
 
     /// The partition a person's event belongs to, creating or moving the person as needed.
@@ -296,8 +363,8 @@ impl Router {
         &mut self,
         tx: &Transaction<'_>,
         person: &str,
-        account: Option<&str>,
-        at: i64,
+        (account, at): (Option<&str>, i64),
+        facts: &crate::matching::Observed,
     ) -> Result<u32, StoreError> {
         let current = self.person(tx, person)?;
         let account = account.map(|a| self.partitions.intern(a));
@@ -306,13 +373,14 @@ impl Router {
                 self.set_person(person, a, at);
                 a
             }
-            (Some(cur), Some(a))
-                if cur.at == i64::MAX && self.partitions.name(cur.partition).starts_with("~p:") =>
-            {
-                // A merged duplicate names an account its survivor lacks: the merged person
-                // (survivor and duplicates) belongs to that account.
-                self.adopt(tx, cur.partition, a)?;
-                a
+            (Some(cur), Some(a)) if cur.at == i64::MAX => {
+                // A merged person names an account: their group goes there if it is the latest.
+                let survivor = self.survivor(tx, person)?;
+                if survivor == person {
+                    cur.partition
+                } else {
+                    self.settle_group(tx, &survivor, (a, at), facts)?
+                }
             }
             (None, None) => {
                 let p = self.partitions.intern(&person_partition_key(person));
@@ -336,29 +404,32 @@ impl Router {
     }
 
     /// The partition an event at `at` about `key` goes to (routing people, merges and
-    /// opportunities as it goes).
+    /// opportunities as it goes); `facts` are the matching facts (this batch's and stored).
     fn route(
         &mut self,
         tx: &Transaction<'_>,
         at: i64,
         key: RouteKey<'_>,
+        facts: &crate::matching::Observed,
     ) -> Result<u32, StoreError> {
         Ok(match key {
             RouteKey::Account(account) => self.partitions.intern(account),
-            RouteKey::Person { person, account } => self.route_person(tx, person, account, at)?,
-            RouteKey::OfPerson(p) | RouteKey::Erase(p) => self.route_person(tx, p, None, at)?,
+            RouteKey::Person { person, account } => {
+                self.route_person(tx, person, (account, at), facts)?
+            }
+            RouteKey::OfPerson(p) | RouteKey::Erase(p) => {
+                self.route_person(tx, p, (None, at), facts)?
+            }
             RouteKey::Merge { person, into } => {
-                let mut target = self.route_person(tx, into, None, at)?;
-                let duplicate = self.person(tx, person)?.map(|r| r.partition);
-                if let Some(dup) = duplicate {
-                    if self.partitions.name(target).starts_with("~p:")
-                        && !self.partitions.name(dup).starts_with('~')
-                    {
-                        // The survivor has no account but the duplicate has: both live there.
-                        self.adopt(tx, target, dup)?;
-                        target = dup;
+                let mut target = self.route_person(tx, into, (None, at), facts)?;
+                if let Some(dup) = self.person(tx, person)? {
+                    // The merged person lives where the later of the two groups' deciding
+                    // `person` events puts it (a group without an account has none).
+                    let survivor = self.survivor(tx, into)?;
+                    if let Some(decided) = self.group_decision(tx, person, facts)? {
+                        target = self.settle_group(tx, &survivor, decided, facts)?;
                     }
-                    self.move_person(tx, person, dup, target)?;
+                    self.move_person(tx, person, dup.partition, target)?;
                 }
                 self.set_person(person, target, i64::MAX);
                 self.note_merge(person, into);
@@ -636,7 +707,7 @@ impl Batch<'_> {
                 return Ok(());
             }
         }
-        let partition = self.router.route(&self.tx, at, key)? as usize;
+        let partition = self.router.route(&self.tx, at, key, &self.observed)? as usize;
         let seq = self.next_seq;
         self.next_seq += 1;
         if let Some(record) = record.filter(|r| {
@@ -748,8 +819,9 @@ impl Batch<'_> {
             self.clock.lap("routes");
         }
         // Matching and dedup may move people now that the whole batch is routed.
-        // Routing moved people too: they count as changed, and a whole partition joining
-        // another (`Router::adopt`) moves people no one observed, so everyone is checked.
+        // Routing moved people too (a group following the latest account its members named,
+        // see `Router::settle_group`): they count as changed. A move of a whole partition
+        // would move people no one observed: then everyone is checked.
         let changed = match changed {
             Some(mut people) if self.router.moves.iter().all(|m| m.person.is_some()) => {
                 people.extend(self.router.moves.iter().filter_map(|m| m.person.clone()));

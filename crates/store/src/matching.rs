@@ -190,6 +190,32 @@ pub(crate) struct Observed {
 }
 
 impl Observed {
+    /// What the facts say of the account `person` last named in their own `person` events:
+    /// `None` when they know nothing of the person (no `person` event of theirs was stored
+    /// under a matching model), else the account and when (the later of this batch's and
+    /// the stored fact), or `Some(None)` when the person never named one.
+    pub(crate) fn own_account(
+        &self,
+        tx: &Transaction<'_>,
+        person: &str,
+    ) -> Result<Option<Option<(String, i64)>>, StoreError> {
+        let stored = tx
+            .prepare_cached(
+                "SELECT account, account_at, account_ev FROM match_people WHERE person = ?1",
+            )?
+            .query_row([person], |r| Latest::read(r, 0))
+            .optional()?;
+        let observed = self.people.get(person);
+        if stored.is_none() && observed.is_none() {
+            return Ok(None);
+        }
+        let mut latest = stored.unwrap_or_default();
+        if let Some(f) = observed {
+            latest.merge(&f.account);
+        }
+        Ok(Some(latest.value.map(|a| (a, latest.at))))
+    }
+
     /// Records what matching needs from one event.
     pub(crate) fn observe(&mut self, ev: &Event) {
         let at = ev.at.0;
@@ -610,16 +636,69 @@ fn reconcile(
             }
         }
     }
-    let by_id: FxHashMap<&str, &PersonFact> =
-        facts.iter().map(|f| (f.person.as_str(), f)).collect();
+    // Explicit merges: a merged person's own account counts for the group they were merged
+    // into (the engine gives the merged person the latest account any of them named), so
+    // their survivor's group is decided with it; a survivor without facts of its own (no
+    // `person` event) is decided from its followers'.
+    let merged_into: FxHashMap<String, String> = {
+        let mut st = tx.prepare(
+            "SELECT person, merged_into FROM person_partition WHERE merged_into IS NOT NULL",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    let explicit_root = |person: &str| -> String {
+        let mut at = person;
+        let mut seen: FxHashSet<&str> = FxHashSet::default();
+        while let Some(into) = merged_into.get(at).filter(|_| seen.insert(at)) {
+            at = into;
+        }
+        at.to_string()
+    };
+    let known: FxHashSet<&str> = facts.iter().map(|f| f.person.as_str()).collect();
+    let bare_roots: Vec<PersonFact> = {
+        let mut roots: Vec<String> = facts
+            .iter()
+            .filter(|f| f.merged)
+            .map(|f| explicit_root(&f.person))
+            .filter(|r| !known.contains(r.as_str()) && !merged_into.contains_key(r))
+            .collect();
+        roots.sort_unstable();
+        roots.dedup();
+        roots.iter().map(|r| PersonFact::new(r)).collect()
+    };
+    let by_id: FxHashMap<&str, &PersonFact> = facts
+        .iter()
+        .chain(&bare_roots)
+        .map(|f| (f.person.as_str(), f))
+        .collect();
+    let dedup_root = |person: &str| -> String {
+        survivor_of
+            .get(person)
+            .map(|(s, _)| s.as_str())
+            .filter(|s| by_id.contains_key(s))
+            .unwrap_or(person)
+            .to_string()
+    };
     let mut members: BTreeMap<&str, Vec<&PersonFact>> = BTreeMap::new();
-    for f in facts.iter().filter(|f| !f.merged) {
+    for f in facts.iter().chain(&bare_roots).filter(|f| !f.merged) {
         let root = survivor_of
             .get(&f.person)
             .map(|(s, _)| s.as_str())
             .filter(|s| by_id.contains_key(s))
             .unwrap_or(&f.person);
         members.entry(root).or_default().push(f);
+    }
+    // The accounts merged people named, by the group their survivor belongs to.
+    let mut followers_account: FxHashMap<String, Latest> = FxHashMap::default();
+    for f in facts
+        .iter()
+        .filter(|f| f.merged && f.account.value.is_some())
+    {
+        let root = dedup_root(&explicit_root(&f.person));
+        if members.contains_key(root.as_str()) {
+            followers_account.entry(root).or_default().merge(&f.account);
+        }
     }
 
     // Decide each group's partition: explicit account, else a match, else its own.
@@ -635,6 +714,9 @@ fn reconcile(
             company.merge(&f.company);
             account.merge(&f.account);
             created = created.min(f.created_at);
+        }
+        if let Some(followers) = followers_account.get(*root) {
+            account.merge(followers);
         }
         let (partition, at) = if let Some(a) = &account.value {
             (a.clone(), account.at)
@@ -692,6 +774,20 @@ fn reconcile(
         for (root, ..) in &decided {
             if old_matches.get(*root) != new_matches.get(*root) {
                 roots.insert(root);
+            }
+            // A group whose survivor, or someone merged into it, changed (a merge, a new
+            // account named).
+            if changed.contains(*root) {
+                roots.insert(root);
+            }
+        }
+        for f in facts.iter().filter(|f| f.merged) {
+            let explicit = explicit_root(&f.person);
+            if changed.contains(&f.person) || changed.contains(&explicit) {
+                let root = dedup_root(&explicit);
+                if let Some((key, _)) = members.get_key_value(root.as_str()) {
+                    roots.insert(key);
+                }
             }
         }
         roots

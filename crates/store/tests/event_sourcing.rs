@@ -20,17 +20,28 @@ const STATUSES: [&str; 4] = ["Open", "Working", "Qualified", "Recycled"];
 /// One generated action: (person index, action kind, choice); instants are made distinct
 /// per person so that no tie depends on ingestion order.
 fn events_strategy() -> impl Strategy<Value = Vec<Event>> {
-    prop::collection::vec((0usize..8, 0u8..7, 0usize..6, 1i64..500), 1..60).prop_map(|actions| {
+    prop::collection::vec((0usize..8, 0u8..8, 0usize..6, 1i64..500), 1..60).prop_map(|actions| {
         let mut out = Vec::new();
         let mut clock = [0i64; 8];
+        // Merges as a CRM makes them: each person merged once at most, into someone listed
+        // before them (so no cycles).
+        let mut merged = [false; 8];
         for (i, (p, kind, choice, gap)) in actions.into_iter().enumerate() {
             clock[p] += gap * 3600;
             let at = Timestamp((1_735_689_600 + clock[p] * 8 + p as i64) * 1_000_000);
             let person = format!("p{p}");
             let body = match kind {
+                7 if p > 0 && !merged[p] => {
+                    merged[p] = true;
+                    EventBody::Merge {
+                        person,
+                        into: format!("p{}", choice % p),
+                    }
+                }
+                // Some people never name an account: a merge may give them one.
                 0 => EventBody::Person {
                     person,
-                    account: Some(format!("a{}", p % 3)),
+                    account: (p % 4 != 3).then(|| format!("a{}", p % 3)),
                     attrs: serde_json::json!({"source": (["webinar", "organic"][choice % 2])})
                         .as_object()
                         .cloned()
@@ -48,7 +59,7 @@ fn events_strategy() -> impl Strategy<Value = Vec<Event>> {
                     by: None,
                     reason: None,
                 },
-                4 => EventBody::Activity {
+                4 | 7 => EventBody::Activity {
                     subject: Subject::Person(person),
                     kind: "web_visit".into(),
                     attrs: Default::default(),
@@ -98,9 +109,10 @@ fn history(store: &Store) -> (Vec<String>, Vec<Change>) {
         .people
         .iter()
         .map(|p| {
+            let partition = store.person(&p.id).unwrap().map(|p| p.partition);
             format!(
-                "{} {:?} {} {:?} {:?} {}",
-                p.id, p.account, p.stage, p.status, p.merged_into, p.created_at
+                "{} {:?} {} {:?} {:?} {} in {:?}",
+                p.id, p.account, p.stage, p.status, p.merged_into, p.created_at, partition
             )
         })
         .collect();
@@ -590,4 +602,83 @@ fn records_that_do_not_decode_are_an_error_and_store_nothing() {
         assert!(refused, "{bad:?}");
         assert_eq!(s.counts().unwrap().0, 0);
     }
+}
+
+#[test]
+fn a_survivor_without_an_account_joins_the_same_account_whatever_the_order_of_its_merges() {
+    // Two duplicates in different accounts are merged into a lead that has none: the merged
+    // person lives in one account, the same one however the merges arrive.
+    let model = Model::history_only();
+    let events = vec![
+        ev(
+            "1",
+            "2025-01-01T00:00:00Z",
+            r#""type":"person","person":"lead""#,
+        ),
+        ev(
+            "2",
+            "2025-01-02T00:00:00Z",
+            r#""type":"person","person":"c1","account":"acme""#,
+        ),
+        ev(
+            "3",
+            "2025-01-03T00:00:00Z",
+            r#""type":"person","person":"c2","account":"globex""#,
+        ),
+        ev(
+            "4",
+            "2025-01-04T00:00:00Z",
+            r#""type":"merge","person":"c1","into":"lead""#,
+        ),
+        ev(
+            "5",
+            "2025-01-05T00:00:00Z",
+            r#""type":"merge","person":"c2","into":"lead""#,
+        ),
+        ev(
+            "6",
+            "2025-01-06T00:00:00Z",
+            r#""type":"stage","person":"lead","stage":"MQL""#,
+        ),
+    ];
+    let swapped: Vec<Event> = [0, 1, 2, 4, 3, 5]
+        .iter()
+        .map(|&i| events[i].clone())
+        .collect();
+    let mut reversed = events.clone();
+    reversed.reverse();
+    let mut seen = Vec::new();
+    for (name, batches) in [
+        ("in order", vec![events.clone()]),
+        ("merges swapped", vec![swapped.clone()]),
+        ("reversed", vec![reversed]),
+        (
+            "one by one, merges swapped",
+            swapped.iter().map(|e| vec![e.clone()]).collect(),
+        ),
+    ] {
+        let mut s = Store::open_in_memory().unwrap();
+        for b in batches {
+            s.ingest(&model, b, HORIZON).unwrap();
+        }
+        let lead = s.person("lead").unwrap().unwrap();
+        assert_eq!(
+            Some(lead.partition.as_str()),
+            lead.account.as_deref(),
+            "{name}"
+        );
+        for merged in ["c1", "c2"] {
+            assert_eq!(
+                s.person(merged).unwrap().unwrap().partition,
+                lead.partition,
+                "{name}"
+            );
+        }
+        seen.push((name, lead.partition, lead.account, lead.stage));
+    }
+    assert!(
+        seen.windows(2)
+            .all(|w| (&w[0].1, &w[0].2, &w[0].3) == (&w[1].1, &w[1].2, &w[1].3)),
+        "{seen:?}"
+    );
 }
