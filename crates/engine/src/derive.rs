@@ -2,7 +2,7 @@
 //! (scores, rules, status/stage coupling, opportunity outcomes and timers).
 
 use crate::state::{AccountState, BuyingGroupMember, Coverage, OpportunityInfo, PersonState};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use waterfall_core::{
@@ -447,6 +447,10 @@ impl Members {
     fn slots(&self) -> impl Iterator<Item = u32> + '_ {
         self.0.iter().map(|&(_, slot)| slot)
     }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// An account while the derivation runs: its public state and what the rollup needs.
@@ -472,6 +476,8 @@ struct Account {
     /// type have not changed since: a rollup whose aggregates come out the same moves
     /// nothing, and need not evaluate the account rules.
     rules_settled: bool,
+    /// The partition holds events of the account itself (`account`, or its activity).
+    own_events: bool,
 }
 
 /// A pending timer, ordered by its due instant (then by what it is, for determinism).
@@ -645,6 +651,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 let acc = self.account_mut(account);
                 acc.state.fit = fit;
                 acc.rules_settled = false;
+                acc.own_events = true;
                 self.mark_dirty(account);
                 // Account attributes feed people's fit and roles.
                 let members: Vec<String> = self.accounts[account].members.ids().cloned().collect();
@@ -789,6 +796,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
         let scoring = &self.model.scoring;
         let points = scoring.points_for(kind);
         let acc = self.account_mut(id);
+        acc.own_events = true;
         let decayed = scoring.decay(acc.own_engagement, acc.own_engagement_at.days_until(at));
         acc.own_engagement = decayed + points;
         acc.own_engagement_at = at;
@@ -1629,8 +1637,33 @@ impl<'m, 'e> Deriver<'m, 'e> {
         amount: Option<f64>,
         contacts: &Option<Vec<waterfall_core::OpportunityContact>>,
     ) {
-        let (acc_id, idx, created) = match self.opportunities.get(opportunity) {
-            Some((a, i)) => (a.clone(), *i, false),
+        let (acc_id, idx, created) = match self.opportunities.get(opportunity).cloned() {
+            Some((a, i)) if account.is_none_or(|new| new == a) => (a, i, false),
+            Some((old, i)) => {
+                // Re-parented (the CRM moved the opportunity): it belongs to the account its
+                // latest event names, with its history.
+                let new = account.expect("a different account is named");
+                let info = self
+                    .accounts
+                    .get_mut(&old)
+                    .expect("opportunity's account exists")
+                    .state
+                    .opportunities
+                    .remove(i);
+                for (acc, j) in self.opportunities.values_mut() {
+                    if *acc == old && *j > i {
+                        *j -= 1;
+                    }
+                }
+                self.mark_dirty(&old);
+                let acc = &mut self.account_mut(new).state;
+                acc.opportunities.push(info);
+                let idx = acc.opportunities.len() - 1;
+                self.opportunities
+                    .insert(opportunity.to_string(), (new.to_string(), idx));
+                self.mark_dirty(new);
+                (new.to_string(), idx, false)
+            }
             None => {
                 let Some(a) = account else {
                     self.reject(
@@ -1790,6 +1823,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                     contact_roles: BTreeMap::new(),
                     settled_until: None,
                     rules_settled: false,
+                    own_events: false,
                 },
             );
             if let Some(s) = m.initial_account_stage {
@@ -1987,13 +2021,36 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 owner: None,
             });
         }
+        // Accounts the partition only passed through: named by people or opportunities that
+        // belong to another account in the end (the latest account named decides where they
+        // live), with no event of their own here. Another partition tells their story (or
+        // none does): keeping a state or account transitions of them here would count them
+        // twice, or overwrite their own.
+        let passed_through: FxHashSet<String> = self
+            .accounts
+            .iter()
+            .filter(|(_, a)| {
+                !a.own_events && a.members.is_empty() && a.state.opportunities.is_empty()
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
         let mut transitions = self.transitions;
+        if !passed_through.is_empty() {
+            transitions.retain(|t| {
+                t.level != Level::Account || !passed_through.contains(t.subject.as_str())
+            });
+        }
         // Timers interleave with events: keep the one total order.
         transitions.sort_by_key(|t| t.order);
         Derived {
             transitions,
             people,
-            accounts: self.accounts.into_values().map(|a| a.state).collect(),
+            accounts: self
+                .accounts
+                .into_values()
+                .filter(|a| !passed_through.contains(&a.state.id))
+                .map(|a| a.state)
+                .collect(),
             rejections: self.rejections,
         }
     }

@@ -13,7 +13,7 @@ use crate::{Store, StoreError};
 use rayon::prelude::*;
 use rusqlite::{params, OptionalExtension, Transaction};
 use rustc_hash::{FxHashMap, FxHashSet};
-use waterfall_core::{Event, Record, RecordBody, RouteKey, Timestamp, TransitionTable};
+use waterfall_core::{Event, EventBody, Record, RecordBody, RouteKey, Timestamp, TransitionTable};
 use waterfall_engine::{derive_records, DeriveOptions, Derived, SequencedEvent, SequencedRecord};
 use waterfall_model::Model;
 
@@ -89,7 +89,10 @@ impl PhaseClock {
 /// them at once.
 #[derive(Debug, Clone)]
 pub(crate) struct Move {
+    /// Whose events move: a person's, or (`opportunity`) an opportunity's; with neither,
+    /// every event of `from`.
     pub(crate) person: Option<String>,
+    pub(crate) opportunity: Option<String>,
     pub(crate) from: String,
     pub(crate) to: String,
 }
@@ -130,7 +133,9 @@ impl Partitions {
 struct Router {
     partitions: Partitions,
     people: FxHashMap<String, Route>,
-    opportunities: FxHashMap<String, u32>,
+    /// Where each opportunity lives, the instant of the latest event that named that account
+    /// (`i64::MIN`: none did), and whether this batch changed it.
+    opportunities: FxHashMap<String, (u32, i64, bool)>,
     moves: Vec<Move>,
     /// This batch's merges: the merged person → whom into (written to `person_partition`).
     merged_into: FxHashMap<String, String>,
@@ -217,6 +222,7 @@ impl Router {
         if from != to {
             self.moves.push(Move {
                 person: person.map(str::to_string),
+                opportunity: None,
                 from: self.partitions.name(from).to_string(),
                 to: self.partitions.name(to).to_string(),
             });
@@ -439,32 +445,66 @@ impl Router {
                 opportunity,
                 account,
             } => {
-                if let Some(&p) = self.opportunities.get(opportunity) {
-                    p
-                } else {
-                    let known: Option<String> = if self.fresh {
-                        None
-                    } else {
-                        tx.prepare_cached(
-                            "SELECT partition FROM opportunity_partition WHERE opportunity = ?1",
+                let current = match self.opportunities.get(opportunity) {
+                    Some(&(partition, decided, _)) => Some((partition, decided)),
+                    None if self.fresh => None,
+                    None => tx
+                        .prepare_cached(
+                            "SELECT partition, at FROM opportunity_partition WHERE opportunity = ?1",
                         )?
-                        .query_row([opportunity], |r| r.get(0))
+                        .query_row([opportunity], |r| {
+                            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                        })
                         .optional()?
-                    };
-                    let p = match (known, account) {
-                        (Some(p), _) => self.partitions.intern(&p),
-                        (None, Some(a)) => {
-                            tx.prepare_cached("INSERT INTO opportunity_partition(opportunity, partition) VALUES (?1, ?2)")?
-                                .execute([opportunity, a])?;
-                            self.partitions.intern(a)
+                        .map(|(p, decided)| (self.partitions.intern(&p), decided)),
+                };
+                let account = account.map(|a| self.partitions.intern(a));
+                // Like a person's: the latest event naming an account decides where all the
+                // opportunity's events live (an opportunity re-parented in the CRM moves).
+                let now = match (current, account) {
+                    (None, Some(a)) => (a, at),
+                    (None, None) => (
+                        self.partitions.intern(&format!("~o:{opportunity}")),
+                        i64::MIN,
+                    ),
+                    (Some((from, decided)), Some(a)) if at >= decided => {
+                        if from != a {
+                            self.moves.push(Move {
+                                person: None,
+                                opportunity: Some(opportunity.to_string()),
+                                from: self.partitions.name(from).to_string(),
+                                to: self.partitions.name(a).to_string(),
+                            });
                         }
-                        (None, None) => self.partitions.intern(&format!("~o:{opportunity}")),
-                    };
-                    self.opportunities.insert(opportunity.to_string(), p);
-                    p
-                }
+                        (a, at)
+                    }
+                    (Some(current), _) => current,
+                };
+                let dirty = current != Some(now)
+                    || self.opportunities.get(opportunity).is_some_and(|o| o.2);
+                self.opportunities
+                    .insert(opportunity.to_string(), (now.0, now.1, dirty));
+                now.0
             }
         })
+    }
+
+    /// Writes the opportunities this batch placed or moved to `opportunity_partition`.
+    fn write_opportunities(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        let mut upsert = tx.prepare_cached(
+            "INSERT OR REPLACE INTO opportunity_partition(opportunity, partition, at) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut dirty: Vec<(&String, u32, i64)> = self
+            .opportunities
+            .iter()
+            .filter(|(_, o)| o.2)
+            .map(|(id, &(partition, at, _))| (id, partition, at))
+            .collect();
+        dirty.sort_unstable();
+        for (id, partition, at) in dirty {
+            upsert.execute(params![id, self.partitions.name(partition), at])?;
+        }
+        Ok(())
     }
 
     /// The routes this batch changed, in key order (so `person_partition` grows at its end
@@ -813,6 +853,7 @@ impl Batch<'_> {
         }
         // Nothing before the derivation reads the routes unless matching runs: then they are
         // written a share with each pass, while the workers derive, instead of while they wait.
+        self.router.write_opportunities(tx)?;
         let defer_routes = crate::matching::is_inert(tx, &self.model.matching)?;
         if !defer_routes {
             self.router.write_routes(tx, &self.router.dirty_routes())?;
@@ -823,7 +864,13 @@ impl Batch<'_> {
         // see `Router::settle_group`): they count as changed. A move of a whole partition
         // would move people no one observed: then everyone is checked.
         let changed = match changed {
-            Some(mut people) if self.router.moves.iter().all(|m| m.person.is_some()) => {
+            Some(mut people)
+                if self
+                    .router
+                    .moves
+                    .iter()
+                    .all(|m| m.person.is_some() || m.opportunity.is_some()) =>
+            {
                 people.extend(self.router.moves.iter().filter_map(|m| m.person.clone()));
                 Some(people)
             }
@@ -1034,9 +1081,13 @@ impl Sources<'_> {
             let (moving, staying): (Vec<_>, Vec<_>) =
                 std::mem::take(from)
                     .into_iter()
-                    .partition(|e| match &m.person {
-                        Some(p) => e.event.body.person() == Some(p.as_str()),
-                        None => true,
+                    .partition(|e| match (&m.person, &m.opportunity) {
+                        (Some(p), _) => e.event.body.person() == Some(p.as_str()),
+                        (None, Some(o)) => matches!(
+                            &e.event.body,
+                            EventBody::Opportunity { opportunity, .. } if opportunity == o
+                        ),
+                        (None, None) => true,
                     });
             *from = staying;
             self.relocated
@@ -1376,7 +1427,15 @@ fn process(
     waterfall_engine::sort_for_derivation(&mut events);
     // Matched accounts and automatic merges are applied as the partitions are read.
     context.adjustments.apply(&name, &mut events);
-    let derived = derive_records(context.model, &events, context.opts);
+    let mut derived = derive_records(context.model, &events, context.opts);
+    // An account's state and account-level history are its own partition's (the partition is
+    // named after it): another partition only passes through it (a person or an opportunity
+    // that named it before their latest account), and must not count it twice or overwrite
+    // its row.
+    derived.accounts.retain(|a| a.id == name);
+    derived
+        .transitions
+        .retain(|t| t.level != waterfall_core::Level::Account || t.subject == name);
     let events = events.len();
     Ok((
         name,

@@ -838,6 +838,7 @@ fn reconcile(
         if moved {
             moves.push(Move {
                 person: Some(person.to_string()),
+                opportunity: None,
                 from: cur.clone(),
                 to: partition.to_string(),
             });
@@ -868,6 +869,7 @@ fn reconcile(
                         touched.insert(from.clone());
                         moves.push(Move {
                             person: Some(f),
+                            opportunity: None,
                             from,
                             to: partition.to_string(),
                         });

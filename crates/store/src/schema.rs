@@ -4,7 +4,7 @@ use crate::StoreError;
 use rusqlite::Connection;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const V1: &str = r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -152,6 +152,47 @@ ALTER TABLE person_partition ADD COLUMN merged_into TEXT;
 CREATE INDEX person_partition_merged_into ON person_partition(merged_into)
     WHERE merged_into IS NOT NULL;
 "#;
+
+const V5: &str = r#"
+-- The instant of the latest event that named the account an opportunity lives in: a later one
+-- naming another account moves it there (an opportunity re-parented in the CRM).
+ALTER TABLE opportunity_partition ADD COLUMN at INTEGER NOT NULL DEFAULT -9223372036854775808;
+"#;
+
+/// Version 5: each opportunity's `at`, from the log: the latest of its events naming the
+/// account it lives in (opportunities stay where they are; later events decide from there).
+fn record_opportunity_instants(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    let mut latest: std::collections::BTreeMap<(String, String), i64> = Default::default();
+    {
+        let mut st = tx.prepare("SELECT data FROM partition_events")?;
+        let mut rows = st.query([])?;
+        while let Some(row) = rows.next()? {
+            let packed: Vec<u8> = row.get(0)?;
+            let stream = crate::body::unpack(&packed)?;
+            crate::body::for_each_record(&stream, |_, record| {
+                if let waterfall_core::RecordBody::Opportunity {
+                    opportunity,
+                    account: Some(account),
+                    ..
+                } = record.body
+                {
+                    let at = latest
+                        .entry((opportunity.to_string(), account.to_string()))
+                        .or_insert(i64::MIN);
+                    *at = (*at).max(record.at);
+                }
+                Ok(())
+            })?;
+        }
+    }
+    let mut set = tx.prepare(
+        "UPDATE opportunity_partition SET at = ?3 WHERE opportunity = ?1 AND partition = ?2",
+    )?;
+    for ((opportunity, account), at) in latest {
+        set.execute(rusqlite::params![opportunity, account, at])?;
+    }
+    Ok(())
+}
 
 /// Moves version 2's row-per-event log into [`V3`]'s partition streams, re-encodes stored
 /// transitions as tables, and packs people by partition.
@@ -305,7 +346,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    let migrations: [&str; 4] = [V1, V2, V3, V4];
+    let migrations: [&str; 5] = [V1, V2, V3, V4, V5];
     for (i, sql) in migrations.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
@@ -313,6 +354,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             0 => tx.execute_batch(V1_EVENT_INDEXES)?,
             2 => log_by_partition(&tx)?,
             3 => record_merges(&tx)?,
+            4 => record_opportunity_instants(&tx)?,
             _ => {}
         }
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
@@ -374,12 +416,13 @@ mod tests {
                     },
                 )
                 .unwrap();
-            // Back to version 3: no column for it.
+            // Back to version 3: no column for it (nor version 5's).
             store
                 .conn
                 .execute_batch(
                     "DROP INDEX person_partition_merged_into;
                      ALTER TABLE person_partition DROP COLUMN merged_into;
+                     ALTER TABLE opportunity_partition DROP COLUMN at;
                      PRAGMA user_version = 3;",
                 )
                 .unwrap();
@@ -399,6 +442,52 @@ mod tests {
                 ("x".to_string(), Some("y".to_string())),
                 ("y".to_string(), None)
             ]
+        );
+    }
+
+    #[test]
+    fn a_version_4_database_learns_when_its_opportunities_last_named_their_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v4.db");
+        let line = |l: &str| waterfall_core::parse_line(l).unwrap();
+        {
+            let mut store = crate::Store::open(&path).unwrap();
+            let events = vec![
+                line(
+                    r#"{"id":"e1","at":"2025-01-01T00:00:00Z","type":"opportunity","opportunity":"o1","account":"a1","state":"open"}"#,
+                ),
+                line(
+                    r#"{"id":"e2","at":"2025-03-01T00:00:00Z","type":"opportunity","opportunity":"o1","account":"a1","state":"won"}"#,
+                ),
+            ];
+            let model = waterfall_model::Model::history_only();
+            let horizon = waterfall_core::Timestamp(i64::MAX);
+            store
+                .ingest(&model, events, crate::IngestOptions { horizon })
+                .unwrap();
+            // Back to version 4: no column for it.
+            store
+                .conn
+                .execute_batch(
+                    "ALTER TABLE opportunity_partition DROP COLUMN at;
+                     PRAGMA user_version = 4;",
+                )
+                .unwrap();
+        }
+        let store = crate::Store::open(&path).unwrap();
+        let at: i64 = store
+            .conn
+            .query_row(
+                "SELECT at FROM opportunity_partition WHERE opportunity = 'o1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            at,
+            waterfall_core::Timestamp::parse("2025-03-01T00:00:00Z")
+                .unwrap()
+                .0
         );
     }
 
