@@ -766,3 +766,64 @@ fn an_opportunity_lives_with_the_account_its_latest_event_names_whatever_the_ord
         );
     }
 }
+
+#[test]
+fn a_person_who_changes_accounts_leaves_the_old_account_as_it_was() {
+    // The person's events live with their latest account; the one they left keeps its own
+    // row (attributes, partition), whichever partition is derived last.
+    let model = Model::demand_waterfall();
+    let events = vec![
+        ev(
+            "1",
+            "2025-01-01T00:00:00Z",
+            r#""type":"account","account":"a-acme","attrs":{"name":"Acme"}"#,
+        ),
+        ev(
+            "2",
+            "2025-01-01T00:00:00Z",
+            r#""type":"account","account":"b-globex","attrs":{"name":"Globex"}"#,
+        ),
+        ev(
+            "3",
+            "2025-01-02T00:00:00Z",
+            r#""type":"person","person":"p","account":"a-acme""#,
+        ),
+        ev(
+            "4",
+            "2025-02-01T00:00:00Z",
+            r#""type":"person","person":"p","account":"b-globex""#,
+        ),
+    ];
+    for batches in [
+        vec![events.clone()],
+        events.iter().map(|e| vec![e.clone()]).collect(),
+    ] {
+        let mut s = Store::open_in_memory().unwrap();
+        for b in batches {
+            s.ingest(&model, b, HORIZON).unwrap();
+        }
+        let acme = s.account("a-acme").unwrap().unwrap();
+        assert_eq!(acme.partition, "a-acme");
+        assert_eq!(
+            acme.attrs.get("name").and_then(|v| v.as_str()),
+            Some("Acme")
+        );
+        // Its account-level history is told once, by its own partition.
+        let h = s.history().unwrap();
+        let mut created: Vec<String> = h
+            .transitions
+            .iter()
+            .filter(|t| t.subject == "a-acme" && t.from.is_none())
+            .map(|t| t.field.as_str().to_string())
+            .collect();
+        let all = created.len();
+        created.sort();
+        created.dedup();
+        assert_eq!(
+            all,
+            created.len(),
+            "a-acme created more than once: {created:?}"
+        );
+        assert_eq!(s.person("p").unwrap().unwrap().partition, "b-globex");
+    }
+}
