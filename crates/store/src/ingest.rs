@@ -10,6 +10,7 @@
 
 use crate::pending::Pending;
 use crate::{Store, StoreError};
+use compact_str::CompactString;
 use rayon::prelude::*;
 use rusqlite::{params, OptionalExtension, Transaction};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -132,7 +133,10 @@ impl Partitions {
 /// Where events go: the partition map, loaded lazily from the database.
 struct Router {
     partitions: Partitions,
-    people: FxHashMap<String, Route>,
+    /// Where each person lives. The ids are kept inline (most are short): a lookup then
+    /// reads one place in memory, not the table and the id's own allocation, which matters
+    /// when events of many people interleave.
+    people: FxHashMap<CompactString, Route>,
     /// Where each opportunity lives, the instant of the latest event that named that account
     /// (`i64::MIN`: none did), and whether this batch changed it.
     opportunities: FxHashMap<String, (u32, i64, bool)>,
@@ -198,7 +202,7 @@ impl Router {
                 at,
                 dirty: false,
             };
-            self.people.insert(person.to_string(), route);
+            self.people.insert(CompactString::from(person), route);
             route
         }))
     }
@@ -212,7 +216,7 @@ impl Router {
         match self.people.get_mut(person) {
             Some(r) => *r = route,
             None => {
-                self.people.insert(person.to_string(), route);
+                self.people.insert(CompactString::from(person), route);
             }
         }
     }
@@ -509,9 +513,13 @@ impl Router {
 
     /// The routes this batch changed, in key order (so `person_partition` grows at its end
     /// instead of at random pages).
-    fn dirty_routes(&self) -> Vec<(&String, &Route)> {
-        let mut dirty: Vec<(&String, &Route)> =
-            self.people.iter().filter(|(_, r)| r.dirty).collect();
+    fn dirty_routes(&self) -> Vec<(&str, &Route)> {
+        let mut dirty: Vec<(&str, &Route)> = self
+            .people
+            .iter()
+            .filter(|(_, r)| r.dirty)
+            .map(|(p, r)| (p.as_str(), r))
+            .collect();
         dirty.sort_unstable_by(|a, b| a.0.cmp(b.0));
         dirty
     }
@@ -520,7 +528,7 @@ impl Router {
     fn write_routes(
         &self,
         tx: &Transaction<'_>,
-        routes: &[(&String, &Route)],
+        routes: &[(&str, &Route)],
     ) -> Result<(), StoreError> {
         let mut upsert = tx.prepare_cached(
             "INSERT INTO person_partition(person, partition, at, merged_into) VALUES (?1, ?2, ?3, ?4)
@@ -532,7 +540,7 @@ impl Router {
                 person,
                 self.partitions.name(route.partition),
                 route.at,
-                self.merged_into.get(person.as_str())
+                self.merged_into.get(person)
             ])?;
         }
         Ok(())
@@ -844,7 +852,7 @@ impl Batch<'_> {
             if let Some(route) = self.router.person(tx, &person)? {
                 touched.insert(self.router.partitions.name(route.partition).to_string());
             }
-            self.router.people.remove(&person);
+            self.router.people.remove(person.as_str());
             tx.execute("DELETE FROM person_partition WHERE person = ?1", [&person])?;
             crate::matching::forget(tx, &person)?;
         }
