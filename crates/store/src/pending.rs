@@ -4,14 +4,13 @@
 //! the arena ranges that are its records (consecutive records of one partition share a range,
 //! so a file grouped by account makes a range per partition). When the arena outgrows the
 //! batch's memory limit, every partition's ranges are written to a temporary file as one
-//! contiguous piece (in a few vectored writes) and the arena is reused: its memory is faulted
+//! contiguous piece (gathered into large writes) and the arena is reused: its memory is faulted
 //! in once, and nothing grows a buffer per partition. The writing happens on a thread of its
 //! own while appending goes on into a second arena, so the batch never waits for the disk
 //! unless one arena fills before the other is written.
 
 use crate::StoreError;
 use rustc_hash::FxHashMap;
-use std::io::IoSlice;
 
 /// The largest memory limit the arena is sized to up front (a larger one means "never spill").
 const MAX_PRESIZED: usize = 1 << 30;
@@ -178,29 +177,34 @@ impl Pending {
     }
 }
 
-/// How many ranges one vectored write passes (the system's limit is 1024).
-const SLICES_PER_WRITE: usize = 1024;
+/// How much the spill writer gathers before it writes: records of many partitions interleave
+/// in time-sorted input, so the ranges are often a few dozen bytes, and the kernel copies one
+/// large buffer much faster than a thousand small pieces of one vectored write.
+const STAGING_BYTES: usize = 1 << 20;
 
-/// Writes `ranges` of `arena`, in order, at the end of `file`, in vectored writes.
+/// Writes `ranges` of `arena`, in order, at the end of `file`, gathered in `staging`.
 fn write_ranges(
     mut file: &std::fs::File,
     arena: &[u8],
     ranges: Vec<std::ops::Range<usize>>,
+    staging: &mut Vec<u8>,
 ) -> Result<(), String> {
     use std::io::Write;
-    let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(SLICES_PER_WRITE);
-    for batch in ranges.chunks(SLICES_PER_WRITE) {
-        slices.clear();
-        slices.extend(batch.iter().map(|r| IoSlice::new(&arena[r.clone()])));
-        let mut rest: &mut [IoSlice<'_>] = &mut slices;
-        while !rest.is_empty() {
-            let n = file.write_vectored(rest).map_err(|e| e.to_string())?;
-            if n == 0 {
-                return Err("the spill file takes no more bytes".into());
-            }
-            IoSlice::advance_slices(&mut rest, n);
+    staging.clear();
+    for range in ranges {
+        let piece = &arena[range];
+        if staging.len() + piece.len() > STAGING_BYTES {
+            file.write_all(staging).map_err(|e| e.to_string())?;
+            staging.clear();
+        }
+        if piece.len() >= STAGING_BYTES {
+            file.write_all(piece).map_err(|e| e.to_string())?;
+        } else {
+            staging.extend_from_slice(piece);
         }
     }
+    file.write_all(staging).map_err(|e| e.to_string())?;
+    staging.clear();
     Ok(())
 }
 
@@ -253,8 +257,9 @@ impl Spill {
         let thread = std::thread::Builder::new()
             .name("spill".into())
             .spawn(move || {
+                let mut staging = Vec::with_capacity(STAGING_BYTES);
                 for (mut arena, ranges) in work {
-                    let written = write_ranges(&out, &arena, ranges).map(|()| {
+                    let written = write_ranges(&out, &arena, ranges, &mut staging).map(|()| {
                         arena.clear();
                         arena
                     });
