@@ -1,13 +1,14 @@
 //! The open batch's events, by partition, until the batch derives them.
 //!
-//! Every appended record goes into one arena, in arrival order; each partition keeps a list of
-//! the arena ranges that are its records (consecutive records of one partition share a range,
-//! so a file grouped by account makes a range per partition). When the arena outgrows the
-//! batch's memory limit, every partition's ranges are written to a temporary file as one
-//! contiguous piece (gathered into large writes) and the arena is reused: its memory is faulted
-//! in once, and nothing grows a buffer per partition. The writing happens on a thread of its
-//! own while appending goes on into a second arena, so the batch never waits for the disk
-//! unless one arena fills before the other is written.
+//! Every appended record goes into one arena, in arrival order, and the arena's pieces (runs of
+//! consecutive records of one partition: a file grouped by account makes a piece per
+//! partition) are listed in arrival order too, so appending touches only the arena's end,
+//! however the partitions interleave. When the arena outgrows the batch's memory limit, its
+//! pieces are grouped by partition (a counting sort) and every partition's are written to a
+//! temporary file as one contiguous piece (gathered into large writes), and the arena is
+//! reused: its memory is faulted in once, and nothing grows a buffer per partition. The
+//! writing happens on a thread of its own while appending goes on into a second arena, so the
+//! batch never waits for the disk unless one arena fills before the other is written.
 
 use crate::StoreError;
 use rustc_hash::FxHashMap;
@@ -15,37 +16,74 @@ use rustc_hash::FxHashMap;
 /// The largest memory limit the arena is sized to up front (a larger one means "never spill").
 const MAX_PRESIZED: usize = 1 << 30;
 
-/// No piece: the end of a partition's list.
-const NONE: u32 = u32::MAX;
-
-/// A range of the arena holding records of one partition, and the next such range.
+/// A range of the arena holding records of one partition.
 #[derive(Clone, Copy)]
 struct Piece {
+    partition: u32,
     start: usize,
     end: usize,
-    next: u32,
 }
 
-/// A partition's pieces in the arena (a linked list through [`Pending::pieces`]).
-#[derive(Clone, Copy)]
-struct List {
-    head: u32,
-    tail: u32,
+/// The arena's pieces grouped by partition: `order` lists the pieces' indexes partition by
+/// partition (each partition's in arrival order), `first[p]..first[p + 1]` being partition
+/// `p`'s.
+struct Grouped {
+    order: Vec<u32>,
+    first: Vec<u32>,
 }
 
-const EMPTY: List = List {
-    head: NONE,
-    tail: NONE,
-};
+impl Grouped {
+    /// Groups `pieces` by partition with a counting sort (stable, so each partition's pieces
+    /// stay in arrival order).
+    fn of(pieces: &[Piece]) -> Grouped {
+        let partitions = pieces
+            .iter()
+            .map(|p| p.partition as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut first = vec![0u32; partitions + 1];
+        for p in pieces {
+            first[p.partition as usize + 1] += 1;
+        }
+        for i in 1..first.len() {
+            first[i] += first[i - 1];
+        }
+        let mut next = first.clone();
+        let mut order = vec![0u32; pieces.len()];
+        for (i, p) in pieces.iter().enumerate() {
+            let at = &mut next[p.partition as usize];
+            order[*at as usize] = i as u32;
+            *at += 1;
+        }
+        Grouped { order, first }
+    }
+
+    /// The indexes of a partition's pieces, in arrival order.
+    fn of_partition(&self, partition: u32) -> &[u32] {
+        let p = partition as usize;
+        match (self.first.get(p), self.first.get(p + 1)) {
+            (Some(&a), Some(&b)) => &self.order[a as usize..b as usize],
+            _ => &[],
+        }
+    }
+
+    /// The partitions with pieces, in index order.
+    fn partitions(&self) -> impl Iterator<Item = u32> + '_ {
+        self.first
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| w[0] < w[1])
+            .map(|(p, _)| p as u32)
+    }
+}
 
 /// Appended record streams by partition index, in memory and spilled (see the module docs).
 pub(crate) struct Pending {
     arena: Vec<u8>,
+    /// The arena's pieces, in arrival order.
     pieces: Vec<Piece>,
-    /// By partition index: its pieces in the arena.
-    lists: Vec<List>,
-    /// Partitions with pieces in the arena, in the order they first got one.
-    in_arena: Vec<u32>,
+    /// The pieces grouped by partition, once they are read (appending ungroups them).
+    grouped: Option<Grouped>,
     /// Bytes the arena and its pieces may hold before they are spilled.
     limit: usize,
     spill: Option<Spill>,
@@ -59,8 +97,7 @@ impl Pending {
         Pending {
             arena: Vec::new(),
             pieces: Vec::new(),
-            lists: Vec::new(),
-            in_arena: Vec::new(),
+            grouped: None,
             limit,
             spill: None,
             spill_dir,
@@ -74,35 +111,22 @@ impl Pending {
         seq: u64,
         record: &[u8],
     ) -> Result<(), StoreError> {
-        let p = partition as usize;
-        if p >= self.lists.len() {
-            self.lists.resize(p + 1, EMPTY);
-        }
         if self.arena.capacity() == 0 && self.limit <= MAX_PRESIZED {
             // Sized once: growing by doubling would copy it and touch fresh memory each time.
             self.arena.reserve(self.limit + record.len() + 16);
         }
+        self.grouped = None;
         let start = self.arena.len();
         crate::body::write_seq(&mut self.arena, seq);
         self.arena.extend_from_slice(record);
         let end = self.arena.len();
-        let list = &mut self.lists[p];
-        if list.tail != NONE && self.pieces[list.tail as usize].end == start {
-            self.pieces[list.tail as usize].end = end;
-        } else {
-            let i = self.pieces.len() as u32;
-            self.pieces.push(Piece {
+        match self.pieces.last_mut() {
+            Some(last) if last.partition == partition && last.end == start => last.end = end,
+            _ => self.pieces.push(Piece {
+                partition,
                 start,
                 end,
-                next: NONE,
-            });
-            if list.tail == NONE {
-                list.head = i;
-                self.in_arena.push(partition);
-            } else {
-                self.pieces[list.tail as usize].next = i;
-            }
-            list.tail = i;
+            }),
         }
         if self.held() > self.limit {
             self.spill()?;
@@ -115,16 +139,10 @@ impl Pending {
         self.arena.len() + self.pieces.len() * std::mem::size_of::<Piece>()
     }
 
-    /// The arena ranges of a partition, in order.
-    fn ranges(&self, partition: u32) -> impl Iterator<Item = &[u8]> + '_ {
-        let mut at = self.lists.get(partition as usize).map_or(NONE, |l| l.head);
-        std::iter::from_fn(move || {
-            (at != NONE).then(|| {
-                let piece = self.pieces[at as usize];
-                at = piece.next;
-                &self.arena[piece.start..piece.end]
-            })
-        })
+    /// The pieces grouped by partition (grouping them if appending ungrouped them).
+    fn grouped(&mut self) -> &Grouped {
+        self.grouped
+            .get_or_insert_with(|| Grouped::of(&self.pieces))
     }
 
     /// Hands every partition's records in the arena to the spill file's writer, one piece per
@@ -133,31 +151,38 @@ impl Pending {
         if self.spill.is_none() {
             self.spill = Some(Spill::new(self.spill_dir.as_deref())?);
         }
+        let grouped = Grouped::of(&self.pieces);
         let spill = self.spill.as_mut().expect("created above");
-        // Written in order of partitions, each partition's pieces together.
+        // Written partition by partition, each partition's pieces together.
         let mut ranges = Vec::with_capacity(self.pieces.len());
-        for p in std::mem::take(&mut self.in_arena) {
+        for p in grouped.partitions() {
             let mut len = 0;
-            let mut at = self.lists[p as usize].head;
-            while at != NONE {
-                let piece = self.pieces[at as usize];
+            for &i in grouped.of_partition(p) {
+                let piece = self.pieces[i as usize];
                 len += piece.end - piece.start;
                 ranges.push(piece.start..piece.end);
-                at = piece.next;
             }
             spill.record(p, len);
-            self.lists[p as usize] = EMPTY;
         }
         self.pieces.clear();
+        self.grouped = None;
         let empty = spill.write(std::mem::take(&mut self.arena), ranges)?;
         self.arena = empty;
         Ok(())
     }
 
     /// Bytes pending for a partition (spilled and in memory).
-    pub(crate) fn len_of(&self, partition: u32) -> usize {
+    pub(crate) fn len_of(&mut self, partition: u32) -> usize {
         let spilled = self.spill.as_ref().map_or(0, |s| s.spilled(partition));
-        spilled + self.ranges(partition).map(<[u8]>::len).sum::<usize>()
+        let pieces = &self.pieces;
+        let in_memory: usize = self
+            .grouped
+            .get_or_insert_with(|| Grouped::of(pieces))
+            .of_partition(partition)
+            .iter()
+            .map(|&i| pieces[i as usize].end - pieces[i as usize].start)
+            .sum();
+        spilled + in_memory
     }
 
     /// Appends a partition's pending records, in order, to `out` (each partition read once).
@@ -167,11 +192,13 @@ impl Pending {
             spill.flush()?;
             spill.read_into(partition, out)?;
         }
-        for range in self.ranges(partition) {
-            out.extend_from_slice(range);
-        }
-        if let Some(list) = self.lists.get_mut(partition as usize) {
-            *list = EMPTY;
+        self.grouped();
+        let grouped = self.grouped.as_ref().expect("grouped above");
+        for &i in grouped.of_partition(partition) {
+            let piece = &mut self.pieces[i as usize];
+            out.extend_from_slice(&self.arena[piece.start..piece.end]);
+            // Taken: an empty range from now on.
+            piece.end = piece.start;
         }
         Ok(())
     }
