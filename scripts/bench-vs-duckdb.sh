@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Waterfall vs the DuckDB peer on the same generated events, in the same run.
 #
-#   scripts/bench-vs-duckdb.sh ACCOUNTS [RUNS]     e.g. 10000 (≈1.1M events), 90000 (≈10M)
+#   scripts/bench-vs-duckdb.sh ACCOUNTS [RUNS] [ORDER]   e.g. 10000 (≈1.1M events), 90000 (≈10M)
+#
+# ORDER is `generated` (default: the generator writes each account's events together) or
+# `time` (the same events sorted by instant, as a CRM export usually is).
 #
 # Generates shared/bench data (kept in bench-data/, not committed), then alternates both sides
 # RUNS times: Waterfall = ingest (history-only model) + flow + cohort + snapshot reports;
