@@ -783,6 +783,10 @@ impl Batch<'_> {
         if partition >= self.appended.len() {
             self.appended.resize(partition + 1, 0);
         }
+        if self.appended[partition] == 0 {
+            let name = self.router.partitions.name(partition as u32);
+            self.pending.name_partition(partition as u32, name);
+        }
         self.appended[partition] += 1;
         self.pending.push(partition as u32, seq, bytes)
     }
@@ -1506,6 +1510,12 @@ fn rederive(
     let mut done = Rederived::default();
     let read = |sources: &mut Sources<'_>, i: usize| -> Result<Vec<RawPartition>, StoreError> {
         passes.get(i).map_or(Ok(Vec::new()), |r| {
+            // The pass's spilled records in a few large reads, not one per partition and spill.
+            let pending: Vec<u32> = r
+                .clone()
+                .filter_map(|i| sources.pending_of.get(names[i].as_str()).copied())
+                .collect();
+            sources.pending.prefetch(&pending)?;
             r.clone()
                 .map(|i| sources.raw(&names[i], sizes[i]))
                 .collect()

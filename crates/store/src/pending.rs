@@ -89,6 +89,9 @@ pub(crate) struct Pending {
     spill: Option<Spill>,
     /// Where a spill file goes (next to the database), or the system's temporary directory.
     spill_dir: Option<std::path::PathBuf>,
+    /// By partition index: its name, the order a spill writes partitions in (the order the
+    /// batch derives them, so a pass reads each spill in one piece).
+    names: Vec<Box<str>>,
 }
 
 impl Pending {
@@ -101,6 +104,29 @@ impl Pending {
             limit,
             spill: None,
             spill_dir,
+            names: Vec::new(),
+        }
+    }
+
+    /// Tells the name of a partition (before its first record is pushed, for spills to be
+    /// in name order; a partition without one goes first).
+    pub(crate) fn name_partition(&mut self, partition: u32, name: &str) {
+        let p = partition as usize;
+        if p >= self.names.len() {
+            self.names.resize(p + 1, Box::from(""));
+        }
+        self.names[p] = Box::from(name);
+    }
+
+    /// Reads ahead, in as few reads as the spill file allows, the spilled records of the
+    /// partitions about to be taken (a pass of the derivation, consecutive in name order).
+    pub(crate) fn prefetch(&mut self, partitions: &[u32]) -> Result<(), StoreError> {
+        match &mut self.spill {
+            Some(spill) => {
+                spill.flush()?;
+                spill.prefetch(partitions)
+            }
+            None => Ok(()),
         }
     }
 
@@ -155,7 +181,10 @@ impl Pending {
         let spill = self.spill.as_mut().expect("created above");
         // Written partition by partition, each partition's pieces together.
         let mut ranges = Vec::with_capacity(self.pieces.len());
-        for p in grouped.partitions() {
+        let mut order: Vec<u32> = grouped.partitions().collect();
+        let name = |p: u32| self.names.get(p as usize).map_or("", |n| n);
+        order.sort_unstable_by(|&a, &b| name(a).cmp(name(b)));
+        for p in order {
             let mut len = 0;
             for &i in grouped.of_partition(p) {
                 let piece = self.pieces[i as usize];
@@ -253,6 +282,8 @@ struct Spill {
     file: std::fs::File,
     len: u64,
     pieces: FxHashMap<u32, Vec<(u64, usize)>>,
+    /// Partitions' spilled records read ahead (see [`Pending::prefetch`]).
+    ready: FxHashMap<u32, Vec<u8>>,
     writer: Option<Writer>,
     /// Whether the writer holds an arena not yet written (and returned).
     writing: bool,
@@ -300,6 +331,7 @@ impl Spill {
             file,
             len: 0,
             pieces: FxHashMap::default(),
+            ready: FxHashMap::default(),
             writer: Some(Writer { jobs, done, thread }),
             writing: false,
         })
@@ -356,9 +388,53 @@ impl Spill {
         self.len += len as u64;
     }
 
+    /// Reads the spilled pieces of `partitions` into [`Spill::ready`]: pieces that follow one
+    /// another in the file (spills are in name order, and so are a pass's partitions) are
+    /// read in one go.
+    fn prefetch(&mut self, partitions: &[u32]) -> Result<(), StoreError> {
+        use std::os::unix::fs::FileExt;
+        let mut wanted: Vec<(u64, usize, u32)> = Vec::new();
+        for &p in partitions {
+            for (at, len) in self.pieces.remove(&p).unwrap_or_default() {
+                wanted.push((at, len, p));
+            }
+        }
+        wanted.sort_unstable();
+        let mut buf = Vec::new();
+        let mut i = 0;
+        while i < wanted.len() {
+            // A run of pieces that touch one another in the file.
+            let start = wanted[i].0;
+            let mut end = start + wanted[i].1 as u64;
+            let mut j = i + 1;
+            while j < wanted.len() && wanted[j].0 == end {
+                end += wanted[j].1 as u64;
+                j += 1;
+            }
+            buf.clear();
+            buf.resize((end - start) as usize, 0);
+            self.file
+                .read_exact_at(&mut buf, start)
+                .map_err(|e| StoreError::Spill(e.to_string()))?;
+            // Each partition's pieces, in file order (which is their order).
+            for &(at, len, p) in &wanted[i..j] {
+                let from = (at - start) as usize;
+                self.ready
+                    .entry(p)
+                    .or_default()
+                    .extend_from_slice(&buf[from..from + len]);
+            }
+            i = j;
+        }
+        Ok(())
+    }
+
     /// Appends the records spilled for a partition, in order, to `out` (each read once).
     fn read_into(&mut self, partition: u32, out: &mut Vec<u8>) -> Result<(), StoreError> {
         use std::os::unix::fs::FileExt;
+        if let Some(ready) = self.ready.remove(&partition) {
+            out.extend_from_slice(&ready);
+        }
         for (at, len) in self.pieces.remove(&partition).unwrap_or_default() {
             let start = out.len();
             out.resize(start + len, 0);
@@ -371,9 +447,12 @@ impl Spill {
 
     /// Bytes spilled for a partition.
     fn spilled(&self, partition: u32) -> usize {
-        self.pieces
-            .get(&partition)
-            .map_or(0, |p| p.iter().map(|&(_, len)| len).sum())
+        let ready = self.ready.get(&partition).map_or(0, Vec::len);
+        ready
+            + self
+                .pieces
+                .get(&partition)
+                .map_or(0, |p| p.iter().map(|&(_, len)| len).sum())
     }
 }
 
@@ -415,6 +494,36 @@ mod tests {
         }
         for limit in [usize::MAX, 4096, 100, 0] {
             assert_eq!(round_trip(limit, &pushes), expected, "limit {limit}");
+        }
+    }
+
+    #[test]
+    fn spills_in_name_order_read_ahead_a_pass_at_a_time() {
+        // Names in the reverse of the indexes, so name order is not arrival or index order.
+        let names = ["p3", "p2", "p1", "p0"];
+        let pushes: Vec<(u32, u64)> = (0..400u64).map(|i| ((i * 7 % 4) as u32, i)).collect();
+        let mut expected = vec![Vec::new(); 4];
+        for &(p, seq) in &pushes {
+            crate::body::write_seq(&mut expected[p as usize], seq);
+            expected[p as usize].extend_from_slice(b"record");
+        }
+        for limit in [usize::MAX, 300, 40] {
+            let mut pending = Pending::new(limit, None);
+            for (p, name) in names.iter().enumerate() {
+                pending.name_partition(p as u32, name);
+            }
+            for &(p, seq) in &pushes {
+                pending.push(p, seq, b"record").unwrap();
+            }
+            // Passes in name order: p0 and p1 (indexes 3 and 2), then p2 and p3.
+            for pass in [[3u32, 2], [1, 0]] {
+                pending.prefetch(&pass).unwrap();
+                for p in pass {
+                    let mut out = Vec::new();
+                    pending.take(p, &mut out).unwrap();
+                    assert_eq!(out, expected[p as usize], "limit {limit}, partition {p}");
+                }
+            }
         }
     }
 
