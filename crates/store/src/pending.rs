@@ -216,7 +216,17 @@ impl Pending {
 
     /// Appends a partition's pending records, in order, to `out` (each partition read once).
     pub(crate) fn take(&mut self, partition: u32, out: &mut Vec<u8>) -> Result<(), StoreError> {
-        out.reserve(self.len_of(partition));
+        let mut wanted = self.len_of(partition);
+        if let Some(ready) = self.spill.as_mut().and_then(|s| s.ready.remove(&partition)) {
+            wanted -= ready.len();
+            // Read ahead: the buffer becomes the output (no copy) when it is the first part.
+            if out.is_empty() {
+                *out = ready;
+            } else {
+                out.extend_from_slice(&ready);
+            }
+        }
+        out.reserve(wanted);
         if let Some(spill) = &mut self.spill {
             spill.flush()?;
             spill.read_into(partition, out)?;
