@@ -843,7 +843,8 @@ impl Batch<'_> {
             {
                 changed = Some(observed.people());
             }
-            observed.save(tx, false)?;
+            // A load into an empty log has no stored facts to merge with.
+            observed.save(tx, self.router.fresh)?;
             self.clock.lap("matching facts");
         }
         crate::matching::facts_after_batch(tx, self.model.matching.is_active(), self.router.fresh)?;

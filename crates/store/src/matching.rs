@@ -329,15 +329,18 @@ impl Observed {
         }
         drop(insert);
         for (account, o) in accounts {
-            let row: Option<(i64, Latest, Latest)> = tx
-                .prepare_cached(
+            let row: Option<(i64, Latest, Latest)> = if fresh {
+                None
+            } else {
+                tx.prepare_cached(
                     "SELECT first_at, name, name_at, name_ev, employees, employees_at, employees_ev
                      FROM match_accounts WHERE account = ?1",
                 )?
                 .query_row([account], |r| {
                     Ok((r.get(0)?, Latest::read(r, 1)?, Latest::read(r, 4)?))
                 })
-                .optional()?;
+                .optional()?
+            };
             let mut f = match row {
                 Some((first_at, name, employees)) => AccountFact {
                     first_at,
