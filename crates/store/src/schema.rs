@@ -163,33 +163,42 @@ ALTER TABLE opportunity_partition ADD COLUMN at INTEGER NOT NULL DEFAULT -922337
 /// account it lives in (opportunities stay where they are; later events decide from there).
 fn record_opportunity_instants(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
     let mut latest: std::collections::BTreeMap<(String, String), i64> = Default::default();
-    {
-        let mut st = tx.prepare("SELECT data FROM partition_events")?;
-        let mut rows = st.query([])?;
-        while let Some(row) = rows.next()? {
-            let packed: Vec<u8> = row.get(0)?;
-            let stream = crate::body::unpack(&packed)?;
-            crate::body::for_each_record(&stream, |_, record| {
-                if let waterfall_core::RecordBody::Opportunity {
-                    opportunity,
-                    account: Some(account),
-                    ..
-                } = record.body
-                {
-                    let at = latest
-                        .entry((opportunity.to_string(), account.to_string()))
-                        .or_insert(i64::MIN);
-                    *at = (*at).max(record.at);
-                }
-                Ok(())
-            })?;
+    for_each_logged_record(tx, |_, record| {
+        if let waterfall_core::RecordBody::Opportunity {
+            opportunity,
+            account: Some(account),
+            ..
+        } = record.body
+        {
+            let at = latest
+                .entry((opportunity.to_string(), account.to_string()))
+                .or_insert(i64::MIN);
+            *at = (*at).max(record.at);
         }
-    }
+    })?;
     let mut set = tx.prepare(
         "UPDATE opportunity_partition SET at = ?3 WHERE opportunity = ?1 AND partition = ?2",
     )?;
     for ((opportunity, account), at) in latest {
         set.execute(rusqlite::params![opportunity, account, at])?;
+    }
+    Ok(())
+}
+
+/// Calls `f` with every record of the log (with its sequence number), partition by partition.
+fn for_each_logged_record(
+    tx: &rusqlite::Transaction<'_>,
+    mut f: impl FnMut(u64, waterfall_core::Record<&str>),
+) -> Result<(), StoreError> {
+    let mut st = tx.prepare("SELECT data FROM partition_events")?;
+    let mut rows = st.query([])?;
+    while let Some(row) = rows.next()? {
+        let packed: Vec<u8> = row.get(0)?;
+        let stream = crate::body::unpack(&packed)?;
+        crate::body::for_each_record(&stream, |seq, record| {
+            f(seq, record);
+            Ok(())
+        })?;
     }
     Ok(())
 }
@@ -314,20 +323,11 @@ fn people_by_partition(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError>
 /// log (in stored order, so the last merge of a person wins, as routing applied them).
 fn record_merges(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
     let mut merges: Vec<(u64, String, String)> = Vec::new();
-    {
-        let mut st = tx.prepare("SELECT data FROM partition_events")?;
-        let mut rows = st.query([])?;
-        while let Some(row) = rows.next()? {
-            let packed: Vec<u8> = row.get(0)?;
-            let stream = crate::body::unpack(&packed)?;
-            crate::body::for_each_record(&stream, |seq, record| {
-                if let waterfall_core::RecordBody::Merge { person, into } = record.body {
-                    merges.push((seq, person.to_string(), into.to_string()));
-                }
-                Ok(())
-            })?;
+    for_each_logged_record(tx, |seq, record| {
+        if let waterfall_core::RecordBody::Merge { person, into } = record.body {
+            merges.push((seq, person.to_string(), into.to_string()));
         }
-    }
+    })?;
     merges.sort_unstable();
     let mut set =
         tx.prepare("UPDATE person_partition SET merged_into = ?2 WHERE person = ?1 AND at = ?3")?;
