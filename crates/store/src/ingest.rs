@@ -170,6 +170,23 @@ pub(crate) fn all_followers(
     Ok(out)
 }
 
+/// Whom `person` was merged into in the end (`into` gives whom someone was merged straight
+/// into), stopping where a cycle of merges would repeat itself.
+pub(crate) fn last_survivor(
+    person: &str,
+    mut into: impl FnMut(&str) -> Result<Option<String>, StoreError>,
+) -> Result<String, StoreError> {
+    let mut at = person.to_string();
+    let mut seen: FxHashSet<String> = FxHashSet::default();
+    while seen.insert(at.clone()) {
+        match into(&at)? {
+            Some(next) => at = next,
+            None => break,
+        }
+    }
+    Ok(at)
+}
+
 /// The people merged straight into `survivor`, as stored.
 pub(crate) fn stored_followers(
     tx: &Transaction<'_>,
@@ -289,24 +306,15 @@ impl Router {
     /// Whom `person` was merged into in the end (following the chain of merges, this batch's
     /// and stored ones), or `person` itself.
     fn survivor(&self, tx: &Transaction<'_>, person: &str) -> Result<String, StoreError> {
-        let mut at = person.to_string();
-        let mut seen: FxHashSet<String> = FxHashSet::default();
-        while seen.insert(at.clone()) {
-            let into = match self.merged_into.get(&at) {
-                Some(into) => Some(into.clone()),
-                None if self.fresh => None,
-                None => tx
-                    .prepare_cached("SELECT merged_into FROM person_partition WHERE person = ?1")?
-                    .query_row([&at], |r| r.get::<_, Option<String>>(0))
-                    .optional()?
-                    .flatten(),
-            };
-            match into {
-                Some(into) => at = into,
-                None => break,
-            }
-        }
-        Ok(at)
+        last_survivor(person, |at| match self.merged_into.get(at) {
+            Some(into) => Ok(Some(into.clone())),
+            None if self.fresh => Ok(None),
+            None => Ok(tx
+                .prepare_cached("SELECT merged_into FROM person_partition WHERE person = ?1")?
+                .query_row([at], |r| r.get::<_, Option<String>>(0))
+                .optional()?
+                .flatten()),
+        })
     }
 
     /// What decides where the group of `survivor` (the survivor and everyone merged into it)

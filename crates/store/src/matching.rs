@@ -650,21 +650,22 @@ fn reconcile(
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<Result<_, _>>()?
     };
-    let explicit_root = |person: &str| -> String {
-        let mut at = person;
-        let mut seen: FxHashSet<&str> = FxHashSet::default();
-        while let Some(into) = merged_into.get(at).filter(|_| seen.insert(at)) {
-            at = into;
-        }
-        at.to_string()
-    };
+    // Each merged person's survivor at the end of their chain of merges.
+    let explicit_root: FxHashMap<&str, String> = facts
+        .iter()
+        .filter(|f| f.merged)
+        .map(|f| {
+            let root =
+                crate::ingest::last_survivor(&f.person, |at| Ok(merged_into.get(at).cloned()))?;
+            Ok((f.person.as_str(), root))
+        })
+        .collect::<Result<_, StoreError>>()?;
     let known: FxHashSet<&str> = facts.iter().map(|f| f.person.as_str()).collect();
     let bare_roots: Vec<PersonFact> = {
-        let mut roots: Vec<String> = facts
-            .iter()
-            .filter(|f| f.merged)
-            .map(|f| explicit_root(&f.person))
-            .filter(|r| !known.contains(r.as_str()) && !merged_into.contains_key(r))
+        let mut roots: Vec<String> = explicit_root
+            .values()
+            .filter(|r| !known.contains(r.as_str()) && !merged_into.contains_key(*r))
+            .cloned()
             .collect();
         roots.sort_unstable();
         roots.dedup();
@@ -698,7 +699,7 @@ fn reconcile(
         .iter()
         .filter(|f| f.merged && f.account.value.is_some())
     {
-        let root = dedup_root(&explicit_root(&f.person));
+        let root = dedup_root(&explicit_root[f.person.as_str()]);
         if members.contains_key(root.as_str()) {
             followers_account.entry(root).or_default().merge(&f.account);
         }
@@ -785,9 +786,9 @@ fn reconcile(
             }
         }
         for f in facts.iter().filter(|f| f.merged) {
-            let explicit = explicit_root(&f.person);
-            if changed.contains(&f.person) || changed.contains(&explicit) {
-                let root = dedup_root(&explicit);
+            let explicit = &explicit_root[f.person.as_str()];
+            if changed.contains(&f.person) || changed.contains(explicit) {
+                let root = dedup_root(explicit);
                 if let Some((key, _)) = members.get_key_value(root.as_str()) {
                     roots.insert(key);
                 }
