@@ -165,10 +165,12 @@ impl Pending {
         self.arena.len() + self.pieces.len() * std::mem::size_of::<Piece>()
     }
 
-    /// The pieces grouped by partition (grouping them if appending ungrouped them).
-    fn grouped(&mut self) -> &Grouped {
-        self.grouped
-            .get_or_insert_with(|| Grouped::of(&self.pieces))
+    /// The pieces grouped by partition (grouping them if appending ungrouped them), with the
+    /// pieces themselves and the arena they are ranges of.
+    fn grouped(&mut self) -> (&Grouped, &mut [Piece], &[u8]) {
+        let pieces = &mut self.pieces;
+        let grouped = self.grouped.get_or_insert_with(|| Grouped::of(pieces));
+        (grouped, pieces, &self.arena)
     }
 
     /// Hands every partition's records in the arena to the spill file's writer, one piece per
@@ -203,10 +205,8 @@ impl Pending {
     /// Bytes pending for a partition (spilled and in memory).
     pub(crate) fn len_of(&mut self, partition: u32) -> usize {
         let spilled = self.spill.as_ref().map_or(0, |s| s.spilled(partition));
-        let pieces = &self.pieces;
-        let in_memory: usize = self
-            .grouped
-            .get_or_insert_with(|| Grouped::of(pieces))
+        let (grouped, pieces, _) = self.grouped();
+        let in_memory: usize = grouped
             .of_partition(partition)
             .iter()
             .map(|&i| pieces[i as usize].end - pieces[i as usize].start)
@@ -231,11 +231,10 @@ impl Pending {
             spill.flush()?;
             spill.read_into(partition, out)?;
         }
-        self.grouped();
-        let grouped = self.grouped.as_ref().expect("grouped above");
+        let (grouped, pieces, arena) = self.grouped();
         for &i in grouped.of_partition(partition) {
-            let piece = &mut self.pieces[i as usize];
-            out.extend_from_slice(&self.arena[piece.start..piece.end]);
+            let piece = &mut pieces[i as usize];
+            out.extend_from_slice(&arena[piece.start..piece.end]);
             // Taken: an empty range from now on.
             piece.end = piece.start;
         }
@@ -439,12 +438,10 @@ impl Spill {
         Ok(())
     }
 
-    /// Appends the records spilled for a partition, in order, to `out` (each read once).
+    /// Appends the records spilled for a partition and not read ahead (see
+    /// [`Pending::take`]), in order, to `out` (each read once).
     fn read_into(&mut self, partition: u32, out: &mut Vec<u8>) -> Result<(), StoreError> {
         use std::os::unix::fs::FileExt;
-        if let Some(ready) = self.ready.remove(&partition) {
-            out.extend_from_slice(&ready);
-        }
         for (at, len) in self.pieces.remove(&partition).unwrap_or_default() {
             let start = out.len();
             out.resize(start + len, 0);
