@@ -27,9 +27,7 @@ pub fn append_record(out: &mut Vec<u8>, seq: u64, ev: &Event) {
 
 /// Appends the sequence number that precedes a record in a stream.
 pub fn write_seq(out: &mut Vec<u8>, seq: u64) {
-    let mut buf = [0u8; 10];
-    let used = postcard::to_slice(&seq, &mut buf).expect("a u64 takes at most 10 bytes");
-    out.extend_from_slice(used);
+    waterfall_core::event::record::write_varint(out, seq);
 }
 
 /// Compresses a record stream for storage (LZ4, its length written in front): the streams
@@ -74,7 +72,7 @@ pub fn for_each_record<'a>(
     mut f: impl FnMut(u64, Record<&'a str>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     while !bytes.is_empty() {
-        let (seq, rest): (u64, &[u8]) = postcard::take_from_bytes(bytes)
+        let (seq, rest) = waterfall_core::event::record::read_varint(bytes)
             .map_err(|e| StoreError::Corrupt(format!("event record: {e}")))?;
         let (record, rest) = Record::read(rest).map_err(StoreError::Corrupt)?;
         f(seq, record)?;

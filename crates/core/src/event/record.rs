@@ -253,6 +253,38 @@ impl<'a> Record<&'a str> {
     }
 }
 
+/// Appends `value` as postcard encodes an unsigned integer (LEB128: seven bits a byte, low
+/// bits first): what precedes each record in a stored stream, written without serde.
+pub fn write_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// Reads an unsigned integer as [`write_varint`] writes it at the start of `bytes`; returns it
+/// with the bytes that follow it. Like postcard, refuses more than 64 bits.
+pub fn read_varint(bytes: &[u8]) -> Result<(u64, &[u8]), &'static str> {
+    let mut value = 0u64;
+    for (i, &b) in bytes.iter().enumerate().take(10) {
+        if i == 9 && b > 1 {
+            break;
+        }
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Ok((value, &bytes[i + 1..]));
+        }
+    }
+    Err(
+        if bytes.len() < 10 && bytes.last().is_none_or(|b| b & 0x80 != 0) {
+            "unexpected end of the record"
+        } else {
+            "an integer longer than 64 bits"
+        },
+    )
+}
+
 /// Whom or what a record is about: all that routing it to its partition needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(missing_docs)] // The fields are those of `RecordBody`.
@@ -345,15 +377,9 @@ impl<'a> Skimmer<'a> {
     }
 
     fn varint(&mut self) -> Result<u64, &'static str> {
-        let mut value = 0u64;
-        for i in 0..10 {
-            let b = self.take(1)?[0];
-            value |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err("an integer longer than 10 bytes")
+        let (value, rest) = read_varint(self.0)?;
+        self.0 = rest;
+        Ok(value)
     }
 
     fn bytes(&mut self) -> Result<&'a [u8], &'static str> {
@@ -605,5 +631,44 @@ mod tests {
         // Contacts are the record's last field; a role-bearing contact encodes as it always has.
         let before = postcard::to_allocvec(contacts).unwrap();
         assert!(bytes.ends_with(&before));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn varints_are_postcards_encoding(value: u64, tail: Vec<u8>) {
+            let mut bytes = Vec::new();
+            write_varint(&mut bytes, value);
+            proptest::prop_assert_eq!(&bytes, &postcard::to_allocvec(&value).unwrap());
+            bytes.extend_from_slice(&tail);
+            proptest::prop_assert_eq!(read_varint(&bytes), Ok((value, &tail[..])));
+        }
+
+        #[test]
+        fn varints_postcard_refuses_are_refused(bytes: Vec<u8>) {
+            let ours = read_varint(&bytes).map(|(v, rest)| (v, rest.len()));
+            let theirs = postcard::take_from_bytes::<u64>(&bytes).map(|(v, rest)| (v, rest.len()));
+            proptest::prop_assert_eq!(ours.is_ok(), theirs.is_ok());
+            if let (Ok(a), Ok(b)) = (ours, theirs) {
+                proptest::prop_assert_eq!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn a_cut_or_overlong_varint_is_refused() {
+        assert_eq!(
+            read_varint(&[0x80, 0x80]),
+            Err("unexpected end of the record")
+        );
+        assert_eq!(read_varint(&[]), Err("unexpected end of the record"));
+        assert_eq!(
+            read_varint(&[0xff; 10]),
+            Err("an integer longer than 64 bits")
+        );
+        let mut max = vec![0xff; 9];
+        max.push(0x01);
+        assert_eq!(read_varint(&max), Ok((u64::MAX, &[][..])));
+        max[9] = 0x02;
+        assert_eq!(read_varint(&max), Err("an integer longer than 64 bits"));
     }
 }
