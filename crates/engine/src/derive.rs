@@ -2,7 +2,7 @@
 //! (scores, rules, status/stage coupling, opportunity outcomes and timers).
 
 use crate::state::{AccountState, BuyingGroupMember, Coverage, OpportunityInfo, PersonState};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use waterfall_core::{
@@ -133,6 +133,20 @@ pub struct Derived {
     pub accounts: Vec<AccountState>,
     /// Events that could not be applied.
     pub rejections: Vec<Rejection>,
+}
+
+impl Derived {
+    /// Keeps, of the accounts a partition's derivation met, only the account the partition is
+    /// named after, with its account-level transitions. Another account only passes through
+    /// the partition (named by a person or an opportunity that belongs to another account in
+    /// the end, since the latest account named decides where they live): its own partition
+    /// tells its story, or none does, and a second state of it here would count it twice or
+    /// overwrite its own. Every reader of stored partitions applies this one rule.
+    pub fn keep_own_account(&mut self, partition: &str) {
+        self.accounts.retain(|a| a.id == partition);
+        self.transitions
+            .retain(|t| t.level != Level::Account || t.subject == partition);
+    }
 }
 
 /// The sequence number timers order by: after every event at their instant.
@@ -447,10 +461,6 @@ impl Members {
     fn slots(&self) -> impl Iterator<Item = u32> + '_ {
         self.0.iter().map(|&(_, slot)| slot)
     }
-
-    fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 /// An account while the derivation runs: its public state and what the rollup needs.
@@ -476,8 +486,6 @@ struct Account {
     /// type have not changed since: a rollup whose aggregates come out the same moves
     /// nothing, and need not evaluate the account rules.
     rules_settled: bool,
-    /// The partition holds events of the account itself (`account`, or its activity).
-    own_events: bool,
 }
 
 /// A pending timer, ordered by its due instant (then by what it is, for determinism).
@@ -651,7 +659,6 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 let acc = self.account_mut(account);
                 acc.state.fit = fit;
                 acc.rules_settled = false;
-                acc.own_events = true;
                 self.mark_dirty(account);
                 // Account attributes feed people's fit and roles.
                 let members: Vec<String> = self.accounts[account].members.ids().cloned().collect();
@@ -796,7 +803,6 @@ impl<'m, 'e> Deriver<'m, 'e> {
         let scoring = &self.model.scoring;
         let points = scoring.points_for(kind);
         let acc = self.account_mut(id);
-        acc.own_events = true;
         let decayed = scoring.decay(acc.own_engagement, acc.own_engagement_at.days_until(at));
         acc.own_engagement = decayed + points;
         acc.own_engagement_at = at;
@@ -1823,7 +1829,6 @@ impl<'m, 'e> Deriver<'m, 'e> {
                     contact_roles: BTreeMap::new(),
                     settled_until: None,
                     rules_settled: false,
-                    own_events: false,
                 },
             );
             if let Some(s) = m.initial_account_stage {
@@ -2021,36 +2026,13 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 owner: None,
             });
         }
-        // Accounts the partition only passed through: named by people or opportunities that
-        // belong to another account in the end (the latest account named decides where they
-        // live), with no event of their own here. Another partition tells their story (or
-        // none does): keeping a state or account transitions of them here would count them
-        // twice, or overwrite their own.
-        let passed_through: FxHashSet<String> = self
-            .accounts
-            .iter()
-            .filter(|(_, a)| {
-                !a.own_events && a.members.is_empty() && a.state.opportunities.is_empty()
-            })
-            .map(|(id, _)| id.clone())
-            .collect();
         let mut transitions = self.transitions;
-        if !passed_through.is_empty() {
-            transitions.retain(|t| {
-                t.level != Level::Account || !passed_through.contains(t.subject.as_str())
-            });
-        }
         // Timers interleave with events: keep the one total order.
         transitions.sort_by_key(|t| t.order);
         Derived {
             transitions,
             people,
-            accounts: self
-                .accounts
-                .into_values()
-                .filter(|a| !passed_through.contains(&a.state.id))
-                .map(|a| a.state)
-                .collect(),
+            accounts: self.accounts.into_values().map(|a| a.state).collect(),
             rejections: self.rejections,
         }
     }

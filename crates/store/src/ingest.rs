@@ -1247,11 +1247,13 @@ impl Store {
         })
     }
 
-    /// Loads every partition's events in derivation order (for impact analysis and tests).
-    pub fn all_partitions(&self) -> Result<Vec<Vec<SequencedEvent>>, StoreError> {
+    /// Loads every partition, by name, with its events in derivation order (for impact
+    /// analysis and tests). A derivation of one keeps only its own account (see
+    /// [`waterfall_engine::Derived::keep_own_account`]), as stored derivations do.
+    pub fn all_partitions(&self) -> Result<Vec<(String, Vec<SequencedEvent>)>, StoreError> {
         let mut all = load_all(&self.conn)?;
         crate::matching::adjust(&self.conn, &mut all)?;
-        Ok(all.into_iter().map(|(_, evs)| evs).collect())
+        Ok(all)
     }
 }
 
@@ -1449,14 +1451,7 @@ fn process(
     // Matched accounts and automatic merges are applied as the partitions are read.
     context.adjustments.apply(&name, &mut events);
     let mut derived = derive_records(context.model, &events, context.opts);
-    // An account's state and account-level history are its own partition's (the partition is
-    // named after it): another partition only passes through it (a person or an opportunity
-    // that named it before their latest account), and must not count it twice or overwrite
-    // its row.
-    derived.accounts.retain(|a| a.id == name);
-    derived
-        .transitions
-        .retain(|t| t.level != waterfall_core::Level::Account || t.subject == name);
+    derived.keep_own_account(&name);
     let events = events.len();
     Ok((
         name,

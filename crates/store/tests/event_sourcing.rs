@@ -759,7 +759,7 @@ fn an_opportunity_lives_with_the_account_its_latest_event_names_whatever_the_ord
             s.all_partitions()
                 .unwrap()
                 .iter()
-                .filter(|p| p.iter().any(|e| e.event.id == "3"))
+                .filter(|(_, p)| p.iter().any(|e| e.event.id == "3"))
                 .count(),
             1,
             "{name}"
@@ -826,4 +826,77 @@ fn a_person_who_changes_accounts_leaves_the_old_account_as_it_was() {
         );
         assert_eq!(s.person("p").unwrap().unwrap().partition, "b-globex");
     }
+}
+
+#[test]
+fn a_replay_of_the_stored_partitions_counts_each_account_once_as_the_store_does() {
+    // A merged group lives where the latest account any member named is: here the survivor's
+    // b-globex. The follower named a-acme before, so b-globex's partition passes through
+    // a-acme. Impact analysis (`waterfall diff`) re-derives the stored partitions and must
+    // keep, of each, the account the store keeps: one rule, by the partition's name.
+    let model = Model::demand_waterfall();
+    let events = vec![
+        ev(
+            "1",
+            "2025-01-01T00:00:00Z",
+            r#""type":"account","account":"a-acme","attrs":{"name":"Acme"}"#,
+        ),
+        ev(
+            "2",
+            "2025-01-01T00:00:00Z",
+            r#""type":"account","account":"b-globex","attrs":{"name":"Globex"}"#,
+        ),
+        ev(
+            "3",
+            "2025-01-02T00:00:00Z",
+            r#""type":"person","person":"f","account":"a-acme""#,
+        ),
+        ev(
+            "4",
+            "2025-01-03T00:00:00Z",
+            r#""type":"activity","person":"f","kind":"demo_request""#,
+        ),
+        ev(
+            "5",
+            "2025-02-01T00:00:00Z",
+            r#""type":"person","person":"s","account":"b-globex""#,
+        ),
+        ev(
+            "6",
+            "2025-03-01T00:00:00Z",
+            r#""type":"merge","person":"f","into":"s""#,
+        ),
+    ];
+    let mut s = Store::open_in_memory().unwrap();
+    s.ingest(&model, events, HORIZON).unwrap();
+    let opts = waterfall_engine::DeriveOptions {
+        horizon: HORIZON.horizon,
+    };
+    let (mut accounts, mut replayed) = (Vec::new(), Vec::new());
+    for (name, events) in s.all_partitions().unwrap() {
+        let mut d = waterfall_engine::derive(&model, &events, opts);
+        d.keep_own_account(&name);
+        accounts.extend(d.accounts.into_iter().map(|a| a.id));
+        replayed.extend(
+            d.transitions
+                .into_iter()
+                .filter(|t| t.level == waterfall_core::Level::Account),
+        );
+    }
+    accounts.sort();
+    assert_eq!(accounts, ["a-acme", "b-globex"]);
+    let key = |t: &waterfall_core::Transition| (t.subject.clone(), t.order, t.to.clone());
+    let mut stored: Vec<_> = s
+        .history()
+        .unwrap()
+        .transitions
+        .iter()
+        .filter(|t| t.level == waterfall_core::Level::Account)
+        .map(key)
+        .collect();
+    let mut replayed: Vec<_> = replayed.iter().map(key).collect();
+    stored.sort();
+    replayed.sort();
+    assert!(!stored.is_empty());
+    assert_eq!(replayed, stored);
 }

@@ -9,7 +9,7 @@ use crate::input::{load_model, spinner};
 use crate::DbArgs;
 use std::collections::HashMap;
 use waterfall_core::{Event, Period, Timestamp};
-use waterfall_engine::{derive_all, DeriveOptions, SequencedEvent};
+use waterfall_engine::{derive_all, DeriveOptions, Derived, SequencedEvent};
 use waterfall_model::{diff_models, DefinitionChange, Model};
 use waterfall_report::{diff, table_of, DiffOptions, DiffReport, Report, Tabular};
 use waterfall_store::Store;
@@ -102,7 +102,8 @@ pub fn run(args: DiffArgs) -> CliResult {
     }
     let pb = spinner("reading the event log");
     let store = Store::open(&args.db.db)?;
-    let partitions = store.all_partitions()?;
+    let (names, partitions): (Vec<String>, Vec<Vec<SequencedEvent>>) =
+        store.all_partitions()?.into_iter().unzip();
     drop(store);
     // The latest event, not the clock: the same log always gives the same diff.
     let latest = partitions
@@ -119,8 +120,8 @@ pub fn run(args: DiffArgs) -> CliResult {
     pb.set_message("replaying under both models");
     let opts = DeriveOptions { horizon };
     let (before, after) = std::thread::scope(|s| {
-        let b = s.spawn(|| history_from_derived(&old, derive_all(&old, &partitions, opts)));
-        let a = history_from_derived(&new, derive_all(&new, &partitions, opts));
+        let b = s.spawn(|| history_from_derived(&old, replay(&old, &names, &partitions, opts)));
+        let a = history_from_derived(&new, replay(&new, &names, &partitions, opts));
         (b.join().expect("replay threads do not panic"), a)
     });
     pb.finish_and_clear();
@@ -174,6 +175,21 @@ pub fn run(args: DiffArgs) -> CliResult {
 }
 
 /// Fills in each example transition's causing event and a one-line why.
+/// Derives every stored partition under `model`, each keeping its own account, as the store
+/// does when it derives them.
+fn replay(
+    model: &Model,
+    names: &[String],
+    partitions: &[Vec<SequencedEvent>],
+    opts: DeriveOptions,
+) -> Vec<Derived> {
+    let mut derived = derive_all(model, partitions, opts);
+    for (d, name) in derived.iter_mut().zip(names) {
+        d.keep_own_account(name);
+    }
+    derived
+}
+
 fn explain(report: &mut DiffReport, partitions: &[Vec<SequencedEvent>]) {
     let wanted: std::collections::HashSet<u64> = report
         .transitions

@@ -86,7 +86,8 @@ fn person_view(store: &Store, id: &str, as_of: Option<Timestamp>) -> CliResult<P
         .stored_model()?
         .ok_or_else(|| CliError::internal("database has people but no model"))?;
     let events = store.partition_events(&current.partition, t)?;
-    let derived = derive(&model, &events, DeriveOptions { horizon: t });
+    let mut derived = derive(&model, &events, DeriveOptions { horizon: t });
+    derived.keep_own_account(&current.partition);
     let state = derived
         .people
         .into_iter()
@@ -353,7 +354,8 @@ fn show_account(a: SubjectArgs) -> CliResult {
         .ok_or_else(|| CliError::internal("database has accounts but no model"))?;
     let horizon = as_of.unwrap_or_else(Timestamp::now);
     let events = store.partition_events(&account.partition, horizon)?;
-    let derived = derive(&model, &events, DeriveOptions { horizon });
+    let mut derived = derive(&model, &events, DeriveOptions { horizon });
+    derived.keep_own_account(&account.partition);
     let state = derived.accounts.into_iter().find(|x| x.id == a.id);
     // The account timeline: stored (what reports count), or re-derived as of an instant.
     let timeline: Vec<Transition> = match as_of {
