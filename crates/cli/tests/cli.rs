@@ -453,3 +453,47 @@ fn the_same_events_in_time_order_give_the_same_reports() {
         reports(&sorted, "sorted.db")
     );
 }
+
+#[test]
+fn a_contact_without_a_company_is_one_person_with_the_deals_account() {
+    // A HubSpot export: a contact with no company, on a won deal. One person, the deal's
+    // account's, a customer: not a contact copy in the deal's account and an MQL elsewhere.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("deal.jsonl");
+    std::fs::write(
+        &file,
+        r#"{"id":"1","at":"2025-01-02T00:00:00Z","type":"person","person":"c1","attrs":{"email":"c1@gmail.example"}}
+{"id":"2","at":"2025-01-03T00:00:00Z","type":"stage","person":"c1","stage":"MQL"}
+{"id":"3","at":"2025-02-01T00:00:00Z","type":"opportunity","opportunity":"d1","account":"acme","state":"open","contacts":[{"person":"c1","role":"champion"}]}
+{"id":"4","at":"2025-03-01T00:00:00Z","type":"opportunity","opportunity":"d1","state":"won"}
+"#,
+    )
+    .unwrap();
+    let db = dir.path().join("w.db");
+    let o = run(bin().args(["ingest", "--db"]).arg(&db).arg(&file));
+    assert!(o.status.success(), "{}", text(&o));
+    let show = text(&run(bin().args(["show", "person", "c1", "--db"]).arg(&db)));
+    assert!(show.contains("account   acme"), "{show}");
+    assert!(
+        show.contains("contact   of deal d1 since 2025-02-01"),
+        "{show}"
+    );
+    assert!(show.contains("stage     Customer"), "{show}");
+    let snapshot = run(bin()
+        .args([
+            "report",
+            "snapshot",
+            "--format",
+            "json",
+            "--as-of",
+            "2025-06-01",
+            "--db",
+        ])
+        .arg(&db));
+    let j: serde_json::Value = serde_json::from_slice(&snapshot.stdout).unwrap();
+    assert_eq!(
+        j["rows"],
+        serde_json::json!([{"people": 1, "stage": "Customer"}]),
+        "{j}"
+    );
+}

@@ -12,9 +12,9 @@ mod time;
 mod transition;
 
 pub use event::{
-    parse_line, parse_lines, parse_record, parse_records, Attrs, Event, EventBody, LineError,
-    OpportunityContact, OpportunityKind, OpportunityState, ParseOutcome, Record, RecordBody,
-    RecordsOutcome, RouteKey, Subject,
+    parse_line, parse_lines, parse_record, parse_records, Attrs, ContactIds, Event, EventBody,
+    LineError, OpportunityContact, OpportunityKind, OpportunityState, ParseOutcome, Record,
+    RecordBody, RecordsOutcome, RouteKey, Subject,
 };
 pub use stage_index::{EntryReader, IndexedEntry, StageIndex, StageIndexNames};
 pub use table::{TableRow, TransitionTable};

@@ -537,6 +537,10 @@ struct Deriver<'m, 'e> {
     dirty: BTreeSet<String>,
     /// Opportunity id → (account id, index in that account's list).
     opportunities: FxHashMap<String, (String, usize)>,
+    /// Person id → the opportunity that gave them their account (a contact with no account
+    /// of their own takes the account of the first deal that names them), until a `person`
+    /// event names one: they follow that deal if it is re-parented.
+    account_from_deal: FxHashMap<String, String>,
     transitions: Vec<Transition>,
     rejections: Vec<Rejection>,
     timers: BTreeSet<Timer>,
@@ -593,6 +597,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
             accounts: BTreeMap::new(),
             dirty: BTreeSet::new(),
             opportunities: FxHashMap::default(),
+            account_from_deal: FxHashMap::default(),
             transitions: Vec::new(),
             rejections: Vec::new(),
             timers: BTreeSet::new(),
@@ -684,6 +689,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 self.ensure_person(id);
                 let p = self.people.get_mut(id).expect("just ensured");
                 if let Some(a) = account {
+                    self.account_from_deal.remove(id);
                     if p.account.as_deref() != Some(a) {
                         let old = p.account.replace(a.to_string());
                         if let Some(old) = old {
@@ -1668,6 +1674,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 self.opportunities
                     .insert(opportunity.to_string(), (new.to_string(), idx));
                 self.mark_dirty(new);
+                self.move_deal_contacts(opportunity, &old, new);
                 (new.to_string(), idx, false)
             }
             None => {
@@ -1772,6 +1779,8 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 self.people.get_mut(&id).expect("exists").account = Some(acc_id.clone());
                 let slot = self.people.slot(&id).expect("exists");
                 self.account_mut(&acc_id).members.insert(&id, slot);
+                self.account_from_deal
+                    .insert(id.clone(), opportunity.to_string());
                 self.watch_engaged(&id);
             }
             if let Some(o) = &outcome {
@@ -1789,6 +1798,34 @@ impl<'m, 'e> Deriver<'m, 'e> {
                     }
                 }
             }
+        }
+    }
+
+    /// A re-parented deal takes along the contacts whose account it gave (see
+    /// `account_from_deal`): they were the old account's only through it.
+    fn move_deal_contacts(&mut self, opportunity: &str, old: &str, new: &str) {
+        let mut moving: Vec<String> = self
+            .account_from_deal
+            .iter()
+            .filter(|(id, o)| {
+                o.as_str() == opportunity
+                    && self
+                        .people
+                        .get(id.as_str())
+                        .is_some_and(|p| p.account.as_deref() == Some(old))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        moving.sort_unstable();
+        for id in moving {
+            if let Some(o) = self.accounts.get_mut(old) {
+                o.members.remove(&id);
+            }
+            self.people.get_mut(&id).expect("checked above").account = Some(new.to_string());
+            let slot = self.people.slot(&id).expect("checked above");
+            self.account_mut(new).members.insert(&id, slot);
+            self.mark_dirty(new);
+            self.watch_engaged(&id);
         }
     }
 

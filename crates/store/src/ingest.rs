@@ -145,6 +145,12 @@ struct Router {
     merged_into: FxHashMap<String, String>,
     /// The same, the other way: a survivor → the people this batch merged into it.
     merged_from: FxHashMap<String, Vec<String>>,
+    /// The claim as an opportunity's contact of each group this batch looked at (see
+    /// [`Router::claim_contact`]), as (opportunity, instant of the event naming one of them,
+    /// whether this batch changed it).
+    contacts: FxHashMap<String, (String, i64, bool)>,
+    /// The people this batch made contacts of each opportunity (the other way round).
+    claimed_by: FxHashMap<String, Vec<String>>,
     /// The log was empty when the batch began: nothing to look up in the database.
     fresh: bool,
 }
@@ -335,8 +341,12 @@ impl Router {
                 Some(own) => own,
                 None => self
                     .person(tx, &member)?
+                    // A route without an instant (`i64::MIN`) names no account: the person
+                    // lives alone, or where a deal or a match placed them.
                     .filter(|r| {
-                        r.at != i64::MAX && !self.partitions.name(r.partition).starts_with('~')
+                        r.at != i64::MAX
+                            && r.at != i64::MIN
+                            && !self.partitions.name(r.partition).starts_with('~')
                     })
                     .map(|r| (self.partitions.name(r.partition).to_string(), r.at)),
             };
@@ -451,11 +461,22 @@ impl Router {
                 }
                 self.set_person(person, target, i64::MAX);
                 self.note_merge(person, into);
+                // The merged person's claim as a contact joins their survivor's group.
+                if let Some((opportunity, at)) = self.contact_claim(tx, person)? {
+                    let survivor = self.survivor(tx, into)?;
+                    if self.hold_claim(tx, &survivor, (&opportunity, at))? {
+                        if let Some(deal) = self.opportunity_partition(tx, &opportunity)? {
+                            self.place_contact(tx, &survivor, deal)?;
+                            target = self.person(tx, &survivor)?.map_or(target, |r| r.partition);
+                        }
+                    }
+                }
                 target
             }
             RouteKey::Opportunity {
                 opportunity,
                 account,
+                contacts,
             } => {
                 let current = match self.opportunities.get(opportunity) {
                     Some(&(partition, decided, _)) => Some((partition, decided)),
@@ -496,9 +517,176 @@ impl Router {
                     || self.opportunities.get(opportunity).is_some_and(|o| o.2);
                 self.opportunities
                     .insert(opportunity.to_string(), (now.0, now.1, dirty));
+                if current.is_some_and(|(from, _)| from != now.0) {
+                    // The contacts it placed go with it.
+                    for person in self.contacts_of(tx, opportunity)? {
+                        self.place_contact(tx, &person, now.0)?;
+                    }
+                }
+                for person in contacts.people() {
+                    self.claim_contact(tx, person, (opportunity, at), now.0)?;
+                }
                 now.0
             }
         })
+    }
+
+    /// The contact claim of `person`'s group, as (opportunity, instant): see
+    /// [`Router::claim_contact`].
+    fn contact_claim(
+        &mut self,
+        tx: &Transaction<'_>,
+        person: &str,
+    ) -> Result<Option<(String, i64)>, StoreError> {
+        if let Some((o, at, _)) = self.contacts.get(person) {
+            return Ok(Some((o.clone(), *at)));
+        }
+        if self.fresh {
+            return Ok(None);
+        }
+        let stored: Option<(String, i64)> = tx
+            .prepare_cached("SELECT opportunity, at FROM contact_claims WHERE person = ?1")?
+            .query_row([person], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((o, at)) = &stored {
+            self.contacts
+                .insert(person.to_string(), (o.clone(), *at, false));
+        }
+        Ok(stored)
+    }
+
+    /// An opportunity living in `deal` named `person` as a contact at `at`. The claim goes
+    /// to the person's group (whom they were merged into, if anyone), which keeps its
+    /// earliest claim (by instant, then opportunity id): the engine gives an account-less
+    /// contact the account of the first deal that names them. See [`Router::place_contact`].
+    fn claim_contact(
+        &mut self,
+        tx: &Transaction<'_>,
+        person: &str,
+        claim: (&str, i64),
+        deal: u32,
+    ) -> Result<(), StoreError> {
+        let survivor = self.survivor(tx, person)?;
+        if self.hold_claim(tx, &survivor, claim)? {
+            self.place_contact(tx, &survivor, deal)?;
+        }
+        Ok(())
+    }
+
+    /// Makes `claim` (opportunity, instant) the contact claim of `person`'s group if it is
+    /// earlier than the one it holds; returns whether it did.
+    fn hold_claim(
+        &mut self,
+        tx: &Transaction<'_>,
+        person: &str,
+        (opportunity, at): (&str, i64),
+    ) -> Result<bool, StoreError> {
+        if let Some((o, t)) = self.contact_claim(tx, person)? {
+            if (t, o.as_str()) <= (at, opportunity) {
+                return Ok(false);
+            }
+        }
+        self.contacts
+            .insert(person.to_string(), (opportunity.to_string(), at, true));
+        self.claimed_by
+            .entry(opportunity.to_string())
+            .or_default()
+            .push(person.to_string());
+        Ok(true)
+    }
+
+    /// The partition an opportunity lives in, if it has been seen.
+    fn opportunity_partition(
+        &mut self,
+        tx: &Transaction<'_>,
+        opportunity: &str,
+    ) -> Result<Option<u32>, StoreError> {
+        if let Some(&(partition, ..)) = self.opportunities.get(opportunity) {
+            return Ok(Some(partition));
+        }
+        if self.fresh {
+            return Ok(None);
+        }
+        let stored: Option<String> = tx
+            .prepare_cached("SELECT partition FROM opportunity_partition WHERE opportunity = ?1")?
+            .query_row([opportunity], |r| r.get(0))
+            .optional()?;
+        Ok(stored.map(|p| self.partitions.intern(&p)))
+    }
+
+    /// The people (groups) whose contact claim is `opportunity`.
+    fn contacts_of(
+        &mut self,
+        tx: &Transaction<'_>,
+        opportunity: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut people: Vec<String> = self
+            .claimed_by
+            .get(opportunity)
+            .cloned()
+            .unwrap_or_default();
+        if !self.fresh {
+            let stored: Vec<String> = tx
+                .prepare_cached("SELECT person FROM contact_claims WHERE opportunity = ?1")?
+                .query_map([opportunity], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            people.extend(stored);
+        }
+        people.sort_unstable();
+        people.dedup();
+        let mut out = Vec::with_capacity(people.len());
+        for p in people {
+            if self
+                .contact_claim(tx, &p)?
+                .is_some_and(|(o, _)| o == opportunity)
+            {
+                out.push(p);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A contact whose claim is a deal living in `deal`: "a contact with no known
+    /// account belongs to the deal's account", as the engine has it. So a contact without an
+    /// account of their own (none named; matching, when it runs, decides after routing and
+    /// puts a match first) lives with the deal, and the deal's outcome moves the person, not
+    /// a copy of them. A deal without an account yet places no one.
+    fn place_contact(
+        &mut self,
+        tx: &Transaction<'_>,
+        person: &str,
+        deal: u32,
+    ) -> Result<(), StoreError> {
+        if self.partitions.name(deal).starts_with("~o:") {
+            return Ok(());
+        }
+        match self.person(tx, person)? {
+            None => self.set_person(person, deal, i64::MIN),
+            Some(cur) if cur.at == i64::MIN && cur.partition != deal => {
+                self.move_person(tx, person, cur.partition, deal)?;
+                self.set_person(person, deal, i64::MIN);
+            }
+            Some(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Writes the contact claims this batch changed to `contact_claims`.
+    fn write_contact_claims(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        let mut upsert = tx.prepare_cached(
+            "INSERT OR REPLACE INTO contact_claims(person, opportunity, at) VALUES (?1, ?2, ?3)",
+        )?;
+        let mut dirty: Vec<(&String, &String, i64)> = self
+            .contacts
+            .iter()
+            .filter(|(_, c)| c.2)
+            .map(|(person, (o, at, _))| (person, o, *at))
+            .collect();
+        dirty.sort_unstable();
+        for (person, opportunity, at) in dirty {
+            upsert.execute(params![person, opportunity, at])?;
+        }
+        Ok(())
     }
 
     /// Writes the opportunities this batch placed or moved to `opportunity_partition`.
@@ -643,6 +831,8 @@ impl Store {
                 moves: Vec::new(),
                 merged_into: FxHashMap::default(),
                 merged_from: FxHashMap::default(),
+                contacts: FxHashMap::default(),
+                claimed_by: FxHashMap::default(),
                 fresh,
             },
             batch_start,
@@ -866,6 +1056,7 @@ impl Batch<'_> {
                 touched.insert(self.router.partitions.name(route.partition).to_string());
             }
             self.router.people.remove(person.as_str());
+            self.router.contacts.remove(person.as_str());
             tx.execute("DELETE FROM person_partition WHERE person = ?1", [&person])?;
             crate::matching::forget(tx, &person)?;
         }
@@ -875,6 +1066,7 @@ impl Batch<'_> {
         // Nothing before the derivation reads the routes unless matching runs: then they are
         // written a share with each pass, while the workers derive, instead of while they wait.
         self.router.write_opportunities(tx)?;
+        self.router.write_contact_claims(tx)?;
         let defer_routes = crate::matching::is_inert(tx, &self.model.matching)?;
         if !defer_routes {
             self.router.write_routes(tx, &self.router.dirty_routes())?;
@@ -1123,13 +1315,13 @@ impl Sources<'_> {
     }
 }
 
-/// Drops repeated ids (keeping the first by sequence) and erased people's events. Returns how
-/// many new events were duplicates, and the ids of the erased events.
+/// Drops repeated ids (keeping the first by sequence) and erased people's events, and takes
+/// erased people off deals' contacts.
 fn clean(
     events: &mut Vec<SequencedRecord<'_>>,
     erased: &FxHashSet<String>,
     batch_start: u64,
-) -> (usize, Vec<String>) {
+) -> Cleaned {
     events.sort_unstable_by_key(|e| e.seq);
     let mut keep = vec![true; events.len()];
     let mut duplicates = 0;
@@ -1153,7 +1345,36 @@ fn clean(
         let mut flags = keep.into_iter();
         events.retain(|_| flags.next().unwrap_or(true));
     }
-    (duplicates, erased_ids)
+    // An erased person leaves no trace: not even as a deal's contact.
+    let mut scrubbed = false;
+    if !erased.is_empty() {
+        for e in events.iter_mut() {
+            if let RecordBody::Opportunity {
+                contacts: Some(contacts),
+                ..
+            } = &mut e.record.body
+            {
+                let before = contacts.len();
+                contacts.retain(|c| !erased.contains(&c.person));
+                scrubbed |= contacts.len() != before;
+            }
+        }
+    }
+    Cleaned {
+        duplicates,
+        erased_ids,
+        scrubbed,
+    }
+}
+
+/// What [`clean`] took out of a partition's events.
+struct Cleaned {
+    /// Repeats of an event id (this batch's count in the summary).
+    duplicates: usize,
+    /// The ids of the erased people's events, dropped.
+    erased_ids: Vec<String>,
+    /// Whether erased people were taken off deals' contacts (the events stay).
+    scrubbed: bool,
 }
 
 impl Store {
@@ -1428,12 +1649,15 @@ fn process(
             .map(|(e, t)| SequencedRecord::of(e, t))
             .collect(),
     };
-    let (duplicates, erased_ids) = clean(&mut events, context.erased, context.batch_start);
+    let Cleaned {
+        duplicates,
+        erased_ids,
+        scrubbed,
+    } = clean(&mut events, context.erased, context.batch_start);
+    let rewritten = duplicates > 0 || !erased_ids.is_empty() || scrubbed;
     let stream = match &bytes {
-        Some(bytes) if changed && duplicates == 0 && erased_ids.is_empty() => {
-            Some(crate::body::pack(bytes))
-        }
-        _ if changed || bytes.is_none() || duplicates > 0 || !erased_ids.is_empty() => {
+        Some(bytes) if changed && !rewritten => Some(crate::body::pack(bytes)),
+        _ if changed || bytes.is_none() || rewritten => {
             let mut out = Vec::new();
             for e in &events {
                 crate::body::append_sequenced(&mut out, e);

@@ -445,7 +445,12 @@ fn policy_key(policy: &MatchPolicy) -> String {
 /// Forgets everything matching knew about an erased person.
 pub(crate) fn forget(tx: &Transaction<'_>, person: &str) -> Result<(), StoreError> {
     set_decided_under(tx, None)?;
-    for table in ["match_people", "person_matches", "person_duplicates"] {
+    for table in [
+        "match_people",
+        "person_matches",
+        "person_duplicates",
+        "contact_claims",
+    ] {
         tx.execute(&format!("DELETE FROM {table} WHERE person = ?1"), [person])?;
     }
     Ok(())
@@ -705,7 +710,19 @@ fn reconcile(
         }
     }
 
-    // Decide each group's partition: explicit account, else a match, else its own.
+    // Each group's claim as a contact (see `Router::claim_contact`): the first deal that
+    // named one of its members, with where that deal lives, for groups with no account of
+    // their own and no match. A deal without an account yet places no one.
+    let claims: FxHashMap<String, (i64, String, String)> = {
+        let mut st = tx.prepare(
+            "SELECT c.person, c.at, c.opportunity, o.partition FROM contact_claims c
+             JOIN opportunity_partition o ON o.opportunity = c.opportunity",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    // Decide each group's partition: explicit account, else a match, else the deal that
+    // named the survivor as a contact, else its own.
     let mut decided: Vec<(&str, String, i64)> = Vec::with_capacity(members.len());
     let mut new_matches: FxHashMap<String, MatchRow> = FxHashMap::default();
     let mut new_dups: FxHashMap<String, DupRow> = FxHashMap::default();
@@ -744,6 +761,14 @@ fn reconcile(
                 },
             );
             (p, i64::MIN)
+        } else if let Some((.., deal)) = group
+            .iter()
+            .filter_map(|f| claims.get(f.person.as_str()))
+            .chain(claims.get(*root))
+            .min()
+            .filter(|(.., deal)| !deal.starts_with("~o:"))
+        {
+            (deal.clone(), i64::MIN)
         } else {
             (format!("~p:{root}"), i64::MIN)
         };

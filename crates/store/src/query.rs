@@ -175,6 +175,20 @@ impl Store {
         )
     }
 
+    /// The deal that first named `person` (or someone merged into them) as a contact, and
+    /// when: a person with no account of their own lives with that deal and takes its
+    /// account.
+    pub fn contact_claim(&self, person: &str) -> Result<Option<(String, Timestamp)>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT opportunity, at FROM contact_claims WHERE person = ?1",
+                [person],
+                |r| Ok((r.get(0)?, Timestamp(r.get(1)?))),
+            )
+            .optional()?)
+    }
+
     /// The people of an account.
     pub fn people_of_account(&self, account: &str) -> Result<Vec<PersonRow>, StoreError> {
         // An account's people live in the account's partition, which bears its name.

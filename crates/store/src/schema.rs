@@ -4,7 +4,7 @@ use crate::StoreError;
 use rusqlite::Connection;
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const V1: &str = r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -158,6 +158,50 @@ const V5: &str = r#"
 -- naming another account moves it there (an opportunity re-parented in the CRM).
 ALTER TABLE opportunity_partition ADD COLUMN at INTEGER NOT NULL DEFAULT -9223372036854775808;
 "#;
+
+const V6: &str = r#"
+-- The first opportunity event that named each person (or someone merged into them) as a
+-- contact, and its instant: a contact with no account of their own lives with that deal (the
+-- engine makes them the account of the first deal that names them).
+CREATE TABLE contact_claims (
+    person      TEXT PRIMARY KEY,
+    opportunity TEXT NOT NULL,
+    at          INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX contact_claims_opportunity ON contact_claims(opportunity);
+"#;
+
+/// Version 6: each contact's claim (the first deal that named them), from the log, for each
+/// person named (people stay where they are, and merged people's claims stay their own;
+/// later events decide from there).
+fn record_contact_claims(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    let mut first: std::collections::BTreeMap<String, (i64, String)> = Default::default();
+    for_each_logged_record(tx, |_, record| {
+        if let waterfall_core::RecordBody::Opportunity {
+            opportunity,
+            contacts: Some(contacts),
+            ..
+        } = &record.body
+        {
+            for c in contacts {
+                let claim = (record.at, opportunity.to_string());
+                match first.get_mut(&c.person) {
+                    Some(held) if *held <= claim => {}
+                    Some(held) => *held = claim,
+                    None => {
+                        first.insert(c.person.clone(), claim);
+                    }
+                }
+            }
+        }
+    })?;
+    let mut set =
+        tx.prepare("INSERT INTO contact_claims(person, opportunity, at) VALUES (?1, ?2, ?3)")?;
+    for (person, (at, opportunity)) in first {
+        set.execute(rusqlite::params![person, opportunity, at])?;
+    }
+    Ok(())
+}
 
 /// Version 5: each opportunity's `at`, from the log: the latest of its events naming the
 /// account it lives in (opportunities stay where they are; later events decide from there).
@@ -346,7 +390,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
-    let migrations: [&str; 5] = [V1, V2, V3, V4, V5];
+    let migrations: [&str; 6] = [V1, V2, V3, V4, V5, V6];
     for (i, sql) in migrations.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
@@ -355,6 +399,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             2 => log_by_partition(&tx)?,
             3 => record_merges(&tx)?,
             4 => record_opportunity_instants(&tx)?,
+            5 => record_contact_claims(&tx)?,
             _ => {}
         }
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
@@ -416,13 +461,14 @@ mod tests {
                     },
                 )
                 .unwrap();
-            // Back to version 3: no column for it (nor version 5's).
+            // Back to version 3: no column for it (nor version 5's, nor version 6's table).
             store
                 .conn
                 .execute_batch(
                     "DROP INDEX person_partition_merged_into;
                      ALTER TABLE person_partition DROP COLUMN merged_into;
                      ALTER TABLE opportunity_partition DROP COLUMN at;
+                     DROP TABLE contact_claims;
                      PRAGMA user_version = 3;",
                 )
                 .unwrap();
@@ -465,11 +511,12 @@ mod tests {
             store
                 .ingest(&model, events, crate::IngestOptions { horizon })
                 .unwrap();
-            // Back to version 4: no column for it.
+            // Back to version 4: no column for it (nor version 6's table).
             store
                 .conn
                 .execute_batch(
                     "ALTER TABLE opportunity_partition DROP COLUMN at;
+                     DROP TABLE contact_claims;
                      PRAGMA user_version = 4;",
                 )
                 .unwrap();
@@ -488,6 +535,49 @@ mod tests {
             waterfall_core::Timestamp::parse("2025-03-01T00:00:00Z")
                 .unwrap()
                 .0
+        );
+    }
+
+    #[test]
+    fn a_version_5_database_learns_each_contacts_first_deal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v5.db");
+        let line = |l: &str| waterfall_core::parse_line(l).unwrap();
+        {
+            let mut store = crate::Store::open(&path).unwrap();
+            let events = vec![
+                line(
+                    r#"{"id":"e1","at":"2025-01-01T00:00:00Z","type":"opportunity","opportunity":"o1","account":"a1","state":"open","contacts":[{"person":"c"},{"person":"d"}]}"#,
+                ),
+                line(
+                    r#"{"id":"e2","at":"2025-03-01T00:00:00Z","type":"opportunity","opportunity":"o2","account":"a2","state":"open","contacts":[{"person":"c","role":"champion"}]}"#,
+                ),
+            ];
+            let model = waterfall_model::Model::history_only();
+            let horizon = waterfall_core::Timestamp(i64::MAX);
+            store
+                .ingest(&model, events, crate::IngestOptions { horizon })
+                .unwrap();
+            store
+                .conn
+                .execute_batch("DROP TABLE contact_claims; PRAGMA user_version = 5;")
+                .unwrap();
+        }
+        let store = crate::Store::open(&path).unwrap();
+        let claims: Vec<(String, String)> = store
+            .conn
+            .prepare("SELECT person, opportunity FROM contact_claims ORDER BY person")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            claims,
+            [
+                ("c".to_string(), "o1".to_string()),
+                ("d".to_string(), "o1".to_string())
+            ]
         );
     }
 

@@ -252,8 +252,11 @@ fn show_person(a: SubjectArgs) -> CliResult {
             serde_json::json!({"account": m.account,
             "confidence": m.confidence, "method": m.method, "explanation": m.explanation})
         });
+        let contact = store
+            .contact_claim(&a.id)?
+            .map(|(opportunity, at)| serde_json::json!({"opportunity": opportunity, "at": at}));
         let json = serde_json::json!({ "person": v.person, "timeline": v.timeline, "as_of": as_of,
-            "match": matched });
+            "match": matched, "first_contact_of": contact });
         println!(
             "{}",
             serde_json::to_string_pretty(&json).expect("serialisable")
@@ -295,6 +298,10 @@ fn show_person(a: SubjectArgs) -> CliResult {
         p.account.as_deref().unwrap_or("(none)"),
         matched.unwrap_or_default()
     );
+    if let Some((opportunity, at)) = store.contact_claim(&p.id)? {
+        // Without an account of their own, a contact lives with this deal's account.
+        println!("  contact   of deal {opportunity} since {}", day(at));
+    }
     let since = |field: Field| {
         v.timeline
             .iter()

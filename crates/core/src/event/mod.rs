@@ -8,7 +8,7 @@ pub use crate::time::Timestamp;
 pub use parse::{
     parse_line, parse_lines, parse_record, parse_records, LineError, ParseOutcome, RecordsOutcome,
 };
-pub use record::{Record, RecordBody, RouteKey};
+pub use record::{ContactIds, Record, RecordBody, RouteKey};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -98,7 +98,7 @@ impl OpportunityState {
 }
 
 /// A person on an opportunity's buying group.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpportunityContact {
     /// The person's id.
     pub person: String,

@@ -302,11 +302,59 @@ pub enum RouteKey<'a> {
     Erase(&'a str),
     /// A `merge` event.
     Merge { person: &'a str, into: &'a str },
-    /// An `opportunity` event, with the account it names.
+    /// An `opportunity` event, with the account and the contacts it names.
     Opportunity {
         opportunity: &'a str,
         account: Option<&'a str>,
+        contacts: ContactIds<'a>,
     },
+}
+
+/// The people an `opportunity` event names as its contacts, as routing reads them: from a
+/// stored record (still encoded) or from an event. Two are equal when they name the same
+/// people in the same order, however they are held.
+#[derive(Debug, Clone, Copy)]
+pub enum ContactIds<'a> {
+    /// A record's encoded contact list: how many, then each contact (see [`Record::write`]),
+    /// already checked by [`Record::read_route`].
+    Encoded(&'a [u8]),
+    /// An event's contacts.
+    Listed(&'a [OpportunityContact]),
+}
+
+impl PartialEq for ContactIds<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.people().eq(other.people())
+    }
+}
+
+impl Eq for ContactIds<'_> {}
+
+impl<'a> ContactIds<'a> {
+    /// The contacts' person ids, in the event's order.
+    pub fn people(self) -> impl Iterator<Item = &'a str> {
+        let (encoded, listed) = match self {
+            ContactIds::Encoded(bytes) => (Some(bytes), &[][..]),
+            ContactIds::Listed(list) => (None, list),
+        };
+        let mut skim = encoded.map(Skimmer);
+        let mut left = skim
+            .as_mut()
+            .map_or(0, |s| s.varint().unwrap_or(0) as usize);
+        let decoded = std::iter::from_fn(move || {
+            let s = skim.as_mut()?;
+            if left == 0 {
+                return None;
+            }
+            left -= 1;
+            // Checked when the route was read: a stream that no longer reads just ends.
+            let person = s.str().ok()?;
+            s.skip_opt_str().ok()?;
+            s.take(1).ok()?;
+            Some(person)
+        });
+        decoded.chain(listed.iter().map(|c| c.person.as_str()))
+    }
 }
 
 impl<S: AsRef<str>> Record<S> {
@@ -336,10 +384,12 @@ impl<S: AsRef<str>> Record<S> {
             RecordBody::Opportunity {
                 opportunity,
                 account,
+                contacts,
                 ..
             } => RouteKey::Opportunity {
                 opportunity: s(opportunity),
                 account: account.as_ref().map(s),
+                contacts: ContactIds::Listed(contacts.as_deref().unwrap_or_default()),
             },
         }
     }
@@ -460,16 +510,20 @@ impl<'a> Skimmer<'a> {
                 if self.some()? {
                     self.take(8)?; // amount
                 }
+                let mut contacts: &'a [u8] = &[0];
                 if self.some()? {
+                    let list = self.0;
                     for _ in 0..self.varint()? {
-                        self.bytes()?; // person
+                        self.str()?; // person
                         self.skip_opt_str()?; // role
                         self.take(1)?; // primary
                     }
+                    contacts = &list[..list.len() - self.0.len()];
                 }
                 RouteKey::Opportunity {
                     opportunity,
                     account,
+                    contacts: ContactIds::Encoded(contacts),
                 }
             }
             5 | 6 => {
