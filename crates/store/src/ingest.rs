@@ -662,13 +662,28 @@ impl Router {
         }
         match self.person(tx, person)? {
             None => self.set_person(person, deal, i64::MIN),
-            Some(cur) if cur.at == i64::MIN && cur.partition != deal => {
+            Some(cur)
+                if cur.at == i64::MIN && cur.partition != deal && !self.matched(tx, person)? =>
+            {
                 self.move_person(tx, person, cur.partition, deal)?;
                 self.set_person(person, deal, i64::MIN);
             }
             Some(_) => {}
         }
         Ok(())
+    }
+
+    /// Whether matching placed `person` (a batch without identity events keeps the matches
+    /// without deciding again, so routing must not move them).
+    fn matched(&self, tx: &Transaction<'_>, person: &str) -> Result<bool, StoreError> {
+        if self.fresh {
+            return Ok(false);
+        }
+        Ok(tx
+            .prepare_cached("SELECT 1 FROM person_matches WHERE person = ?1")?
+            .query_row([person], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     /// Writes the contact claims this batch changed to `contact_claims`.

@@ -1091,3 +1091,35 @@ fn an_erased_contact_leaves_no_trace_on_the_deal() {
         .iter()
         .all(|e| !format!("{:?}", e.event.body).contains("\"c\"")));
 }
+
+#[test]
+fn a_matched_contact_lives_with_the_match_not_the_deal() {
+    // Matching finds c's account by their email's domain: a known account comes before a
+    // deal's, whatever the order the events come in.
+    let model = Model::demand_waterfall();
+    let events = vec![
+        ev(
+            "1",
+            "2025-01-01T00:00:00Z",
+            r#""type":"account","account":"acme","attrs":{"name":"ACME Incorporated","domain":"acme.com"}"#,
+        ),
+        ev(
+            "2",
+            "2025-01-02T00:00:00Z",
+            r#""type":"person","person":"c","attrs":{"email":"c@acme.com"}"#,
+        ),
+        ev(
+            "3",
+            "2025-02-01T00:00:00Z",
+            r#""type":"opportunity","opportunity":"o1","account":"globex","state":"open","contacts":[{"person":"c"}]"#,
+        ),
+    ];
+    in_every_order(&model, &events, |s, name| {
+        let c = s.person("c").unwrap().unwrap();
+        assert_eq!(
+            (c.partition.as_str(), c.account.as_deref()),
+            ("acme", Some("acme")),
+            "{name}"
+        );
+    });
+}
