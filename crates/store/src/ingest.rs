@@ -151,6 +151,8 @@ struct Router {
     contacts: FxHashMap<String, (String, i64, bool)>,
     /// The people this batch made contacts of each opportunity (the other way round).
     claimed_by: FxHashMap<String, Vec<String>>,
+    /// Every (person, opportunity) pair this batch's deals named (for erasure to find them).
+    deal_contacts: FxHashSet<(String, String)>,
     /// The log was empty when the batch began: nothing to look up in the database.
     fresh: bool,
 }
@@ -525,6 +527,8 @@ impl Router {
                 }
                 for person in contacts.people() {
                     self.claim_contact(tx, person, (opportunity, at), now.0)?;
+                    self.deal_contacts
+                        .insert((person.to_string(), opportunity.to_string()));
                 }
                 now.0
             }
@@ -686,8 +690,17 @@ impl Router {
             .is_some())
     }
 
-    /// Writes the contact claims this batch changed to `contact_claims`.
-    fn write_contact_claims(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+    /// Writes the contact claims this batch changed to `contact_claims`, and the deal
+    /// contacts it named to `deal_contacts`.
+    fn write_contacts(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
+        let mut pairs: Vec<&(String, String)> = self.deal_contacts.iter().collect();
+        pairs.sort_unstable();
+        let mut ins = tx.prepare_cached(
+            "INSERT OR IGNORE INTO deal_contacts(person, opportunity) VALUES (?1, ?2)",
+        )?;
+        for (person, opportunity) in pairs {
+            ins.execute([person, opportunity])?;
+        }
         let mut upsert = tx.prepare_cached(
             "INSERT OR REPLACE INTO contact_claims(person, opportunity, at) VALUES (?1, ?2, ?3)",
         )?;
@@ -848,6 +861,7 @@ impl Store {
                 merged_from: FxHashMap::default(),
                 contacts: FxHashMap::default(),
                 claimed_by: FxHashMap::default(),
+                deal_contacts: FxHashSet::default(),
                 fresh,
             },
             batch_start,
@@ -1061,6 +1075,10 @@ impl Batch<'_> {
             self.clock.lap("matching facts");
         }
         crate::matching::facts_after_batch(tx, self.model.matching.is_active(), self.router.fresh)?;
+        // This batch's opportunities and the contacts they name, before erasures look for
+        // them.
+        self.router.write_opportunities(tx)?;
+        self.router.write_contacts(tx)?;
         let mut erased = FxHashSet::default();
         for person in std::mem::take(&mut self.erasures) {
             if !erased.insert(person.clone()) {
@@ -1070,6 +1088,16 @@ impl Batch<'_> {
             if let Some(route) = self.router.person(tx, &person)? {
                 touched.insert(self.router.partitions.name(route.partition).to_string());
             }
+            // The deals that name them as a contact, wherever they live, drop them too.
+            let deals: Vec<String> = tx
+                .prepare_cached(
+                    "SELECT DISTINCT o.partition FROM deal_contacts c
+                     JOIN opportunity_partition o ON o.opportunity = c.opportunity
+                     WHERE c.person = ?1",
+                )?
+                .query_map([&person], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            touched.extend(deals);
             self.router.people.remove(person.as_str());
             self.router.contacts.remove(person.as_str());
             tx.execute("DELETE FROM person_partition WHERE person = ?1", [&person])?;
@@ -1080,8 +1108,6 @@ impl Batch<'_> {
         }
         // Nothing before the derivation reads the routes unless matching runs: then they are
         // written a share with each pass, while the workers derive, instead of while they wait.
-        self.router.write_opportunities(tx)?;
-        self.router.write_contact_claims(tx)?;
         let defer_routes = crate::matching::is_inert(tx, &self.model.matching)?;
         if !defer_routes {
             self.router.write_routes(tx, &self.router.dirty_routes())?;

@@ -450,6 +450,7 @@ pub(crate) fn forget(tx: &Transaction<'_>, person: &str) -> Result<(), StoreErro
         "person_matches",
         "person_duplicates",
         "contact_claims",
+        "deal_contacts",
     ] {
         tx.execute(&format!("DELETE FROM {table} WHERE person = ?1"), [person])?;
     }

@@ -169,13 +169,20 @@ CREATE TABLE contact_claims (
     at          INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX contact_claims_opportunity ON contact_claims(opportunity);
+-- Every deal that named each person as a contact: erasing the person scrubs them all.
+CREATE TABLE deal_contacts (
+    person      TEXT NOT NULL,
+    opportunity TEXT NOT NULL,
+    PRIMARY KEY (person, opportunity)
+) WITHOUT ROWID;
 "#;
 
-/// Version 6: each contact's claim (the first deal that named them), from the log, for each
-/// person named (people stay where they are, and merged people's claims stay their own;
+/// Version 6: each contact's claim (the first deal that named them) and every deal that named
+/// them, from the log, for each person named (people stay where they are, and merged people's claims stay their own;
 /// later events decide from there).
 fn record_contact_claims(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
     let mut first: std::collections::BTreeMap<String, (i64, String)> = Default::default();
+    let mut every: std::collections::BTreeSet<(String, String)> = Default::default();
     for_each_logged_record(tx, |_, record| {
         if let waterfall_core::RecordBody::Opportunity {
             opportunity,
@@ -184,6 +191,7 @@ fn record_contact_claims(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreErro
         } = &record.body
         {
             for c in contacts {
+                every.insert((c.person.clone(), opportunity.to_string()));
                 let claim = (record.at, opportunity.to_string());
                 match first.get_mut(&c.person) {
                     Some(held) if *held <= claim => {}
@@ -197,8 +205,13 @@ fn record_contact_claims(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreErro
     })?;
     let mut set =
         tx.prepare("INSERT INTO contact_claims(person, opportunity, at) VALUES (?1, ?2, ?3)")?;
+    let mut pair =
+        tx.prepare("INSERT OR IGNORE INTO deal_contacts(person, opportunity) VALUES (?1, ?2)")?;
     for (person, (at, opportunity)) in first {
         set.execute(rusqlite::params![person, opportunity, at])?;
+    }
+    for (person, opportunity) in every {
+        pair.execute([person, opportunity])?;
     }
     Ok(())
 }
@@ -469,6 +482,7 @@ mod tests {
                      ALTER TABLE person_partition DROP COLUMN merged_into;
                      ALTER TABLE opportunity_partition DROP COLUMN at;
                      DROP TABLE contact_claims;
+                     DROP TABLE deal_contacts;
                      PRAGMA user_version = 3;",
                 )
                 .unwrap();
@@ -517,6 +531,7 @@ mod tests {
                 .execute_batch(
                     "ALTER TABLE opportunity_partition DROP COLUMN at;
                      DROP TABLE contact_claims;
+                     DROP TABLE deal_contacts;
                      PRAGMA user_version = 4;",
                 )
                 .unwrap();
@@ -560,7 +575,10 @@ mod tests {
                 .unwrap();
             store
                 .conn
-                .execute_batch("DROP TABLE contact_claims; PRAGMA user_version = 5;")
+                .execute_batch(
+                    "DROP TABLE contact_claims; DROP TABLE deal_contacts;
+                     PRAGMA user_version = 5;",
+                )
                 .unwrap();
         }
         let store = crate::Store::open(&path).unwrap();
@@ -579,6 +597,16 @@ mod tests {
                 ("d".to_string(), "o1".to_string())
             ]
         );
+        let pairs: Vec<(String, String)> = store
+            .conn
+            .prepare("SELECT person, opportunity FROM deal_contacts ORDER BY person, opportunity")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let pair = |p: &str, o: &str| (p.to_string(), o.to_string());
+        assert_eq!(pairs, [pair("c", "o1"), pair("c", "o2"), pair("d", "o1")]);
     }
 
     #[test]

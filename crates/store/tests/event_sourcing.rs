@@ -1123,3 +1123,40 @@ fn a_matched_contact_lives_with_the_match_not_the_deal() {
         );
     });
 }
+
+#[test]
+fn an_erased_contact_of_another_accounts_deal_leaves_no_trace_there_either() {
+    // c lives in b-globex; a deal of a-acme names them. Erasing c rewrites a-acme's stored
+    // deal without them, and no partition keeps a state of c.
+    let model = Model::demand_waterfall();
+    let events = vec![
+        ev(
+            "1",
+            "2025-01-02T00:00:00Z",
+            r#""type":"person","person":"c","account":"b-globex","attrs":{"email":"c@globex.example"}"#,
+        ),
+        ev(
+            "2",
+            "2025-02-01T00:00:00Z",
+            r#""type":"opportunity","opportunity":"o1","account":"a-acme","state":"open","contacts":[{"person":"c"},{"person":"d"}]"#,
+        ),
+    ];
+    let mut s = Store::open_in_memory().unwrap();
+    s.ingest(&model, events, HORIZON).unwrap();
+    s.ingest(
+        &model,
+        vec![ev(
+            "3",
+            "2025-03-01T00:00:00Z",
+            r#""type":"erase","person":"c""#,
+        )],
+        HORIZON,
+    )
+    .unwrap();
+    assert!(s.person("c").unwrap().is_none());
+    assert!(s.history().unwrap().people.iter().all(|p| p.id != "c"));
+    let deal = s.stored_events("a-acme").unwrap();
+    let text = format!("{deal:?}");
+    assert!(!text.contains("\"c\""), "{text}");
+    assert!(text.contains("\"d\""), "the other contact stays: {text}");
+}
