@@ -153,6 +153,9 @@ struct Router {
     claimed_by: FxHashMap<String, Vec<String>>,
     /// Every (person, opportunity) pair this batch's deals named (for erasure to find them).
     deal_contacts: FxHashSet<(String, String)>,
+    /// The people a deal may place elsewhere after this batch: their claim changed, or the
+    /// deal that claims them moved (see [`Router::claimed_in_dedup_groups`]).
+    placed_by_deals: FxHashSet<String>,
     /// The log was empty when the batch began: nothing to look up in the database.
     fresh: bool,
 }
@@ -523,6 +526,7 @@ impl Router {
                     // The contacts it placed go with it.
                     for person in self.contacts_of(tx, opportunity)? {
                         self.place_contact(tx, &person, now.0)?;
+                        self.placed_by_deals.insert(person);
                     }
                 }
                 for person in contacts.people() {
@@ -592,6 +596,7 @@ impl Router {
         }
         self.contacts
             .insert(person.to_string(), (opportunity.to_string(), at, true));
+        self.placed_by_deals.insert(person.to_string());
         self.claimed_by
             .entry(opportunity.to_string())
             .or_default()
@@ -616,6 +621,30 @@ impl Router {
             .query_row([opportunity], |r| r.get(0))
             .optional()?;
         Ok(stored.map(|p| self.partitions.intern(&p)))
+    }
+
+    /// The people a deal may have placed elsewhere this batch (see `placed_by_deals`) whom
+    /// matching's dedup groups (same email) hold, as survivor or duplicate: routing moves a
+    /// person and whoever was merged into them, not a dedup group, so matching decides those
+    /// groups again.
+    fn claimed_in_dedup_groups(
+        &self,
+        tx: &Transaction<'_>,
+    ) -> Result<FxHashSet<String>, StoreError> {
+        let mut out = FxHashSet::default();
+        if self.fresh {
+            // A first load decides every group anyway.
+            return Ok(out);
+        }
+        let mut in_group = tx.prepare_cached(
+            "SELECT 1 FROM person_duplicates WHERE person = ?1 OR survivor = ?1 LIMIT 1",
+        )?;
+        for person in &self.placed_by_deals {
+            if in_group.exists([person])? {
+                out.insert(person.clone());
+            }
+        }
+        Ok(out)
     }
 
     /// The people (groups) whose contact claim is `opportunity`.
@@ -862,6 +891,7 @@ impl Store {
                 contacts: FxHashMap::default(),
                 claimed_by: FxHashMap::default(),
                 deal_contacts: FxHashSet::default(),
+                placed_by_deals: FxHashSet::default(),
                 fresh,
             },
             batch_start,
@@ -1130,7 +1160,11 @@ impl Batch<'_> {
             }
             _ => None,
         };
-        let reconciled = crate::matching::decide(tx, &self.model.matching, changed.as_ref())?;
+        // Routing placed contacts by the deals that named them; a dedup group it cannot move
+        // whole is decided again (only its group, when the decisions held).
+        let regroup = self.router.claimed_in_dedup_groups(tx)?;
+        let reconciled =
+            crate::matching::decide(tx, &self.model.matching, changed.as_ref(), &regroup)?;
         if !defer_routes {
             self.clock.lap("matching decisions");
         }

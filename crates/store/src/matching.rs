@@ -394,14 +394,23 @@ fn merge_person(f: &mut PersonFact, o: &PersonFact) {
 /// `changed` narrows where people may have moved: when the stored decisions held under this
 /// policy before the batch, only the people the batch observed (their facts changed) and the
 /// groups whose decisions now differ are checked against the partition map, instead of
-/// everyone. `None` checks everyone.
+/// everyone. `None` checks everyone. `regroup`: people whose dedup group routing could
+/// not place (see `Router::claimed_in_dedup_groups`), checked even when the decisions hold.
 pub(crate) fn decide(
     tx: &Transaction<'_>,
     policy: &MatchPolicy,
     changed: Option<&FxHashSet<String>>,
+    regroup: &FxHashSet<String>,
 ) -> Result<Reconciled, StoreError> {
     if decisions_hold(tx, policy)? {
-        return Ok(Reconciled::default());
+        if regroup.is_empty() {
+            return Ok(Reconciled::default());
+        }
+        // The facts did not change, but where some groups live may have (see
+        // `Router::claimed_in_dedup_groups`): those groups are checked.
+        let mut people = changed.cloned().unwrap_or_default();
+        people.extend(regroup.iter().cloned());
+        return reconcile(tx, policy, changed.map(|_| &people));
     }
     reconcile(tx, policy, changed)
 }
@@ -972,7 +981,7 @@ pub(crate) fn before_replay(
         rebuild_facts(tx)?;
         lap("matching facts");
     }
-    let reconciled = decide(tx, policy, None)?;
+    let reconciled = decide(tx, policy, None, &FxHashSet::default())?;
     lap("matching decisions");
     Ok(reconciled)
 }

@@ -584,6 +584,15 @@ fn messy_strategy() -> impl Strategy<Value = Vec<Event>> {
                         serde_json::json!({"type": "merge", "person": person, "into": format!("p{}", a % p.max(1))})
                     }
                     5 => serde_json::json!({"type": "stage", "person": person, "stage": STAGES[b]}),
+                    // A deal naming the person as a contact: people with no account of their
+                    // own live with the first one, unless matching places them.
+                    4 if b % 2 == 0 => serde_json::json!({
+                        "type": "opportunity",
+                        "opportunity": format!("o{}", a % 2),
+                        "account": format!("a{}", (a + b) % 3),
+                        "state": (["open", "won", "lost"][a % 3]),
+                        "contacts": [{"person": person, "primary": true}]
+                    }),
                     _ => serde_json::json!({
                         "type": "account",
                         "account": format!("a{}", b % 3),
