@@ -470,7 +470,7 @@ impl Router {
                 if let Some((opportunity, at)) = self.contact_claim(tx, person)? {
                     let survivor = self.survivor(tx, into)?;
                     if self.hold_claim(tx, &survivor, (&opportunity, at))? {
-                        if let Some(deal) = self.opportunity_partition(tx, &opportunity)? {
+                        if let Some((deal, _)) = self.opportunity_route(tx, &opportunity)? {
                             self.place_contact(tx, &survivor, deal)?;
                             target = self.person(tx, &survivor)?.map_or(target, |r| r.partition);
                         }
@@ -483,19 +483,7 @@ impl Router {
                 account,
                 contacts,
             } => {
-                let current = match self.opportunities.get(opportunity) {
-                    Some(&(partition, decided, _)) => Some((partition, decided)),
-                    None if self.fresh => None,
-                    None => tx
-                        .prepare_cached(
-                            "SELECT partition, at FROM opportunity_partition WHERE opportunity = ?1",
-                        )?
-                        .query_row([opportunity], |r| {
-                            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-                        })
-                        .optional()?
-                        .map(|(p, decided)| (self.partitions.intern(&p), decided)),
-                };
+                let current = self.opportunity_route(tx, opportunity)?;
                 let account = account.map(|a| self.partitions.intern(a));
                 // Like a person's: the latest event naming an account decides where all the
                 // opportunity's events live (an opportunity re-parented in the CRM moves).
@@ -604,23 +592,26 @@ impl Router {
         Ok(true)
     }
 
-    /// The partition an opportunity lives in, if it has been seen.
-    fn opportunity_partition(
+    /// Where an opportunity lives and the instant of the latest event that named that
+    /// account, if it has been seen.
+    fn opportunity_route(
         &mut self,
         tx: &Transaction<'_>,
         opportunity: &str,
-    ) -> Result<Option<u32>, StoreError> {
-        if let Some(&(partition, ..)) = self.opportunities.get(opportunity) {
-            return Ok(Some(partition));
+    ) -> Result<Option<(u32, i64)>, StoreError> {
+        if let Some(&(partition, decided, _)) = self.opportunities.get(opportunity) {
+            return Ok(Some((partition, decided)));
         }
         if self.fresh {
             return Ok(None);
         }
-        let stored: Option<String> = tx
-            .prepare_cached("SELECT partition FROM opportunity_partition WHERE opportunity = ?1")?
-            .query_row([opportunity], |r| r.get(0))
+        let stored: Option<(String, i64)> = tx
+            .prepare_cached(
+                "SELECT partition, at FROM opportunity_partition WHERE opportunity = ?1",
+            )?
+            .query_row([opportunity], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        Ok(stored.map(|p| self.partitions.intern(&p)))
+        Ok(stored.map(|(p, decided)| (self.partitions.intern(&p), decided)))
     }
 
     /// The people a deal may have placed elsewhere this batch (see `placed_by_deals`) whom
