@@ -2,7 +2,7 @@
 //! (scores, rules, status/stage coupling, opportunity outcomes and timers).
 
 use crate::state::{AccountState, BuyingGroupMember, Coverage, OpportunityInfo, PersonState};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use waterfall_core::{
@@ -216,7 +216,20 @@ pub fn derive_records(
     events: &[SequencedRecord<'_>],
     opts: DeriveOptions,
 ) -> Derived {
-    let mut d = Deriver::new(model, events, opts.horizon);
+    derive_records_with(model, events, opts, &FxHashSet::default())
+}
+
+/// [`derive_records`] for a stored partition whose deals name contacts who live in another
+/// partition (`elsewhere`: another account's people, by the id the deal names them by). Such
+/// a contact is left to their own partition: the deal keeps them among its contacts, but no
+/// state of them is made here (which would count them twice, in two accounts).
+pub fn derive_records_with(
+    model: &Model,
+    events: &[SequencedRecord<'_>],
+    opts: DeriveOptions,
+    elsewhere: &FxHashSet<String>,
+) -> Derived {
+    let mut d = Deriver::new(model, events, opts.horizon, elsewhere);
     for se in events {
         let at = Timestamp(se.record.at);
         if at > opts.horizon {
@@ -528,6 +541,8 @@ struct Trig<'e> {
 
 struct Deriver<'m, 'e> {
     model: &'m Model,
+    /// Contacts who live in another partition (see [`derive_records_with`]).
+    elsewhere: &'e FxHashSet<String>,
     /// Duplicate person id → survivor id, from every merge event of the partition.
     merged: FxHashMap<&'e str, &'e str>,
     /// People by id (hashed: looked up on every event; `finish` sorts them).
@@ -570,7 +585,12 @@ struct Deriver<'m, 'e> {
 }
 
 impl<'m, 'e> Deriver<'m, 'e> {
-    fn new(model: &'m Model, events: &'e [SequencedRecord<'e>], horizon: Timestamp) -> Self {
+    fn new(
+        model: &'m Model,
+        events: &'e [SequencedRecord<'e>],
+        horizon: Timestamp,
+        elsewhere: &'e FxHashSet<String>,
+    ) -> Self {
         // History is re-attributed to the survivor: a merge applies to the whole log of the
         // partition, whatever its instant, so the survivor's timeline includes the duplicate's.
         let mut merged = FxHashMap::default();
@@ -592,6 +612,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 .any(|c| AGGREGATE_FIELDS.iter().any(|f| c.reads("account", f)));
         Deriver {
             model,
+            elsewhere,
             merged,
             people: People::default(),
             accounts: BTreeMap::new(),
@@ -1772,6 +1793,9 @@ impl<'m, 'e> Deriver<'m, 'e> {
         };
         let rule_name = format!("opportunity: {} {}", opp_kind.as_str(), moment.as_str());
         for person in contacts {
+            if self.elsewhere.contains(&person) {
+                continue;
+            }
             let id = self.survivor(&person).to_string();
             self.ensure_person(&id);
             // A contact with no known account belongs to the deal's account.

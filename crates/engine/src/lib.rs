@@ -19,7 +19,8 @@ mod derive;
 mod state;
 
 pub use derive::{
-    derive, derive_all, derive_records, sort_for_derivation, validate, validate_record,
-    DeriveOptions, Derived, Ordered, Rejection, SequencedEvent, SequencedRecord, TIMER_SEQ,
+    derive, derive_all, derive_records, derive_records_with, sort_for_derivation, validate,
+    validate_record, DeriveOptions, Derived, Ordered, Rejection, SequencedEvent, SequencedRecord,
+    TIMER_SEQ,
 };
 pub use state::{AccountState, BuyingGroupMember, Coverage, OpportunityInfo, PersonState};

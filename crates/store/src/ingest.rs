@@ -15,7 +15,9 @@ use rayon::prelude::*;
 use rusqlite::{params, OptionalExtension, Transaction};
 use rustc_hash::{FxHashMap, FxHashSet};
 use waterfall_core::{Event, EventBody, Record, RecordBody, RouteKey, Timestamp, TransitionTable};
-use waterfall_engine::{derive_records, DeriveOptions, Derived, SequencedEvent, SequencedRecord};
+use waterfall_engine::{
+    derive_records_with, DeriveOptions, Derived, SequencedEvent, SequencedRecord,
+};
 use waterfall_model::Model;
 
 /// Options of one ingest or replay.
@@ -1534,6 +1536,18 @@ impl Store {
         })
     }
 
+    /// For each stored partition, the contacts its deals name who live in another partition:
+    /// a derivation of it leaves them to their own (see
+    /// [`waterfall_engine::derive_records_with`]), as stored derivations do. `partition`:
+    /// that one only.
+    pub fn contacts_elsewhere(
+        &self,
+        partition: Option<&str>,
+    ) -> Result<FxHashMap<String, FxHashSet<String>>, StoreError> {
+        let only: Option<FxHashSet<&str>> = partition.map(|p| [p].into_iter().collect());
+        contacts_elsewhere(&self.conn, only.as_ref(), None)
+    }
+
     /// Loads every partition, by name, with its events in derivation order (for impact
     /// analysis and tests). A derivation of one keeps only its own account (see
     /// [`waterfall_engine::Derived::keep_own_account`]), as stored derivations do.
@@ -1740,7 +1754,9 @@ fn process(
     waterfall_engine::sort_for_derivation(&mut events);
     // Matched accounts and automatic merges are applied as the partitions are read.
     context.adjustments.apply(&name, &mut events);
-    let mut derived = derive_records(context.model, &events, context.opts);
+    let none = FxHashSet::default();
+    let elsewhere = context.elsewhere.get(&name).unwrap_or(&none);
+    let mut derived = derive_records_with(context.model, &events, context.opts, elsewhere);
     derived.keep_own_account(&name);
     let events = events.len();
     Ok((
@@ -1755,6 +1771,44 @@ fn process(
     ))
 }
 
+/// For each partition (of `only`, if given), the contacts its deals name who live in another
+/// partition: another account's people, whom the engine leaves to their own partition (see
+/// `waterfall_engine::derive_records_with`). Where people live is the partition map's, or,
+/// while a batch still holds routes it has not written, the batch's (`routes`).
+fn contacts_elsewhere(
+    conn: &rusqlite::Connection,
+    only: Option<&FxHashSet<&str>>,
+    routes: Option<&Router>,
+) -> Result<FxHashMap<String, FxHashSet<String>>, StoreError> {
+    let mut out: FxHashMap<String, FxHashSet<String>> = FxHashMap::default();
+    let mut st = conn.prepare_cached(
+        "SELECT o.partition, c.person, p.partition FROM deal_contacts c
+         JOIN opportunity_partition o ON o.opportunity = c.opportunity
+         LEFT JOIN person_partition p ON p.person = c.person",
+    )?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let deal = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+        if only.is_some_and(|only| !only.contains(deal)) {
+            continue;
+        }
+        let person = r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+        let routed = routes
+            .and_then(|router| router.people.get(person))
+            .map(|route| routes.map_or("", |router| router.partitions.name(route.partition)));
+        let stored = r
+            .get_ref(2)?
+            .as_str_or_null()
+            .map_err(rusqlite::Error::from)?;
+        if routed.or(stored).is_some_and(|lives| lives != deal) {
+            out.entry(deal.to_string())
+                .or_default()
+                .insert(person.to_string());
+        }
+    }
+    Ok(out)
+}
+
 /// What every partition of a re-derivation shares.
 struct PassContext<'a> {
     model: &'a Model,
@@ -1762,6 +1816,9 @@ struct PassContext<'a> {
     erased: &'a FxHashSet<String>,
     batch_start: u64,
     adjustments: &'a crate::matching::Adjustments,
+    /// By partition: the contacts its deals name who live elsewhere (see
+    /// [`contacts_elsewhere`]).
+    elsewhere: &'a FxHashMap<String, FxHashSet<String>>,
 }
 
 /// Re-derives the given partitions (with their approximate event counts) in passes, and
@@ -1778,6 +1835,8 @@ fn rederive(
 ) -> Result<Rederived, StoreError> {
     let tx = sources.tx;
     let adjustments = crate::matching::Adjustments::load(tx)?;
+    let wanted: FxHashSet<&str> = names.iter().map(String::as_str).collect();
+    let elsewhere = contacts_elsewhere(tx, Some(&wanted), how.routes)?;
     let erased = std::mem::take(&mut sources.erased);
     let context = PassContext {
         model,
@@ -1787,6 +1846,7 @@ fn rederive(
         erased: &erased,
         batch_start: sources.batch_start,
         adjustments: &adjustments,
+        elsewhere: &elsewhere,
     };
     // A pass at a time, so memory stays bounded however many events a batch touches.
     let mut passes = Vec::new();

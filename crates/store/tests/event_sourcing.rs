@@ -84,8 +84,7 @@ fn events_strategy() -> impl Strategy<Value = Vec<Event>> {
                     // With and without a role: both must read back from the log. People of
                     // the deal's account, and people with no account: those live with the
                     // first deal that names them (a re-parented one too), and a deal of
-                    // another account knows them only as a contact (a known limitation, the
-                    // same whatever the order of arrival).
+                    // another account leaves them to their own partition.
                     contacts: (choice / 4 == 0 || p % 4 == 3).then(|| {
                         vec![OpportunityContact {
                             person,
@@ -831,7 +830,7 @@ fn a_person_who_changes_accounts_leaves_the_old_account_as_it_was() {
 }
 
 #[test]
-fn a_replay_of_the_stored_partitions_counts_each_account_once_as_the_store_does() {
+fn a_replay_of_the_stored_partitions_counts_each_account_and_person_once_as_the_store_does() {
     // A merged group lives where the latest account any member named is: here the survivor's
     // b-globex. The follower named a-acme before, so b-globex's partition passes through
     // a-acme. Impact analysis (`waterfall diff`) re-derives the stored partitions and must
@@ -868,16 +867,36 @@ fn a_replay_of_the_stored_partitions_counts_each_account_once_as_the_store_does(
             "2025-03-01T00:00:00Z",
             r#""type":"merge","person":"f","into":"s""#,
         ),
+        // A deal of a-acme naming b-globex's survivor: a contact who lives elsewhere.
+        ev(
+            "7",
+            "2025-04-01T00:00:00Z",
+            r#""type":"opportunity","opportunity":"o1","account":"a-acme","state":"won","contacts":[{"person":"s"}]"#,
+        ),
     ];
     let mut s = Store::open_in_memory().unwrap();
     s.ingest(&model, events, HORIZON).unwrap();
     let opts = waterfall_engine::DeriveOptions {
         horizon: HORIZON.horizon,
     };
+    let elsewhere = s.contacts_elsewhere(None).unwrap();
+    assert!(elsewhere["a-acme"].contains("s"));
+    let none = Default::default();
     let (mut accounts, mut replayed) = (Vec::new(), Vec::new());
+    let mut people = Vec::new();
     for (name, events) in s.all_partitions().unwrap() {
-        let mut d = waterfall_engine::derive(&model, &events, opts);
+        let records: Vec<_> = events
+            .iter()
+            .map(waterfall_engine::SequencedRecord::parsed)
+            .collect();
+        let mut d = waterfall_engine::derive_records_with(
+            &model,
+            &records,
+            opts,
+            elsewhere.get(&name).unwrap_or(&none),
+        );
         d.keep_own_account(&name);
+        people.extend(d.people.iter().map(|p| p.id.clone()));
         accounts.extend(d.accounts.into_iter().map(|a| a.id));
         replayed.extend(
             d.transitions
@@ -887,6 +906,9 @@ fn a_replay_of_the_stored_partitions_counts_each_account_once_as_the_store_does(
     }
     accounts.sort();
     assert_eq!(accounts, ["a-acme", "b-globex"]);
+    // Everyone once: the contact only in their own partition.
+    people.sort();
+    assert_eq!(people, ["f", "s"]);
     let key = |t: &waterfall_core::Transition| (t.subject.clone(), t.order, t.to.clone());
     let mut stored: Vec<_> = s
         .history()
@@ -1159,4 +1181,57 @@ fn an_erased_contact_of_another_accounts_deal_leaves_no_trace_there_either() {
     let text = format!("{deal:?}");
     assert!(!text.contains("\"c\""), "{text}");
     assert!(text.contains("\"d\""), "the other contact stays: {text}");
+}
+
+#[test]
+fn a_contact_of_another_account_is_counted_once_in_their_own() {
+    // c belongs to b-globex; a deal of a-acme names them. The deal keeps c among its contacts,
+    // but c has one state, one history, in b-globex: not a second one in a-acme.
+    let model = Model::demand_waterfall();
+    let events = vec![
+        ev(
+            "1",
+            "2025-01-02T00:00:00Z",
+            r#""type":"person","person":"c","account":"b-globex""#,
+        ),
+        ev(
+            "2",
+            "2025-01-03T00:00:00Z",
+            r#""type":"stage","person":"c","stage":"MQL""#,
+        ),
+        ev(
+            "3",
+            "2025-02-01T00:00:00Z",
+            r#""type":"opportunity","opportunity":"o1","account":"a-acme","state":"open","contacts":[{"person":"c","role":"champion"}]"#,
+        ),
+        ev(
+            "4",
+            "2025-03-01T00:00:00Z",
+            r#""type":"opportunity","opportunity":"o1","state":"won""#,
+        ),
+    ];
+    in_every_order(&model, &events, |s, name| {
+        let c = s.person("c").unwrap().unwrap();
+        assert_eq!(
+            (c.partition.as_str(), c.account.as_deref()),
+            ("b-globex", Some("b-globex")),
+            "{name}"
+        );
+        let h = s.history().unwrap();
+        assert_eq!(h.people.iter().filter(|p| p.id == "c").count(), 1, "{name}");
+        let created = h
+            .transitions
+            .iter()
+            .filter(|t| {
+                t.subject == "c" && t.from.is_none() && t.field == waterfall_core::Field::Stage
+            })
+            .count();
+        assert_eq!(created, 1, "{name}: c created more than once");
+        assert!(s.people_of_account("a-acme").unwrap().is_empty(), "{name}");
+        let acme = s.account("a-acme").unwrap().unwrap();
+        assert!(
+            acme.opportunities.to_string().contains(r#""person":"c""#),
+            "{name}"
+        );
+    });
 }

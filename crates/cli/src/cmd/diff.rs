@@ -7,9 +7,12 @@ use crate::cmd::show::cause_text;
 use crate::error::{CliError, CliResult};
 use crate::input::{load_model, spinner};
 use crate::DbArgs;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::HashMap;
 use waterfall_core::{Event, Period, Timestamp};
-use waterfall_engine::{derive_all, DeriveOptions, Derived, SequencedEvent};
+use waterfall_engine::{
+    derive_records_with, DeriveOptions, Derived, SequencedEvent, SequencedRecord,
+};
 use waterfall_model::{diff_models, DefinitionChange, Model};
 use waterfall_report::{diff, table_of, DiffOptions, DiffReport, Report, Tabular};
 use waterfall_store::Store;
@@ -104,6 +107,7 @@ pub fn run(args: DiffArgs) -> CliResult {
     let store = Store::open(&args.db.db)?;
     let (names, partitions): (Vec<String>, Vec<Vec<SequencedEvent>>) =
         store.all_partitions()?.into_iter().unzip();
+    let elsewhere = store.contacts_elsewhere(None)?;
     drop(store);
     // The latest event, not the clock: the same log always gives the same diff.
     let latest = partitions
@@ -119,9 +123,10 @@ pub fn run(args: DiffArgs) -> CliResult {
     };
     pb.set_message("replaying under both models");
     let opts = DeriveOptions { horizon };
+    let replay = |model: &Model| replay(model, &names, &partitions, &elsewhere, opts);
     let (before, after) = std::thread::scope(|s| {
-        let b = s.spawn(|| history_from_derived(&old, replay(&old, &names, &partitions, opts)));
-        let a = history_from_derived(&new, replay(&new, &names, &partitions, opts));
+        let b = s.spawn(|| history_from_derived(&old, replay(&old)));
+        let a = history_from_derived(&new, replay(&new));
         (b.join().expect("replay threads do not panic"), a)
     });
     pb.finish_and_clear();
@@ -175,19 +180,29 @@ pub fn run(args: DiffArgs) -> CliResult {
 }
 
 /// Fills in each example transition's causing event and a one-line why.
-/// Derives every stored partition under `model`, each keeping its own account, as the store
-/// does when it derives them.
+/// Derives every stored partition under `model` as the store does: each leaves the contacts
+/// who live elsewhere to their own partition and keeps only its own account.
 fn replay(
     model: &Model,
     names: &[String],
     partitions: &[Vec<SequencedEvent>],
+    elsewhere: &FxHashMap<String, FxHashSet<String>>,
     opts: DeriveOptions,
 ) -> Vec<Derived> {
-    let mut derived = derive_all(model, partitions, opts);
-    for (d, name) in derived.iter_mut().zip(names) {
-        d.keep_own_account(name);
-    }
-    derived
+    use rayon::prelude::*;
+    let none = FxHashSet::default();
+    names
+        .par_iter()
+        .zip(partitions)
+        .map(|(name, events)| {
+            let records: Vec<SequencedRecord<'_>> =
+                events.iter().map(SequencedRecord::parsed).collect();
+            let elsewhere = elsewhere.get(name).unwrap_or(&none);
+            let mut d = derive_records_with(model, &records, opts, elsewhere);
+            d.keep_own_account(name);
+            d
+        })
+        .collect()
 }
 
 fn explain(report: &mut DiffReport, partitions: &[Vec<SequencedEvent>]) {

@@ -3,7 +3,10 @@
 use crate::error::{CliError, CliResult};
 use crate::DbArgs;
 use waterfall_core::{Event, EventBody, Field, Level, Subject, Timestamp, Transition};
-use waterfall_engine::{derive, DeriveOptions};
+use waterfall_engine::{
+    derive_records_with, DeriveOptions, Derived, SequencedEvent, SequencedRecord,
+};
+use waterfall_model::Model;
 use waterfall_store::{PersonRow, Store};
 
 /// `waterfall show …`
@@ -86,7 +89,7 @@ fn person_view(store: &Store, id: &str, as_of: Option<Timestamp>) -> CliResult<P
         .stored_model()?
         .ok_or_else(|| CliError::internal("database has people but no model"))?;
     let events = store.partition_events(&current.partition, t)?;
-    let mut derived = derive(&model, &events, DeriveOptions { horizon: t });
+    let mut derived = derive_stored(store, &model, &current.partition, &events, t)?;
     derived.keep_own_account(&current.partition);
     let state = derived
         .people
@@ -243,6 +246,25 @@ pub fn show(cmd: ShowCommand) -> CliResult {
     }
 }
 
+/// Derives a stored partition's events up to `horizon` as the store does (contacts who live
+/// elsewhere left to their own partition).
+fn derive_stored(
+    store: &Store,
+    model: &Model,
+    partition: &str,
+    events: &[SequencedEvent],
+    horizon: Timestamp,
+) -> CliResult<Derived> {
+    let elsewhere = store.contacts_elsewhere(Some(partition))?;
+    let records: Vec<SequencedRecord<'_>> = events.iter().map(SequencedRecord::parsed).collect();
+    Ok(derive_records_with(
+        model,
+        &records,
+        DeriveOptions { horizon },
+        elsewhere.get(partition).unwrap_or(&Default::default()),
+    ))
+}
+
 fn show_person(a: SubjectArgs) -> CliResult {
     let store = open(&a.db)?;
     let as_of = a.as_of.as_deref().map(parse_instant).transpose()?;
@@ -361,7 +383,7 @@ fn show_account(a: SubjectArgs) -> CliResult {
         .ok_or_else(|| CliError::internal("database has accounts but no model"))?;
     let horizon = as_of.unwrap_or_else(Timestamp::now);
     let events = store.partition_events(&account.partition, horizon)?;
-    let mut derived = derive(&model, &events, DeriveOptions { horizon });
+    let mut derived = derive_stored(&store, &model, &account.partition, &events, horizon)?;
     derived.keep_own_account(&account.partition);
     let state = derived.accounts.into_iter().find(|x| x.id == a.id);
     // The account timeline: stored (what reports count), or re-derived as of an instant.
