@@ -1781,22 +1781,15 @@ fn contacts_elsewhere(
     routes: Option<&Router>,
 ) -> Result<FxHashMap<String, FxHashSet<String>>, StoreError> {
     let mut out: FxHashMap<String, FxHashSet<String>> = FxHashMap::default();
-    let mut st = conn.prepare_cached(
-        "SELECT o.partition, c.person, p.partition FROM deal_contacts c
-         JOIN opportunity_partition o ON o.opportunity = c.opportunity
-         LEFT JOIN person_partition p ON p.person = c.person",
-    )?;
-    let mut rows = st.query([])?;
-    while let Some(r) = rows.next()? {
-        let deal = r.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
-        if only.is_some_and(|only| !only.contains(deal)) {
-            continue;
-        }
-        let person = r.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
-        let routed = routes
-            .and_then(|router| router.people.get(person))
-            .map(|route| routes.map_or("", |router| router.partitions.name(route.partition)));
-        let stored = r
+    // Each row: the deal's partition, a contact it names, where the contact lives (stored).
+    let mut note = |row: &rusqlite::Row<'_>| -> Result<(), StoreError> {
+        let deal = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+        let person = row.get_ref(1)?.as_str().map_err(rusqlite::Error::from)?;
+        let routed = routes.and_then(|router| {
+            let route = router.people.get(person)?;
+            Some(router.partitions.name(route.partition))
+        });
+        let stored = row
             .get_ref(2)?
             .as_str_or_null()
             .map_err(rusqlite::Error::from)?;
@@ -1804,6 +1797,32 @@ fn contacts_elsewhere(
             out.entry(deal.to_string())
                 .or_default()
                 .insert(person.to_string());
+        }
+        Ok(())
+    };
+    const SELECT: &str = "SELECT o.partition, c.person, p.partition FROM opportunity_partition o
+         JOIN deal_contacts c ON c.opportunity = o.opportunity
+         LEFT JOIN person_partition p ON p.person = c.person";
+    match only {
+        // A few partitions (a small batch, one `show`): their deals only, by index.
+        Some(only) if only.len() <= 256 => {
+            let mut st = conn.prepare_cached(&format!("{SELECT} WHERE o.partition = ?1"))?;
+            for partition in only {
+                let mut rows = st.query([partition])?;
+                while let Some(row) = rows.next()? {
+                    note(row)?;
+                }
+            }
+        }
+        _ => {
+            let mut st = conn.prepare_cached(SELECT)?;
+            let mut rows = st.query([])?;
+            while let Some(row) = rows.next()? {
+                let deal = row.get_ref(0)?.as_str().map_err(rusqlite::Error::from)?;
+                if only.is_none_or(|only| only.contains(deal)) {
+                    note(row)?;
+                }
+            }
         }
     }
     Ok(out)

@@ -169,12 +169,15 @@ CREATE TABLE contact_claims (
     at          INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX contact_claims_opportunity ON contact_claims(opportunity);
--- Every deal that named each person as a contact: erasing the person scrubs them all.
+-- Every deal that named each person as a contact: erasing the person scrubs them all, and a
+-- deal's partition leaves the ones who live elsewhere to their own.
 CREATE TABLE deal_contacts (
     person      TEXT NOT NULL,
     opportunity TEXT NOT NULL,
     PRIMARY KEY (person, opportunity)
 ) WITHOUT ROWID;
+CREATE INDEX deal_contacts_opportunity ON deal_contacts(opportunity);
+CREATE INDEX opportunity_partition_partition ON opportunity_partition(partition);
 "#;
 
 /// Version 6: each contact's claim (the first deal that named them) and every deal that named
@@ -483,6 +486,7 @@ mod tests {
                      ALTER TABLE opportunity_partition DROP COLUMN at;
                      DROP TABLE contact_claims;
                      DROP TABLE deal_contacts;
+                     DROP INDEX opportunity_partition_partition;
                      PRAGMA user_version = 3;",
                 )
                 .unwrap();
@@ -532,6 +536,7 @@ mod tests {
                     "ALTER TABLE opportunity_partition DROP COLUMN at;
                      DROP TABLE contact_claims;
                      DROP TABLE deal_contacts;
+                     DROP INDEX opportunity_partition_partition;
                      PRAGMA user_version = 4;",
                 )
                 .unwrap();
@@ -577,6 +582,7 @@ mod tests {
                 .conn
                 .execute_batch(
                     "DROP TABLE contact_claims; DROP TABLE deal_contacts;
+                     DROP INDEX opportunity_partition_partition;
                      PRAGMA user_version = 5;",
                 )
                 .unwrap();
