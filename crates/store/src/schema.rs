@@ -449,57 +449,67 @@ mod tests {
         assert_eq!(page_size(&crate::Store::open(&old).unwrap()), 4096);
     }
 
-    #[test]
-    fn a_version_3_database_learns_whom_its_merged_people_were_merged_into() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v3.db");
-        let line = |l: &str| waterfall_core::parse_line(l).unwrap();
+    /// Undoes version 6, for a test database brought back to an older version.
+    const UNDO_V6: &str = "DROP TABLE contact_claims; DROP TABLE deal_contacts;
+                           DROP INDEX opportunity_partition_partition;";
+
+    /// A database in `dir` holding `lines` (ingested under the history-only model), brought
+    /// back to an older version by `downgrade` and opened again: migrated.
+    fn migrated(dir: &std::path::Path, lines: &[&str], downgrade: &str) -> crate::Store {
+        let path = dir.join("old.db");
         {
             let mut store = crate::Store::open(&path).unwrap();
-            let events = vec![
-                line(
-                    r#"{"id":"e1","at":"2025-01-01T00:00:00Z","type":"person","person":"x","account":"a1"}"#,
-                ),
-                line(
-                    r#"{"id":"e2","at":"2025-01-02T00:00:00Z","type":"person","person":"y","account":"a2"}"#,
-                ),
-                line(
-                    r#"{"id":"e3","at":"2025-02-01T00:00:00Z","type":"merge","person":"x","into":"y"}"#,
-                ),
-            ];
-            let model = waterfall_model::Model::history_only();
+            let events = lines
+                .iter()
+                .map(|l| waterfall_core::parse_line(l).unwrap())
+                .collect();
+            let horizon = waterfall_core::Timestamp(i64::MAX);
             store
                 .ingest(
-                    &model,
+                    &waterfall_model::Model::history_only(),
                     events,
-                    crate::IngestOptions {
-                        horizon: waterfall_core::Timestamp(i64::MAX),
-                    },
+                    crate::IngestOptions { horizon },
                 )
                 .unwrap();
-            // Back to version 3: no column for it (nor version 5's, nor version 6's table).
-            store
-                .conn
-                .execute_batch(
-                    "DROP INDEX person_partition_merged_into;
-                     ALTER TABLE person_partition DROP COLUMN merged_into;
-                     ALTER TABLE opportunity_partition DROP COLUMN at;
-                     DROP TABLE contact_claims;
-                     DROP TABLE deal_contacts;
-                     DROP INDEX opportunity_partition_partition;
-                     PRAGMA user_version = 3;",
-                )
-                .unwrap();
+            store.conn.execute_batch(downgrade).unwrap();
         }
-        let store = crate::Store::open(&path).unwrap();
-        let into: Vec<(String, Option<String>)> = store
+        crate::Store::open(&path).unwrap()
+    }
+
+    /// The rows of a two-column query.
+    fn pairs<T: rusqlite::types::FromSql>(store: &crate::Store, sql: &str) -> Vec<(String, T)> {
+        store
             .conn
-            .prepare("SELECT person, merged_into FROM person_partition ORDER BY person")
+            .prepare(sql)
             .unwrap()
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
             .collect::<Result<_, _>>()
-            .unwrap();
+            .unwrap()
+    }
+
+    #[test]
+    fn a_version_3_database_learns_whom_its_merged_people_were_merged_into() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = migrated(
+            dir.path(),
+            &[
+                r#"{"id":"e1","at":"2025-01-01T00:00:00Z","type":"person","person":"x","account":"a1"}"#,
+                r#"{"id":"e2","at":"2025-01-02T00:00:00Z","type":"person","person":"y","account":"a2"}"#,
+                r#"{"id":"e3","at":"2025-02-01T00:00:00Z","type":"merge","person":"x","into":"y"}"#,
+            ],
+            // Back to version 3: no column for it (nor version 5's, nor version 6's tables).
+            &format!(
+                "DROP INDEX person_partition_merged_into;
+                 ALTER TABLE person_partition DROP COLUMN merged_into;
+                 ALTER TABLE opportunity_partition DROP COLUMN at;
+                 {UNDO_V6} PRAGMA user_version = 3;"
+            ),
+        );
+        let into: Vec<(String, Option<String>)> = pairs(
+            &store,
+            "SELECT person, merged_into FROM person_partition ORDER BY person",
+        );
         assert_eq!(
             into,
             [
@@ -512,107 +522,55 @@ mod tests {
     #[test]
     fn a_version_4_database_learns_when_its_opportunities_last_named_their_account() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v4.db");
-        let line = |l: &str| waterfall_core::parse_line(l).unwrap();
-        {
-            let mut store = crate::Store::open(&path).unwrap();
-            let events = vec![
-                line(
-                    r#"{"id":"e1","at":"2025-01-01T00:00:00Z","type":"opportunity","opportunity":"o1","account":"a1","state":"open"}"#,
-                ),
-                line(
-                    r#"{"id":"e2","at":"2025-03-01T00:00:00Z","type":"opportunity","opportunity":"o1","account":"a1","state":"won"}"#,
-                ),
-            ];
-            let model = waterfall_model::Model::history_only();
-            let horizon = waterfall_core::Timestamp(i64::MAX);
-            store
-                .ingest(&model, events, crate::IngestOptions { horizon })
-                .unwrap();
-            // Back to version 4: no column for it (nor version 6's table).
-            store
-                .conn
-                .execute_batch(
-                    "ALTER TABLE opportunity_partition DROP COLUMN at;
-                     DROP TABLE contact_claims;
-                     DROP TABLE deal_contacts;
-                     DROP INDEX opportunity_partition_partition;
-                     PRAGMA user_version = 4;",
-                )
-                .unwrap();
-        }
-        let store = crate::Store::open(&path).unwrap();
-        let at: i64 = store
-            .conn
-            .query_row(
-                "SELECT at FROM opportunity_partition WHERE opportunity = 'o1'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let store = migrated(
+            dir.path(),
+            &[
+                r#"{"id":"e1","at":"2025-01-01T00:00:00Z","type":"opportunity","opportunity":"o1","account":"a1","state":"open"}"#,
+                r#"{"id":"e2","at":"2025-03-01T00:00:00Z","type":"opportunity","opportunity":"o1","account":"a1","state":"won"}"#,
+            ],
+            // Back to version 4: no column for it (nor version 6's tables).
+            &format!(
+                "ALTER TABLE opportunity_partition DROP COLUMN at;
+                 {UNDO_V6} PRAGMA user_version = 4;"
+            ),
+        );
+        let at: Vec<(String, i64)> = pairs(
+            &store,
+            "SELECT opportunity, at FROM opportunity_partition WHERE opportunity = 'o1'",
+        );
         assert_eq!(
             at,
-            waterfall_core::Timestamp::parse("2025-03-01T00:00:00Z")
-                .unwrap()
-                .0
+            [(
+                "o1".to_string(),
+                waterfall_core::Timestamp::parse("2025-03-01T00:00:00Z")
+                    .unwrap()
+                    .0
+            )]
         );
     }
 
     #[test]
     fn a_version_5_database_learns_each_contacts_first_deal() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("v5.db");
-        let line = |l: &str| waterfall_core::parse_line(l).unwrap();
-        {
-            let mut store = crate::Store::open(&path).unwrap();
-            let events = vec![
-                line(
-                    r#"{"id":"e1","at":"2025-01-01T00:00:00Z","type":"opportunity","opportunity":"o1","account":"a1","state":"open","contacts":[{"person":"c"},{"person":"d"}]}"#,
-                ),
-                line(
-                    r#"{"id":"e2","at":"2025-03-01T00:00:00Z","type":"opportunity","opportunity":"o2","account":"a2","state":"open","contacts":[{"person":"c","role":"champion"}]}"#,
-                ),
-            ];
-            let model = waterfall_model::Model::history_only();
-            let horizon = waterfall_core::Timestamp(i64::MAX);
-            store
-                .ingest(&model, events, crate::IngestOptions { horizon })
-                .unwrap();
-            store
-                .conn
-                .execute_batch(
-                    "DROP TABLE contact_claims; DROP TABLE deal_contacts;
-                     DROP INDEX opportunity_partition_partition;
-                     PRAGMA user_version = 5;",
-                )
-                .unwrap();
-        }
-        let store = crate::Store::open(&path).unwrap();
-        let claims: Vec<(String, String)> = store
-            .conn
-            .prepare("SELECT person, opportunity FROM contact_claims ORDER BY person")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(
-            claims,
-            [
-                ("c".to_string(), "o1".to_string()),
-                ("d".to_string(), "o1".to_string())
-            ]
+        let store = migrated(
+            dir.path(),
+            &[
+                r#"{"id":"e1","at":"2025-01-01T00:00:00Z","type":"opportunity","opportunity":"o1","account":"a1","state":"open","contacts":[{"person":"c"},{"person":"d"}]}"#,
+                r#"{"id":"e2","at":"2025-03-01T00:00:00Z","type":"opportunity","opportunity":"o2","account":"a2","state":"open","contacts":[{"person":"c","role":"champion"}]}"#,
+            ],
+            &format!("{UNDO_V6} PRAGMA user_version = 5;"),
         );
-        let pairs: Vec<(String, String)> = store
-            .conn
-            .prepare("SELECT person, opportunity FROM deal_contacts ORDER BY person, opportunity")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
         let pair = |p: &str, o: &str| (p.to_string(), o.to_string());
-        assert_eq!(pairs, [pair("c", "o1"), pair("c", "o2"), pair("d", "o1")]);
+        let claims: Vec<(String, String)> = pairs(
+            &store,
+            "SELECT person, opportunity FROM contact_claims ORDER BY person",
+        );
+        assert_eq!(claims, [pair("c", "o1"), pair("d", "o1")]);
+        let named: Vec<(String, String)> = pairs(
+            &store,
+            "SELECT person, opportunity FROM deal_contacts ORDER BY person, opportunity",
+        );
+        assert_eq!(named, [pair("c", "o1"), pair("c", "o2"), pair("d", "o1")]);
     }
 
     #[test]

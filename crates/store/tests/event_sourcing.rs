@@ -526,17 +526,11 @@ fn a_duplicate_that_names_an_account_brings_its_survivor_there_in_any_arrival_or
     let mut reversed = events.clone();
     reversed.reverse();
     for (name, batches) in [
-        ("in order", vec![events.clone()]),
-        ("reversed", vec![reversed]),
-        (
-            "one by one",
-            events.iter().map(|e| vec![e.clone()]).collect(),
-        ),
+        ("in order", vec![&events[..]]),
+        ("reversed", vec![&reversed[..]]),
+        ("one by one", events.chunks(1).collect()),
     ] {
-        let mut s = Store::open_in_memory().unwrap();
-        for b in batches {
-            s.ingest(&model, b, HORIZON).unwrap();
-        }
+        let s = ingest_all(&model, &batches);
         let lead = s.person("lead").unwrap().unwrap();
         assert_eq!(lead.partition, "acme", "{name}");
         assert_eq!(lead.account.as_deref(), Some("acme"), "{name}");
@@ -662,18 +656,12 @@ fn a_survivor_without_an_account_joins_the_same_account_whatever_the_order_of_it
     reversed.reverse();
     let mut seen = Vec::new();
     for (name, batches) in [
-        ("in order", vec![events.clone()]),
-        ("merges swapped", vec![swapped.clone()]),
-        ("reversed", vec![reversed]),
-        (
-            "one by one, merges swapped",
-            swapped.iter().map(|e| vec![e.clone()]).collect(),
-        ),
+        ("in order", vec![&events[..]]),
+        ("merges swapped", vec![&swapped[..]]),
+        ("reversed", vec![&reversed[..]]),
+        ("one by one, merges swapped", swapped.chunks(1).collect()),
     ] {
-        let mut s = Store::open_in_memory().unwrap();
-        for b in batches {
-            s.ingest(&model, b, HORIZON).unwrap();
-        }
+        let s = ingest_all(&model, &batches);
         let lead = s.person("lead").unwrap().unwrap();
         assert_eq!(
             Some(lead.partition.as_str()),
@@ -731,21 +719,12 @@ fn an_opportunity_lives_with_the_account_its_latest_event_names_whatever_the_ord
     let mut reversed = events.clone();
     reversed.reverse();
     for (name, batches) in [
-        ("in order", vec![events.clone()]),
-        ("reversed", vec![reversed.clone()]),
-        (
-            "one by one",
-            events.iter().map(|e| vec![e.clone()]).collect(),
-        ),
-        (
-            "one by one, reversed",
-            reversed.iter().map(|e| vec![e.clone()]).collect(),
-        ),
+        ("in order", vec![&events[..]]),
+        ("reversed", vec![&reversed[..]]),
+        ("one by one", events.chunks(1).collect()),
+        ("one by one, reversed", reversed.chunks(1).collect()),
     ] {
-        let mut s = Store::open_in_memory().unwrap();
-        for b in batches {
-            s.ingest(&model, b, HORIZON).unwrap();
-        }
+        let s = ingest_all(&model, &batches);
         let has_o1 = |account: &str| {
             s.account(account)
                 .unwrap()
@@ -773,7 +752,7 @@ fn a_person_who_changes_accounts_leaves_the_old_account_as_it_was() {
     // The person's events live with their latest account; the one they left keeps its own
     // row (attributes, partition), whichever partition is derived last.
     let model = Model::demand_waterfall();
-    let events = vec![
+    let events = [
         ev(
             "1",
             "2025-01-01T00:00:00Z",
@@ -795,14 +774,8 @@ fn a_person_who_changes_accounts_leaves_the_old_account_as_it_was() {
             r#""type":"person","person":"p","account":"b-globex""#,
         ),
     ];
-    for batches in [
-        vec![events.clone()],
-        events.iter().map(|e| vec![e.clone()]).collect(),
-    ] {
-        let mut s = Store::open_in_memory().unwrap();
-        for b in batches {
-            s.ingest(&model, b, HORIZON).unwrap();
-        }
+    for batches in [vec![&events[..]], events.chunks(1).collect()] {
+        let s = ingest_all(&model, &batches);
         let acme = s.account("a-acme").unwrap().unwrap();
         assert_eq!(acme.partition, "a-acme");
         assert_eq!(
@@ -980,22 +953,13 @@ fn a_contact_without_an_account_joins_the_deal_and_is_counted_once() {
 /// Ingests `events` into a new store in one batch, one by one, and one by one in reverse,
 /// and calls `check` with each store.
 fn in_every_order(model: &Model, events: &[Event], check: impl Fn(&Store, &str)) {
+    let reversed: Vec<Event> = events.iter().rev().cloned().collect();
     for (name, batches) in [
-        ("one batch", vec![events.to_vec()]),
-        (
-            "one by one",
-            events.iter().map(|e| vec![e.clone()]).collect(),
-        ),
-        (
-            "one by one, reversed",
-            events.iter().rev().map(|e| vec![e.clone()]).collect(),
-        ),
+        ("one batch", vec![events]),
+        ("one by one", events.chunks(1).collect()),
+        ("one by one, reversed", reversed.chunks(1).collect()),
     ] {
-        let mut s = Store::open_in_memory().unwrap();
-        for b in batches {
-            s.ingest(model, b, HORIZON).unwrap();
-        }
-        check(&s, name);
+        check(&ingest_all(model, &batches), name);
     }
 }
 
