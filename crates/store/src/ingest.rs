@@ -210,8 +210,20 @@ pub(crate) fn stored_followers(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-fn person_partition_key(person: &str) -> String {
+/// The partition of a person who lives alone (no account named, matched or given by a deal).
+pub(crate) fn person_partition_key(person: &str) -> String {
     format!("~p:{person}")
+}
+
+/// The partition of an opportunity no event has named an account for yet.
+fn opportunity_partition_key(opportunity: &str) -> String {
+    format!("~o:{opportunity}")
+}
+
+/// Whether a partition is an account's: not a person's alone, nor an opportunity's without
+/// an account (see [`person_partition_key`], [`opportunity_partition_key`]).
+pub(crate) fn is_account_partition(name: &str) -> bool {
+    !name.starts_with('~')
 }
 
 impl Router {
@@ -353,7 +365,7 @@ impl Router {
                     .filter(|r| {
                         r.at != i64::MAX
                             && r.at != i64::MIN
-                            && !self.partitions.name(r.partition).starts_with('~')
+                            && is_account_partition(self.partitions.name(r.partition))
                     })
                     .map(|r| (self.partitions.name(r.partition).to_string(), r.at)),
             };
@@ -492,7 +504,8 @@ impl Router {
                 let now = match (current, account) {
                     (None, Some(a)) => (a, at),
                     (None, None) => (
-                        self.partitions.intern(&format!("~o:{opportunity}")),
+                        self.partitions
+                            .intern(&opportunity_partition_key(opportunity)),
                         i64::MIN,
                     ),
                     (Some((from, decided)), Some(a)) if at >= decided => {
@@ -683,7 +696,7 @@ impl Router {
         person: &str,
         deal: u32,
     ) -> Result<(), StoreError> {
-        if self.partitions.name(deal).starts_with("~o:") {
+        if !is_account_partition(self.partitions.name(deal)) {
             return Ok(());
         }
         match self.person(tx, person)? {

@@ -776,11 +776,11 @@ fn reconcile(
             .filter_map(|f| claims.get(f.person.as_str()))
             .chain(claims.get(*root))
             .min()
-            .filter(|(.., deal)| !deal.starts_with("~o:"))
+            .filter(|(.., deal)| crate::ingest::is_account_partition(deal))
         {
             (deal.clone(), i64::MIN)
         } else {
-            (format!("~p:{root}"), i64::MIN)
+            (crate::ingest::person_partition_key(root), i64::MIN)
         };
         for f in group.iter().filter(|f| f.person != *root) {
             let email = survivor_of[&f.person].1.clone();
