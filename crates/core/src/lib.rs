@@ -5,6 +5,8 @@
 //! No I/O, no lifecycle logic: just the types, their wire forms, and the JSON Lines parser
 //! (which reports each bad line with its number and reason and never panics).
 
+#![forbid(unsafe_code)]
+
 pub mod event;
 mod stage_index;
 mod table;

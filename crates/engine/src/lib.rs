@@ -15,6 +15,8 @@
 //! one person without an account). Partitions are independent, so the caller may derive them
 //! in parallel and re-derive only the ones a batch of late events touched.
 
+#![forbid(unsafe_code)]
+
 mod derive;
 mod state;
 

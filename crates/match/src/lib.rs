@@ -32,6 +32,8 @@
 //! assert_eq!(m.method, Method::CompanyExact);
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod account;
 mod normalize;
 mod person;

@@ -19,6 +19,8 @@
 //! Invariant: this crate does no I/O, reads no environment and no clock; callers hand it text
 //! and instants.
 
+#![forbid(unsafe_code)]
+
 mod calendar;
 mod compile;
 mod diag;

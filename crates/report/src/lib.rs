@@ -30,6 +30,8 @@
 //!
 //! Invariant: no I/O, no clock, no environment: time comes from the options and the history.
 
+#![forbid(unsafe_code)]
+
 mod cohort;
 mod conversion;
 mod diff;

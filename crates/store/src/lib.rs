@@ -7,6 +7,8 @@
 //! the batch's transaction. A crash therefore never leaves a half-applied batch, and an
 //! acknowledged batch survives `kill -9`.
 
+#![forbid(unsafe_code)]
+
 mod body;
 mod ingest;
 mod matching;
