@@ -86,6 +86,78 @@ fn parse_line_into_record(bencher: Bencher) {
     });
 }
 
+/// The demo's events as one stored record stream (records one after another).
+fn record_stream() -> (Vec<u8>, usize) {
+    let events = generate(&DemoOptions {
+        accounts: 200,
+        ..DemoOptions::default()
+    });
+    let mut stream = Vec::new();
+    for e in &events {
+        e.record(&e.attrs_text()).write(&mut stream);
+    }
+    (stream, events.len())
+}
+
+/// Writing records (every event of a load is written once by the parser).
+#[divan::bench]
+fn write_records(bencher: Bencher) {
+    let events = generate(&DemoOptions {
+        accounts: 200,
+        ..DemoOptions::default()
+    });
+    let attrs: Vec<String> = events.iter().map(Event::attrs_text).collect();
+    let records: Vec<_> = events
+        .iter()
+        .zip(&attrs)
+        .map(|(e, a)| e.record(a))
+        .collect();
+    let mut out = Vec::with_capacity(8 << 20);
+    bencher
+        .counter(divan::counter::ItemsCount::new(records.len()))
+        .bench_local(|| {
+            out.clear();
+            for r in &records {
+                r.write(&mut out);
+            }
+            out.len()
+        });
+}
+
+/// Reading a record stream back whole (what deriving a stored partition starts with).
+#[divan::bench]
+fn read_records(bencher: Bencher) {
+    let (stream, n) = record_stream();
+    bencher
+        .counter(divan::counter::ItemsCount::new(n))
+        .bench_local(|| {
+            let (mut rest, mut at) = (&stream[..], 0);
+            while !rest.is_empty() {
+                let (r, next) = waterfall_core::Record::read(rest).unwrap();
+                at ^= r.at;
+                rest = next;
+            }
+            at
+        });
+}
+
+/// Reading only what routes each record of a stream (the batch's path for every event).
+#[divan::bench]
+fn read_record_routes(bencher: Bencher) {
+    let (stream, n) = record_stream();
+    bencher
+        .counter(divan::counter::ItemsCount::new(n))
+        .bench_local(|| {
+            let (mut rest, mut at) = (&stream[..], 0);
+            while !rest.is_empty() {
+                let (a, _, next) = waterfall_core::Record::read_route(rest).unwrap();
+                at ^= a;
+                rest = next;
+            }
+            at
+        });
+}
+
 /// Whether a condition holds, on the direct evaluator (`compiled`, what the engine runs) or
 /// on the CEL interpreter alone.
 fn holds(condition: &Condition, ctx: &EvalContext<'_>, compiled: bool) -> bool {

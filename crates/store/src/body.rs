@@ -122,9 +122,7 @@ pub fn decode_identity_events(bytes: &[u8]) -> Result<Vec<Event>, StoreError> {
 }
 
 fn decode_record(bytes: &[u8]) -> Result<Event, String> {
-    postcard::from_bytes::<Record<&str>>(bytes)
-        .map_err(|e| e.to_string())?
-        .into_event()
+    Record::read(bytes)?.0.into_event()
 }
 
 /// Decodes a body from the row-per-event log of schema version 2: a postcard record, or JSON

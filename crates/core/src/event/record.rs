@@ -237,24 +237,172 @@ impl Event {
     }
 }
 
-impl<S: Serialize> Record<S> {
-    /// Appends the record's encoding to `out`.
+impl<S: AsRef<str>> Record<S> {
+    /// Appends the record's encoding to `out`: postcard's encoding of [`Record`] (its serde
+    /// derive is the format's definition), written field by field without serde, since every
+    /// event of a load passes through here (`tests/record_encoding.rs` checks the two agree).
     pub fn write(&self, out: &mut Vec<u8>) {
-        let buf = std::mem::take(out);
-        *out = postcard::to_extend(self, buf).expect("writing to a Vec cannot fail");
+        fn put(out: &mut Vec<u8>, s: &impl AsRef<str>) {
+            let s = s.as_ref();
+            write_varint(out, s.len() as u64);
+            out.extend_from_slice(s.as_bytes());
+        }
+        fn put_opt(out: &mut Vec<u8>, s: &Option<impl AsRef<str>>) {
+            match s {
+                None => out.push(0),
+                Some(s) => {
+                    out.push(1);
+                    put(out, s);
+                }
+            }
+        }
+        put(out, &self.id);
+        write_varint(out, ((self.at << 1) ^ (self.at >> 63)) as u64);
+        // Variant numbers are below 128: one byte each, as LEB128 has them.
+        match &self.body {
+            RecordBody::Account { account, attrs } => {
+                out.push(0);
+                put(out, account);
+                put(out, attrs);
+            }
+            RecordBody::Person {
+                person,
+                account,
+                attrs,
+            } => {
+                out.push(1);
+                put(out, person);
+                put_opt(out, account);
+                put(out, attrs);
+            }
+            RecordBody::PersonActivity {
+                person,
+                kind,
+                attrs,
+            } => {
+                out.push(2);
+                put(out, person);
+                put(out, kind);
+                put(out, attrs);
+            }
+            RecordBody::AccountActivity {
+                account,
+                kind,
+                attrs,
+            } => {
+                out.push(3);
+                put(out, account);
+                put(out, kind);
+                put(out, attrs);
+            }
+            RecordBody::Opportunity {
+                opportunity,
+                account,
+                kind,
+                state,
+                stage,
+                amount,
+                contacts,
+            } => {
+                out.push(4);
+                put(out, opportunity);
+                put_opt(out, account);
+                match kind {
+                    None => out.push(0),
+                    Some(kind) => out.extend_from_slice(&[1, kind_number(*kind)]),
+                }
+                out.push(state_number(*state));
+                put_opt(out, stage);
+                match amount {
+                    None => out.push(0),
+                    Some(amount) => {
+                        out.push(1);
+                        out.extend_from_slice(&amount.to_le_bytes());
+                    }
+                }
+                match contacts {
+                    None => out.push(0),
+                    Some(contacts) => {
+                        out.push(1);
+                        write_varint(out, contacts.len() as u64);
+                        for c in contacts {
+                            put(out, &c.person);
+                            put_opt(out, &c.role);
+                            out.push(u8::from(c.primary));
+                        }
+                    }
+                }
+            }
+            RecordBody::Status {
+                person,
+                status,
+                by,
+                reason,
+            } => {
+                out.push(5);
+                put(out, person);
+                put(out, status);
+                put_opt(out, by);
+                put_opt(out, reason);
+            }
+            RecordBody::Stage {
+                person,
+                stage,
+                by,
+                reason,
+            } => {
+                out.push(6);
+                put(out, person);
+                put(out, stage);
+                put_opt(out, by);
+                put_opt(out, reason);
+            }
+            RecordBody::Merge { person, into } => {
+                out.push(7);
+                put(out, person);
+                put(out, into);
+            }
+            RecordBody::Erase { person } => {
+                out.push(8);
+                put(out, person);
+            }
+        }
+    }
+}
+
+/// An opportunity kind's variant number in the encoding.
+fn kind_number(kind: OpportunityKind) -> u8 {
+    match kind {
+        OpportunityKind::NewBusiness => 0,
+        OpportunityKind::Expansion => 1,
+        OpportunityKind::Renewal => 2,
+    }
+}
+
+/// An opportunity state's variant number in the encoding.
+fn state_number(state: OpportunityState) -> u8 {
+    match state {
+        OpportunityState::Open => 0,
+        OpportunityState::Won => 1,
+        OpportunityState::Lost => 2,
     }
 }
 
 impl<'a> Record<&'a str> {
     /// Reads the record at the start of `bytes`, borrowing its strings; returns it with the
-    /// bytes that follow it.
+    /// bytes that follow it. Checks everything postcard would (see [`Record::write`]).
     pub fn read(bytes: &'a [u8]) -> Result<(Record<&'a str>, &'a [u8]), String> {
-        postcard::take_from_bytes(bytes).map_err(|e| format!("event record: {e}"))
+        let mut r = Skimmer(bytes);
+        match r.record() {
+            Ok(record) => Ok((record, r.0)),
+            Err(e) => Err(format!("event record: {e}")),
+        }
     }
 }
 
 /// Appends `value` as postcard encodes an unsigned integer (LEB128: seven bits a byte, low
 /// bits first): what precedes each record in a stored stream, written without serde.
+#[inline]
 pub fn write_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push(value as u8 | 0x80);
@@ -265,6 +413,7 @@ pub fn write_varint(out: &mut Vec<u8>, mut value: u64) {
 
 /// Reads an unsigned integer as [`write_varint`] writes it at the start of `bytes`; returns it
 /// with the bytes that follow it. Like postcard, refuses more than 64 bits.
+#[inline]
 pub fn read_varint(bytes: &[u8]) -> Result<(u64, &[u8]), &'static str> {
     let mut value = 0u64;
     for (i, &b) in bytes.iter().enumerate().take(10) {
@@ -417,6 +566,7 @@ impl<'a> Record<&'a str> {
 struct Skimmer<'a>(&'a [u8]);
 
 impl<'a> Skimmer<'a> {
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], &'static str> {
         if n > self.0.len() {
             return Err("unexpected end of the record");
@@ -426,23 +576,27 @@ impl<'a> Skimmer<'a> {
         Ok(head)
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<u64, &'static str> {
         let (value, rest) = read_varint(self.0)?;
         self.0 = rest;
         Ok(value)
     }
 
+    #[inline]
     fn bytes(&mut self) -> Result<&'a [u8], &'static str> {
         let len = usize::try_from(self.varint()?).map_err(|_| "a string too long")?;
         self.take(len)
     }
 
     /// A string routing reads: checked.
+    #[inline]
     fn str(&mut self) -> Result<&'a str, &'static str> {
         std::str::from_utf8(self.bytes()?).map_err(|_| "a string that is not UTF-8")
     }
 
     /// Whether an option holds a value.
+    #[inline]
     fn some(&mut self) -> Result<bool, &'static str> {
         match self.take(1)?[0] {
             0 => Ok(false),
@@ -451,6 +605,7 @@ impl<'a> Skimmer<'a> {
         }
     }
 
+    #[inline]
     fn opt_str(&mut self) -> Result<Option<&'a str>, &'static str> {
         if self.some()? {
             self.str().map(Some)
@@ -459,6 +614,7 @@ impl<'a> Skimmer<'a> {
         }
     }
 
+    #[inline]
     fn skip_opt_str(&mut self) -> Result<(), &'static str> {
         if self.some()? {
             self.bytes()?;
@@ -471,9 +627,108 @@ impl<'a> Skimmer<'a> {
         self.bytes().map(drop)
     }
 
+    #[inline]
     fn at(&mut self) -> Result<i64, &'static str> {
         let z = self.varint()?;
         Ok(((z >> 1) as i64) ^ -((z & 1) as i64))
+    }
+
+    #[inline]
+    fn bool(&mut self) -> Result<bool, &'static str> {
+        match self.take(1)?[0] {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err("a boolean that is neither 0 nor 1"),
+        }
+    }
+
+    /// A whole record, every field checked.
+    fn record(&mut self) -> Result<Record<&'a str>, &'static str> {
+        let id = self.str()?;
+        let at = self.at()?;
+        let body = match self.varint()? {
+            0 => RecordBody::Account {
+                account: self.str()?,
+                attrs: self.str()?,
+            },
+            1 => RecordBody::Person {
+                person: self.str()?,
+                account: self.opt_str()?,
+                attrs: self.str()?,
+            },
+            2 => RecordBody::PersonActivity {
+                person: self.str()?,
+                kind: self.str()?,
+                attrs: self.str()?,
+            },
+            3 => RecordBody::AccountActivity {
+                account: self.str()?,
+                kind: self.str()?,
+                attrs: self.str()?,
+            },
+            4 => RecordBody::Opportunity {
+                opportunity: self.str()?,
+                account: self.opt_str()?,
+                kind: if self.some()? {
+                    Some(match self.varint()? {
+                        0 => OpportunityKind::NewBusiness,
+                        1 => OpportunityKind::Expansion,
+                        2 => OpportunityKind::Renewal,
+                        _ => return Err("an unknown opportunity kind"),
+                    })
+                } else {
+                    None
+                },
+                state: match self.varint()? {
+                    0 => OpportunityState::Open,
+                    1 => OpportunityState::Won,
+                    2 => OpportunityState::Lost,
+                    _ => return Err("an unknown opportunity state"),
+                },
+                stage: self.opt_str()?,
+                amount: if self.some()? {
+                    let bytes = self.take(8)?.try_into().expect("eight bytes taken");
+                    Some(f64::from_le_bytes(bytes))
+                } else {
+                    None
+                },
+                contacts: if self.some()? {
+                    // No room reserved from the count: a damaged one must not allocate.
+                    let mut contacts = Vec::new();
+                    for _ in 0..self.varint()? {
+                        contacts.push(OpportunityContact {
+                            person: self.str()?.to_owned(),
+                            role: self.opt_str()?.map(str::to_owned),
+                            primary: self.bool()?,
+                        });
+                    }
+                    Some(contacts)
+                } else {
+                    None
+                },
+            },
+            5 => RecordBody::Status {
+                person: self.str()?,
+                status: self.str()?,
+                by: self.opt_str()?,
+                reason: self.opt_str()?,
+            },
+            6 => RecordBody::Stage {
+                person: self.str()?,
+                stage: self.str()?,
+                by: self.opt_str()?,
+                reason: self.opt_str()?,
+            },
+            7 => RecordBody::Merge {
+                person: self.str()?,
+                into: self.str()?,
+            },
+            8 => RecordBody::Erase {
+                person: self.str()?,
+            },
+            _ => return Err("an unknown event type"),
+        };
+        Ok(Record { id, at, body })
     }
 
     fn route_key(&mut self) -> Result<RouteKey<'a>, &'static str> {
