@@ -38,10 +38,10 @@ pub struct Rejected {
     pub error: LineError,
 }
 
-/// A piece of an input file: whole lines, as read (not yet checked to be UTF-8).
+/// A piece of an input file: whole lines, as read (not yet checked to be UTF-8). Its lines are
+/// numbered from 1 until the chunks before it are counted (see [`parse_files`]): counting them
+/// as they are cut would cost a pass over the whole input on one thread.
 pub struct TextChunk {
-    /// The number of the chunk's first line in its file.
-    pub first_line: usize,
     /// The lines' bytes.
     pub data: ChunkBytes,
 }
@@ -66,7 +66,7 @@ impl ChunkBytes {
 
 impl TextChunk {
     /// The chunk's text, and its lines that are not valid UTF-8 (blanked in the text, each
-    /// reported with its line number).
+    /// reported with its line number in the chunk).
     pub fn text(&self) -> (Cow<'_, str>, Vec<LineError>) {
         let data = self.data.bytes();
         // SIMD validation: the whole input passes through here, at several GB/s.
@@ -79,7 +79,7 @@ impl TextChunk {
             match std::str::from_utf8(l) {
                 Ok(l) => text.push_str(l),
                 Err(e) => errors.push(LineError {
-                    line: self.first_line + i,
+                    line: 1 + i,
                     reason: format!("not valid UTF-8: {e}"),
                 }),
             }
@@ -134,7 +134,6 @@ pub fn read_chunks(
         }
         Box::new(std::io::BufReader::with_capacity(1 << 20, file))
     };
-    let mut line = 1;
     loop {
         let mut buf = buffer();
         buf.clear();
@@ -158,12 +157,9 @@ pub fn read_chunks(
         if buf.last() != Some(&b'\n') {
             reader.read_until(b'\n', &mut buf).map_err(cannot)?;
         }
-        let lines = memchr::memchr_iter(b'\n', &buf).count();
         f(TextChunk {
-            first_line: line,
             data: ChunkBytes::Read(buf),
         })?;
-        line += lines;
     }
 }
 
@@ -173,61 +169,79 @@ fn mapped_chunks(
     chunk_bytes: usize,
     mut f: impl FnMut(TextChunk) -> CliResult,
 ) -> CliResult {
-    let (mut start, mut line) = (0, 1);
+    let mut start = 0;
     while start < map.len() {
         let mut end = (start + chunk_bytes).min(map.len());
         if end < map.len() && map[end - 1] != b'\n' {
             end = memchr::memchr(b'\n', &map[end..]).map_or(map.len(), |i| end + i + 1);
         }
-        let lines = memchr::memchr_iter(b'\n', &map[start..end]).count();
         f(TextChunk {
-            first_line: line,
             data: ChunkBytes::Mapped(map.clone(), start..end),
         })?;
-        line += lines;
         start = end;
     }
     Ok(())
 }
 
+/// Text parsed on all cores (see [`parse_parallel`]).
+pub struct ParsedText {
+    /// Record streams, one per slice of the text, in input order (never copied into one).
+    pub records: Vec<Vec<u8>>,
+    /// How many records they hold.
+    pub count: usize,
+    /// Rejected lines, numbered from the text's first line, `first_line`.
+    pub errors: Vec<LineError>,
+    /// How many line breaks the text holds.
+    pub line_breaks: usize,
+}
+
 /// Parses JSON Lines text on all cores straight into stored records (see
 /// [`waterfall_core::parse_records`]), checking each with `check` and keeping true line
-/// numbers in errors. The records come in input order, one stream per slice of the text
-/// (never copied into one).
+/// numbers in errors (`first_line` is the number of the text's first line).
 pub fn parse_parallel(
     text: &str,
     first_line: usize,
     check: impl Fn(&Record<Cow<'_, str>>) -> Result<(), String> + Sync,
-) -> (Vec<Vec<u8>>, usize, Vec<LineError>) {
+) -> ParsedText {
     use rayon::prelude::*;
-    // Cut at newlines into a few slices per thread, counting lines to keep numbers exact.
+    // Cut at line breaks into a few slices per thread; each counts its own lines as it
+    // parses, and the slices' numbers are made true once all are parsed.
     let slices = (rayon::current_num_threads() * 2).max(1);
-    let mut chunks = Vec::new();
+    let mut pieces = Vec::new();
     let mut start = 0;
-    let mut line = first_line;
     let target = text.len() / slices + 1;
     while start < text.len() {
         let mut end = (start + target).min(text.len());
-        while end < text.len() && text.as_bytes()[end - 1] != b'\n' {
-            end += 1;
+        if end < text.len() && text.as_bytes()[end - 1] != b'\n' {
+            end =
+                memchr::memchr(b'\n', &text.as_bytes()[end..]).map_or(text.len(), |i| end + i + 1);
         }
-        let chunk = &text[start..end];
-        chunks.push((line, chunk));
-        line += memchr::memchr_iter(b'\n', chunk.as_bytes()).count();
+        pieces.push(&text[start..end]);
         start = end;
     }
-    let results: Vec<RecordsOutcome> = chunks
+    let results: Vec<RecordsOutcome> = pieces
         .into_par_iter()
-        .map(|(l, c)| parse_records(c, l, &check))
+        .map(|piece| parse_records(piece, 0, &check))
         .collect();
-    let mut parts = Vec::with_capacity(results.len());
-    let (mut count, mut errors) = (0, Vec::new());
+    let mut parsed = ParsedText {
+        records: Vec::with_capacity(results.len()),
+        count: 0,
+        errors: Vec::new(),
+        line_breaks: 0,
+    };
     for out in results {
-        parts.push(out.records);
-        count += out.count;
-        errors.extend(out.errors);
+        let before = first_line + parsed.line_breaks;
+        parsed.records.push(out.records);
+        parsed.count += out.count;
+        parsed
+            .errors
+            .extend(out.errors.into_iter().map(|e| LineError {
+                line: before + e.line,
+                ..e
+            }));
+        parsed.line_breaks += out.line_breaks;
     }
-    (parts, count, errors)
+    parsed
 }
 
 /// One parsed chunk of an input file, on its way from the thread pool to the writer.
@@ -241,6 +255,8 @@ pub struct ParsedChunk {
     pub count: usize,
     /// Rejected lines, with their numbers in the file.
     pub errors: Vec<LineError>,
+    /// How many line breaks the chunk holds.
+    pub line_breaks: usize,
     /// Bytes of input the chunk covered.
     pub bytes: usize,
 }
@@ -272,7 +288,7 @@ pub fn parse_files(
                 for (file, name) in files.iter().enumerate() {
                     let buffer = || buffers.try_recv().unwrap_or_default();
                     read_chunks(name, chunk_bytes, buffer, |chunk| {
-                        let (parsed, receiver) = sync_channel(1);
+                        let (sent, receiver) = sync_channel(1);
                         // A closed channel means the writer stopped on an error: stop reading.
                         send.send(receiver)
                             .map_err(|_| CliError::internal("ingest stopped"))?;
@@ -280,19 +296,21 @@ pub fn parse_files(
                         pool.spawn(move |_| {
                             let bytes = chunk.data.bytes().len();
                             let (text, mut errors) = chunk.text();
-                            let (records, count, parse_errors) =
-                                parse_parallel(&text, chunk.first_line, check);
+                            let parsed = parse_parallel(&text, 1, check);
                             drop(text);
-                            errors.extend(parse_errors);
+                            // Lines not UTF-8 are blank in the text: no line is in both.
+                            errors.extend(parsed.errors);
+                            errors.sort_by_key(|e| e.line);
                             // The writer may have stopped: then nothing more is needed.
                             if let ChunkBytes::Read(buf) = chunk.data {
                                 let _ = spare.send(buf);
                             }
-                            let _ = parsed.send(ParsedChunk {
+                            let _ = sent.send(ParsedChunk {
                                 file,
-                                records,
-                                count,
+                                records: parsed.records,
+                                count: parsed.count,
                                 errors,
+                                line_breaks: parsed.line_breaks,
                                 bytes,
                             });
                         });
@@ -302,9 +320,21 @@ pub fn parse_files(
                 Ok(())
             })
         });
+        // Chunks arrive in input order: each one's lines are numbered after those before it
+        // in the same file.
+        let (mut file, mut lines_before) = (0, 0);
         for receiver in chunks {
             // No chunk: its parsing panicked, which the reader's result reports.
-            let Ok(chunk) = receiver.recv() else { break };
+            let Ok(mut chunk) = receiver.recv() else {
+                break;
+            };
+            if chunk.file != file {
+                (file, lines_before) = (chunk.file, 0);
+            }
+            for e in &mut chunk.errors {
+                e.line += lines_before;
+            }
+            lines_before += chunk.line_breaks;
             store(chunk)?;
         }
         reader
@@ -393,11 +423,31 @@ mod tests {
         assert_eq!(bad, expected_bad);
     }
 
-    /// The chunks `read_chunks` cuts `path` into: first line and bytes.
-    fn chunks_of(path: &str, chunk_bytes: usize) -> Vec<(usize, Vec<u8>)> {
+    #[test]
+    fn line_numbers_are_true_whatever_the_chunk_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, _, expected) = events_file(dir.path(), "a", 5000);
+        for chunk_bytes in [100, 4096, 50_000, 1 << 20] {
+            let mut bad = Vec::new();
+            parse_files(
+                std::slice::from_ref(&a),
+                chunk_bytes,
+                |_| Ok(()),
+                |chunk| {
+                    bad.extend(chunk.errors.iter().map(|e| e.line));
+                    Ok(())
+                },
+            )
+            .unwrap();
+            assert_eq!(bad, expected, "chunks of {chunk_bytes} bytes");
+        }
+    }
+
+    /// The chunks `read_chunks` cuts `path` into.
+    fn chunks_of(path: &str, chunk_bytes: usize) -> Vec<Vec<u8>> {
         let mut chunks = Vec::new();
         read_chunks(path, chunk_bytes, Vec::new, |c| {
-            chunks.push((c.first_line, c.data.bytes().to_vec()));
+            chunks.push(c.data.bytes().to_vec());
             Ok(())
         })
         .unwrap();
@@ -420,9 +470,8 @@ mod tests {
             let piped = chunks_of(&fifo.to_string_lossy(), chunk_bytes);
             writer.join().unwrap().unwrap();
             assert_eq!(mapped, piped, "chunks of {chunk_bytes} bytes");
-            let whole: Vec<u8> = mapped.iter().flat_map(|(_, b)| b.clone()).collect();
-            assert_eq!(whole, std::fs::read(&file).unwrap());
-            assert!(mapped.iter().all(|(_, b)| b.ends_with(b"\n")));
+            assert_eq!(mapped.concat(), std::fs::read(&file).unwrap());
+            assert!(mapped.iter().all(|b| b.ends_with(b"\n")));
         }
         let empty = dir.path().join("empty");
         std::fs::write(&empty, "").unwrap();

@@ -307,19 +307,23 @@ pub fn parse_record(text: &str) -> Result<Record<Cow<'_, str>>, String> {
     Ok(Record { id, at: at.0, body })
 }
 
-/// The non-blank lines of JSON Lines text with their numbers (`first_line` is the number of
-/// the first line of `text` in its input).
+/// The lines of JSON Lines text with their numbers (`first_line` is the number of the first
+/// line of `text` in its input), blank ones too (callers skip them): one more than the text
+/// has line breaks, the last empty when the text ends with one.
 fn numbered_lines(text: &str, first_line: usize) -> impl Iterator<Item = (usize, &str)> {
     // Line breaks found with SIMD (`str::lines` looks for them a word at a time).
     let mut start = 0;
     let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain(std::iter::once(text.len()));
-    ends.enumerate()
-        .map_while(move |(i, end)| {
-            let line = text.get(start..end)?;
-            start = end + 1;
-            Some((first_line + i, line.trim_end_matches('\r')))
-        })
-        .filter(|(_, line)| !line.trim().is_empty())
+    ends.enumerate().map_while(move |(i, end)| {
+        let line = text.get(start..end)?;
+        start = end + 1;
+        Some((first_line + i, line.trim_end_matches('\r')))
+    })
+}
+
+/// Whether a line holds nothing to parse.
+fn blank(line: &str) -> bool {
+    line.trim().is_empty()
 }
 
 /// Parses JSON Lines text; blank lines are skipped. `first_line` is the number of the first
@@ -332,7 +336,7 @@ pub fn parse_lines(text: &str, first_line: usize) -> ParseOutcome {
         events: Vec::with_capacity(lines),
         errors: Vec::new(),
     };
-    for (n, line) in numbered_lines(text, first_line) {
+    for (n, line) in numbered_lines(text, first_line).filter(|(_, l)| !blank(l)) {
         match parse_line(line) {
             Ok(e) => out.events.push((n, e)),
             Err(reason) => out.errors.push(LineError { line: n, reason }),
@@ -351,6 +355,9 @@ pub struct RecordsOutcome {
     pub count: usize,
     /// Rejected lines, in input order.
     pub errors: Vec<LineError>,
+    /// How many line breaks the text holds: the next piece of the same input starts that many
+    /// lines after this one (counted while parsing, so that pieces can be numbered later).
+    pub line_breaks: usize,
 }
 
 /// Parses JSON Lines text straight into stored records (see [`parse_lines`] for the line
@@ -365,7 +372,12 @@ pub fn parse_records(
         records: Vec::with_capacity(text.len()),
         ..Default::default()
     };
+    let mut lines = 0;
     for (n, line) in numbered_lines(text, first_line) {
+        lines += 1;
+        if blank(line) {
+            continue;
+        }
         match parse_record(line).and_then(|r| check(&r).map(|()| r)) {
             Ok(r) => {
                 r.write(&mut out.records);
@@ -374,6 +386,7 @@ pub fn parse_records(
             Err(reason) => out.errors.push(LineError { line: n, reason }),
         }
     }
+    out.line_breaks = lines - 1;
     out
 }
 
