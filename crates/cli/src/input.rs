@@ -294,7 +294,7 @@ pub struct ParsedChunk {
 }
 
 /// How many chunks may be read ahead of the one being stored.
-const IN_FLIGHT: usize = 3;
+const IN_FLIGHT: usize = 8;
 
 /// Reads `files` (see [`read_chunks`]) on a thread of its own, parses and checks each chunk
 /// on the thread pool (see [`parse_parallel`]) and hands the parsed chunks to `store` on this
