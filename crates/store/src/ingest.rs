@@ -771,7 +771,8 @@ impl Router {
     }
 
     /// The routes this batch changed, in key order (so `person_partition` grows at its end
-    /// instead of at random pages).
+    /// instead of at random pages). Sorted on the thread pool: a load's 800k ids take a
+    /// sixth of a second on one core, while the pool has nothing else to do yet.
     fn dirty_routes(&self) -> Vec<(&str, &Route)> {
         let mut dirty: Vec<(&str, &Route)> = self
             .people
@@ -779,7 +780,7 @@ impl Router {
             .filter(|(_, r)| r.dirty)
             .map(|(p, r)| (p.as_str(), r))
             .collect();
-        dirty.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        dirty.par_sort_unstable_by(|a, b| a.0.cmp(b.0));
         dirty
     }
 
