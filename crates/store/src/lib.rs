@@ -71,6 +71,45 @@ pub struct Store {
     /// [`Store::start_bulk_load`]); it returns to WAL before anything else is written, or when
     /// the store closes.
     bulk_load: bool,
+    /// Syncs the file in the background during a first load (see [`Writeback`]).
+    writeback: Option<Writeback>,
+    /// The database file, opened once by the first load's [`Writeback`] and closed only after
+    /// the connection (declared after it): closing any descriptor of the file would release
+    /// the locks SQLite holds on it.
+    file: Option<std::sync::Arc<std::fs::File>>,
+}
+
+/// Writes a database's dirty pages to disk every quarter of a second while a first load
+/// writes hundreds of megabytes into it, so that the commit's sync finds little left to
+/// write: the disk works while the cores derive, instead of after them.
+struct Writeback {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Writeback {
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+    fn start(file: std::sync::Arc<std::fs::File>) -> Option<Writeback> {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("writeback".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(Self::EVERY)
+                {
+                    // Best effort: the commit syncs whatever this did not.
+                    let _ = file.sync_data();
+                }
+            })
+            .ok()?;
+        Some(Writeback { stop, thread })
+    }
+
+    fn finish(self) {
+        drop(self.stop);
+        let _ = self.thread.join();
+    }
 }
 
 impl Drop for Store {
@@ -115,6 +154,8 @@ impl Store {
             limits: BatchLimits::default(),
             dir: None,
             bulk_load: false,
+            writeback: None,
+            file: None,
         };
         schema::migrate(&mut store.conn)?;
         Ok(store)
@@ -139,6 +180,13 @@ impl Store {
                 // peak memory down (pages go to the file as the cache fills).
                 self.conn
                     .pragma_update(None, "cache_size", BULK_LOAD_CACHE_KIB)?;
+                if self.file.is_none() {
+                    let path = self.conn.path().filter(|p| !p.is_empty());
+                    self.file = path
+                        .and_then(|p| std::fs::File::open(p).ok())
+                        .map(std::sync::Arc::new);
+                }
+                self.writeback = self.file.clone().and_then(Writeback::start);
             }
         }
         Ok(())
@@ -146,6 +194,9 @@ impl Store {
 
     /// Returns the database to WAL after a first load (see [`Store::start_bulk_load`]).
     pub(crate) fn end_bulk_load(&mut self) -> Result<(), StoreError> {
+        if let Some(writeback) = self.writeback.take() {
+            writeback.finish();
+        }
         if std::mem::take(&mut self.bulk_load) {
             self.conn.pragma_update(None, "journal_mode", "WAL")?;
             self.conn.pragma_update(None, "cache_size", CACHE_KIB)?;
