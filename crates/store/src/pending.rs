@@ -293,6 +293,8 @@ struct Spill {
     pieces: FxHashMap<u32, Vec<(u64, usize)>>,
     /// Partitions' spilled records read ahead (see [`Pending::prefetch`]).
     ready: FxHashMap<u32, Vec<u8>>,
+    /// Where [`Spill::prefetch`] reads runs of pieces.
+    buffer: Vec<u8>,
     writer: Option<Writer>,
     /// Whether the writer holds an arena not yet written (and returned).
     writing: bool,
@@ -341,6 +343,7 @@ impl Spill {
             len: 0,
             pieces: FxHashMap::default(),
             ready: FxHashMap::default(),
+            buffer: Vec::new(),
             writer: Some(Writer { jobs, done, thread }),
             writing: false,
         })
@@ -409,7 +412,8 @@ impl Spill {
             }
         }
         wanted.sort_unstable();
-        let mut buf = Vec::new();
+        // Kept from pass to pass: zeroed once, not before every read.
+        let buf = &mut self.buffer;
         let mut i = 0;
         while i < wanted.len() {
             // A run of pieces that touch one another in the file.
@@ -420,10 +424,13 @@ impl Spill {
                 end += wanted[j].1 as u64;
                 j += 1;
             }
-            buf.clear();
-            buf.resize((end - start) as usize, 0);
+            let len = (end - start) as usize;
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            let buf = &mut buf[..len];
             self.file
-                .read_exact_at(&mut buf, start)
+                .read_exact_at(buf, start)
                 .map_err(|e| StoreError::Spill(e.to_string()))?;
             // Each partition's pieces, in file order (which is their order).
             for &(at, len, p) in &wanted[i..j] {
