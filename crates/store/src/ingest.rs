@@ -790,11 +790,14 @@ impl Router {
         tx: &Transaction<'_>,
         routes: &[(&str, &Route)],
     ) -> Result<(), StoreError> {
-        let mut upsert = tx.prepare_cached(
+        // Into an empty log, every route is new: a plain insert (no conflict to resolve).
+        let mut upsert = tx.prepare_cached(if self.fresh {
+            "INSERT INTO person_partition(person, partition, at, merged_into) VALUES (?1, ?2, ?3, ?4)"
+        } else {
             "INSERT INTO person_partition(person, partition, at, merged_into) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(person) DO UPDATE SET partition = excluded.partition, at = excluded.at,
-                merged_into = COALESCE(excluded.merged_into, person_partition.merged_into)",
-        )?;
+                merged_into = COALESCE(excluded.merged_into, person_partition.merged_into)"
+        })?;
         for &(person, route) in routes {
             upsert.execute(params![
                 person,
