@@ -41,9 +41,7 @@ fn partitions() -> Vec<Vec<SequencedEvent>> {
     }))
 }
 
-const HORIZON: DeriveOptions = DeriveOptions {
-    horizon: Timestamp(1_798_761_600_000_000),
-};
+const HORIZON: DeriveOptions = DeriveOptions::until(Timestamp(1_798_761_600_000_000));
 
 #[divan::bench]
 fn derive_demo_default_model(bencher: Bencher) {

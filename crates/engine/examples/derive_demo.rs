@@ -26,9 +26,7 @@ fn main() {
     let seed = args.get(5).and_then(|a| a.parse().ok());
     let parts = partitions(accounts, seed);
     let horizon = args.get(6).and_then(|a| a.parse().ok());
-    let opts = DeriveOptions {
-        horizon: Timestamp(horizon.unwrap_or(1_798_761_600_000_000)),
-    };
+    let opts = DeriveOptions::until(Timestamp(horizon.unwrap_or(1_798_761_600_000_000)));
     let mut results = Vec::new();
     let mut took = std::time::Duration::ZERO;
     let mut fastest = std::time::Duration::MAX;

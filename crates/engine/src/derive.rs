@@ -5,6 +5,7 @@ use crate::state::{AccountState, BuyingGroupMember, Coverage, OpportunityInfo, P
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use waterfall_core::event::record::attrs_of;
 use waterfall_core::{
     Attrs, Event, EventBody, Field, Level, OpportunityKind, OpportunityState, Order, Record,
     RecordBody, Timestamp, Transition,
@@ -109,6 +110,22 @@ pub struct DeriveOptions {
     /// Timers due at or before this instant fire; later ones stay pending. Events after it are
     /// ignored, so a derivation with `horizon = T` is the state as of `T`.
     pub horizon: Timestamp,
+    /// The caller wants people's attributes as JSON text (the store writes them so): under a
+    /// model that never reads the person ([`Model::reads_person`]), a person whose attributes
+    /// come from one event alone then keeps that event's text, unparsed, in
+    /// [`PersonState::attrs_text`]. Parsing and writing back every person's attributes was a
+    /// tenth of a load's derivation.
+    pub attrs_as_text: bool,
+}
+
+impl DeriveOptions {
+    /// Derives up to `horizon`, with attributes parsed (see [`DeriveOptions::attrs_as_text`]).
+    pub const fn until(horizon: Timestamp) -> DeriveOptions {
+        DeriveOptions {
+            horizon,
+            attrs_as_text: false,
+        }
+    }
 }
 
 /// An event the engine kept in the log but could not apply, and why.
@@ -204,6 +221,19 @@ fn merge_attrs(attrs: &mut Attrs, new: Attrs) {
     attrs.extend(new);
 }
 
+/// Checks attributes' text as [`attrs_of`] would, without building them: a JSON object, or
+/// nothing.
+fn check_attrs(text: &str) -> Result<(), String> {
+    let object = text.is_empty()
+        || (text.trim_start().starts_with('{')
+            && serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok());
+    if object {
+        Ok(())
+    } else {
+        Err("attributes are not a JSON object".into())
+    }
+}
+
 /// Derives one partition: `events` must be sorted by (`at`, `seq`).
 pub fn derive(model: &Model, events: &[SequencedEvent], opts: DeriveOptions) -> Derived {
     let records: Vec<SequencedRecord<'_>> = events.iter().map(SequencedRecord::parsed).collect();
@@ -229,7 +259,7 @@ pub fn derive_records_with(
     opts: DeriveOptions,
     elsewhere: &FxHashSet<String>,
 ) -> Derived {
-    let mut d = Deriver::new(model, events, opts.horizon, elsewhere);
+    let mut d = Deriver::new(model, events, opts, elsewhere);
     for se in events {
         let at = Timestamp(se.record.at);
         if at > opts.horizon {
@@ -347,6 +377,9 @@ struct Person {
     id: String,
     account: Option<String>,
     attrs: Attrs,
+    /// The JSON text of the only event that set attributes so far, unparsed (`attrs` is then
+    /// empty; see [`DeriveOptions::attrs_as_text`]).
+    attrs_text: Option<String>,
     stage: StageId,
     status: Option<StatusId>,
     created_at: Timestamp,
@@ -582,13 +615,16 @@ struct Deriver<'m, 'e> {
     horizon: Timestamp,
     /// The model's role names as bits (`None`: more than 64; rollups then list names).
     role_names: Option<RoleNames<'m>>,
+    /// People's attributes are kept as text until a second event sets some (see
+    /// [`DeriveOptions::attrs_as_text`]): no condition reads them.
+    attrs_as_text: bool,
 }
 
 impl<'m, 'e> Deriver<'m, 'e> {
     fn new(
         model: &'m Model,
         events: &'e [SequencedRecord<'e>],
-        horizon: Timestamp,
+        opts: DeriveOptions,
         elsewhere: &'e FxHashSet<String>,
     ) -> Self {
         // History is re-attributed to the survivor: a merge applies to the whole log of the
@@ -635,8 +671,9 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 || reads_account_engagement
                 || rollup_aggregates,
             idle_roll_up: None,
-            horizon,
+            horizon: opts.horizon,
             role_names: RoleNames::of(model),
+            attrs_as_text: opts.attrs_as_text && !model.reads_person(),
         }
     }
 
@@ -698,9 +735,19 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 account,
                 attrs,
             } => {
-                let attrs = match self.attrs(se, attrs) {
-                    Some(a) => a,
-                    None => return,
+                let text = attrs;
+                let lazy = self.attrs_as_text && se.attrs.is_none();
+                let attrs = if lazy {
+                    if let Err(reason) = check_attrs(text) {
+                        self.reject(ev.id, at, reason);
+                        return;
+                    }
+                    Attrs::new()
+                } else {
+                    match self.attrs(se, text) {
+                        Some(a) => a,
+                        None => return,
+                    }
                 };
                 let id = self.survivor(person);
                 if let Some(a) = account {
@@ -726,7 +773,22 @@ impl<'m, 'e> Deriver<'m, 'e> {
                     }
                 }
                 let p = self.people.get_mut(id).expect("just ensured");
-                merge_attrs(&mut p.attrs, attrs);
+                if !lazy {
+                    merge_attrs(&mut p.attrs, attrs);
+                } else if !text.is_empty() {
+                    // A second event's attributes: both are parsed and merged, as usual.
+                    if p.attrs.is_empty() && p.attrs_text.is_none() {
+                        p.attrs_text = Some(text.to_string());
+                    } else {
+                        let first = p.attrs_text.take().map(|t| attrs_of(&t));
+                        if let Some(Ok(first)) = first {
+                            merge_attrs(&mut p.attrs, first);
+                        }
+                        if let Ok(new) = attrs_of(text) {
+                            merge_attrs(&mut p.attrs, new);
+                        }
+                    }
+                }
                 if created {
                     let p = self.people.get_mut(id).expect("exists");
                     p.fit = 0.0;
@@ -814,7 +876,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
         if let Some(attrs) = se.attrs {
             return Some(attrs.clone());
         }
-        match waterfall_core::event::record::attrs_of(text) {
+        match attrs_of(text) {
             Ok(attrs) => Some(attrs),
             Err(reason) => {
                 self.reject(se.record.id, Timestamp(se.record.at), reason);
@@ -1917,6 +1979,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
             id: id.to_string(),
             account: None,
             attrs: Default::default(),
+            attrs_text: None,
             stage: m.initial_stage,
             status: m.initial_status,
             created_at: self.cursor.at,
@@ -2058,6 +2121,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 id: p.id,
                 account: p.account,
                 attrs: p.attrs,
+                attrs_text: p.attrs_text,
                 stage: model.stages[p.stage as usize].name.clone(),
                 status: p.status.map(|s| model.statuses[s as usize].name.clone()),
                 created_at: p.created_at,
@@ -2076,6 +2140,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 id: dup.to_string(),
                 account: None,
                 attrs: Default::default(),
+                attrs_text: None,
                 stage: String::new(),
                 status: None,
                 created_at: Timestamp(0),

@@ -11,8 +11,14 @@ pub struct PersonState {
     pub id: String,
     /// The account the person belongs to, if known.
     pub account: Option<String>,
-    /// Attributes, merged from every `person` event in time order.
+    /// Attributes, merged from every `person` event in time order (empty when
+    /// `attrs_text` holds them).
     pub attrs: Attrs,
+    /// The attributes as the JSON text of the only event that set them, unparsed, when the
+    /// caller asked for text and the model never reads them (see
+    /// `DeriveOptions::attrs_as_text`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attrs_text: Option<String>,
     /// Current stage name.
     pub stage: String,
     /// Current status name, if the model has statuses.

@@ -24,9 +24,7 @@ fn run(story: &str, horizon: &str) -> Derived {
     derive(
         &Model::demand_waterfall(),
         &events,
-        DeriveOptions {
-            horizon: Timestamp::parse(horizon).unwrap(),
-        },
+        DeriveOptions::until(Timestamp::parse(horizon).unwrap()),
     )
 }
 
@@ -178,7 +176,7 @@ fn run_with(model: &Model, story: &str, horizon: Timestamp) -> Derived {
         })
         .collect();
     events.sort_by_key(|e| (e.event.at, e.seq));
-    derive(model, &events, DeriveOptions { horizon })
+    derive(model, &events, DeriveOptions::until(horizon))
 }
 
 #[test]
@@ -340,11 +338,80 @@ fn derive_all_gives_each_partition_what_derive_gives_it_in_order() {
         .collect();
     assert!(partitions.len() >= 64, "enough partitions to use threads");
     let model = Model::demand_waterfall();
-    let opts = DeriveOptions {
-        horizon: Timestamp::parse("2027-01-01T00:00:00Z").unwrap(),
-    };
+    let opts = DeriveOptions::until(Timestamp::parse("2027-01-01T00:00:00Z").unwrap());
     let one_by_one: Vec<Derived> = partitions.iter().map(|p| derive(&model, p, opts)).collect();
     assert_eq!(derive_all(&model, &partitions, opts), one_by_one);
+}
+
+/// Under a model that never reads the person, a store's derivation keeps a person's only
+/// attributes as their text: they mean what the parsed ones mean, a second event's are merged
+/// as always, and text that is not an object is rejected alike.
+#[test]
+fn attributes_kept_as_text_mean_the_parsed_ones() {
+    use waterfall_core::event::record::attrs_of;
+    use waterfall_core::{Record, RecordBody};
+    use waterfall_engine::{derive_records, SequencedRecord};
+    let model = Model::history_only();
+    assert!(!model.reads_person());
+    let people: [(&str, &str); 6] = [
+        ("p1", r#"{"title":"VP","source":"web"}"#),
+        ("p2", r#"{"title":"CTO"}"#),
+        ("p2", r#"{ "source": "event", "title": "CEO" }"#),
+        ("p3", ""),
+        ("p4", "[1,2]"),
+        ("p5", r#"{"a": }"#),
+    ];
+    let records: Vec<SequencedRecord<'_>> = people
+        .iter()
+        .enumerate()
+        .map(|(i, &(person, attrs))| {
+            let record = Record {
+                id: ["e1", "e2", "e3", "e4", "e5", "e6"][i],
+                at: 1_700_000_000_000_000 + i as i64,
+                body: RecordBody::Person {
+                    person,
+                    account: Some("a1"),
+                    attrs,
+                },
+            };
+            SequencedRecord::new(i as u64, record)
+        })
+        .collect();
+    let horizon = Timestamp::parse("2027-01-01T00:00:00Z").unwrap();
+    let parsed = derive_records(&model, &records, DeriveOptions::until(horizon));
+    let as_text = DeriveOptions {
+        horizon,
+        attrs_as_text: true,
+    };
+    let text = derive_records(&model, &records, as_text);
+    assert_eq!(text.transitions, parsed.transitions);
+    assert_eq!(text.rejections, parsed.rejections);
+    assert_eq!(parsed.rejections.len(), 2, "{:?}", parsed.rejections);
+    assert_eq!(text.people.len(), parsed.people.len());
+    for (t, p) in text.people.iter().zip(&parsed.people) {
+        assert!(p.attrs_text.is_none());
+        let attrs = match &t.attrs_text {
+            Some(json) => attrs_of(json).unwrap(),
+            None => t.attrs.clone(),
+        };
+        assert_eq!(attrs, p.attrs, "{}", p.id);
+    }
+    let kept: Vec<&str> = text
+        .people
+        .iter()
+        .filter(|p| p.attrs_text.is_some())
+        .map(|p| p.id.as_str())
+        .collect();
+    assert_eq!(
+        kept,
+        ["p1"],
+        "one event's text is kept; two events are merged"
+    );
+    // A model whose conditions read the person always parses.
+    let reads = Model::demand_waterfall();
+    assert!(reads.reads_person());
+    let d = derive_records(&reads, &records, as_text);
+    assert!(d.people.iter().all(|p| p.attrs_text.is_none()));
 }
 
 mod automation_never_breaks_the_model {

@@ -64,7 +64,7 @@ fn parse(text: &str) -> Scenario {
 fn run(model: &Model, events: &[SequencedEvent], horizon: Timestamp) -> Derived {
     let mut events = events.to_vec();
     events.sort_by_key(|e| (e.event.at, e.seq));
-    derive(model, &events, DeriveOptions { horizon })
+    derive(model, &events, DeriveOptions::until(horizon))
 }
 
 /// The timeline as scenario files write it.

@@ -168,6 +168,11 @@ impl Condition {
         &self.source
     }
 
+    /// Whether the condition reads anything of `root` (`person`, `account`, …).
+    pub fn reads_root(&self, root: &str) -> bool {
+        self.uses.iter().any(|(r, _)| r.name() == root)
+    }
+
     /// Whether the condition may read `root.field` (`account`, `engagement`): it names the
     /// field, or uses the whole root (`"engagement" in account`). Lets a caller skip
     /// computing what no condition reads.

@@ -728,6 +728,12 @@ impl Model {
             )
     }
 
+    /// Whether any condition of the model reads the person (`person.…`): if none does, a
+    /// derivation never needs a person's attributes, only to hand them on.
+    pub fn reads_person(&self) -> bool {
+        self.conditions().any(|c| c.reads_root("person"))
+    }
+
     /// A one-line summary for `waterfall check`
     /// (`demand-waterfall: 9 stages, 10 statuses, 8 rules, 6 account stages, 2 journeys`).
     pub fn summary(&self) -> String {

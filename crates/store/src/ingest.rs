@@ -1674,10 +1674,14 @@ impl DerivedRows {
         let people = if d.people.is_empty() {
             Vec::new()
         } else {
-            let attrs: Vec<String> = d
+            // Text the engine kept unparsed is written as it is.
+            let attrs: Vec<std::borrow::Cow<'_, str>> = d
                 .people
                 .iter()
-                .map(|p| text(serde_json::to_string(&p.attrs)))
+                .map(|p| match &p.attrs_text {
+                    Some(t) => Ok(std::borrow::Cow::Borrowed(t.as_str())),
+                    None => text(serde_json::to_string(&p.attrs)).map(std::borrow::Cow::Owned),
+                })
                 .collect::<Result<_, _>>()?;
             let stored: Vec<crate::people::StoredPerson<'_>> = d
                 .people
@@ -1876,8 +1880,10 @@ fn rederive(
     let erased = std::mem::take(&mut sources.erased);
     let context = PassContext {
         model,
+        // The people rows hold attributes as text: the engine need not parse them for us.
         opts: DeriveOptions {
             horizon: how.opts.horizon,
+            attrs_as_text: true,
         },
         erased: &erased,
         batch_start: sources.batch_start,

@@ -849,9 +849,7 @@ fn a_replay_of_the_stored_partitions_counts_each_account_and_person_once_as_the_
     ];
     let mut s = Store::open_in_memory().unwrap();
     s.ingest(&model, events, HORIZON).unwrap();
-    let opts = waterfall_engine::DeriveOptions {
-        horizon: HORIZON.horizon,
-    };
+    let opts = waterfall_engine::DeriveOptions::until(HORIZON.horizon);
     let elsewhere = s.contacts_elsewhere(None).unwrap();
     assert!(elsewhere["a-acme"].contains("s"));
     let none = Default::default();

@@ -122,7 +122,7 @@ pub fn run(args: DiffArgs) -> CliResult {
         })?,
     };
     pb.set_message("replaying under both models");
-    let opts = DeriveOptions { horizon };
+    let opts = DeriveOptions::until(horizon);
     let replay = |model: &Model| replay(model, &names, &partitions, &elsewhere, opts);
     let (before, after) = std::thread::scope(|s| {
         let b = s.spawn(|| history_from_derived(&old, replay(&old)));

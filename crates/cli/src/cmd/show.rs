@@ -260,7 +260,7 @@ fn derive_stored(
     Ok(derive_records_with(
         model,
         &records,
-        DeriveOptions { horizon },
+        DeriveOptions::until(horizon),
         elsewhere.get(partition).unwrap_or(&Default::default()),
     ))
 }
