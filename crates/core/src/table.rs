@@ -43,7 +43,8 @@ pub struct TransitionTable<'a> {
     /// The distinct stage, status, owner and rule names.
     #[serde(borrow)]
     pub names: Vec<&'a str>,
-    /// The distinct causing event ids.
+    /// The causing event ids, each once per run of rows it causes: an event's changes follow
+    /// one another, so an id is rarely written twice, and ids are not hashed to find out.
     #[serde(borrow)]
     pub events: Vec<&'a str>,
     /// The transitions grouped by subject (in order of first appearance), each subject's in
@@ -83,6 +84,21 @@ impl<'a> Dictionary<'a> {
         self.last = Some((s, i));
         i
     }
+
+    /// Appends `s` unless it is the string appended or interned last: for strings almost
+    /// all distinct (event ids), where hashing each to find the few repeats costs more than
+    /// writing a repeat again.
+    fn append(&mut self, s: &'a str) -> u32 {
+        if let Some((last, i)) = self.last {
+            if last == s {
+                return i;
+            }
+        }
+        let i = self.values.len() as u32;
+        self.values.push(s);
+        self.last = Some((s, i));
+        i
+    }
 }
 
 impl<'a> TransitionTable<'a> {
@@ -99,7 +115,7 @@ impl<'a> TransitionTable<'a> {
                 subject: subjects.intern(&t.subject),
                 from: t.from.as_deref().map_or(0, |f| names.intern(f) + 1),
                 to: names.intern(&t.to),
-                event: t.event.as_deref().map_or(0, |e| events.intern(e) + 1),
+                event: t.event.as_deref().map_or(0, |e| events.append(e) + 1),
                 rule: names.intern(&t.rule),
                 at: t.order.at.0,
                 seq: t.order.seq,
