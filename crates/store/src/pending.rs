@@ -477,6 +477,7 @@ impl Spill {
 /// memory touched a moment ago instead of fresh memory, which on a virtual machine costs
 /// about four times as much on first touch (see docs/benchmarks.md). Best effort: a file
 /// system that cannot punch holes keeps the pages until the file goes.
+#[cfg(target_os = "linux")]
 fn release(file: &std::fs::File, at: u64, len: u64) {
     use rustix::fs::{fallocate, FallocateFlags};
     let _ = fallocate(
@@ -486,6 +487,10 @@ fn release(file: &std::fs::File, at: u64, len: u64) {
         len,
     );
 }
+
+/// [`release`] where holes are not punched: the pages go with the file.
+#[cfg(not(target_os = "linux"))]
+fn release(_file: &std::fs::File, _at: u64, _len: u64) {}
 
 #[cfg(test)]
 mod tests {
