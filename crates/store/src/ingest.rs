@@ -1238,9 +1238,11 @@ impl Batch<'_> {
             },
             &mut self.clock,
         )?;
-        // The pending records' memory (the arena, the spill file) is not needed any more: free
-        // it before the index is finished, when memory peaks.
+        // The pending records' memory (the arena, the spill file) and the partition map (its
+        // routes are written) are not needed any more: free them before the index is
+        // finished, when memory peaks, and the pages it writes can reuse theirs.
         drop(sources);
+        self.router.people = FxHashMap::default();
         tx.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES ('next_seq', ?1)",
             [self.next_seq.to_string()],
