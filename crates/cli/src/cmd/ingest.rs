@@ -8,8 +8,9 @@ use std::time::Instant;
 use waterfall_core::{Record, Timestamp};
 use waterfall_store::{IngestOptions, Store};
 
-/// How much of an input file is parsed and appended at a time (bounds memory).
-const CHUNK_BYTES: usize = 8 << 20;
+/// How much of an input file is parsed and appended at a time (bounds memory, with the
+/// chunks in flight). 16 MB measured 2% faster than 8 at 10M events, for 10–15 MB more peak.
+const CHUNK_BYTES: usize = 16 << 20;
 
 /// Arguments of `waterfall ingest`.
 #[derive(clap::Args)]
