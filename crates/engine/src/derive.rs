@@ -735,17 +735,17 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 account,
                 attrs,
             } => {
+                // Kept as text (see `DeriveOptions::attrs_as_text`): checked, not parsed.
                 let text = attrs;
-                let lazy = self.attrs_as_text && se.attrs.is_none();
-                let attrs = if lazy {
+                let parsed = if self.attrs_as_text && se.attrs.is_none() {
                     if let Err(reason) = check_attrs(text) {
                         self.reject(ev.id, at, reason);
                         return;
                     }
-                    Attrs::new()
+                    None
                 } else {
                     match self.attrs(se, text) {
-                        Some(a) => a,
+                        Some(a) => Some(a),
                         None => return,
                     }
                 };
@@ -773,21 +773,21 @@ impl<'m, 'e> Deriver<'m, 'e> {
                     }
                 }
                 let p = self.people.get_mut(id).expect("just ensured");
-                if !lazy {
-                    merge_attrs(&mut p.attrs, attrs);
-                } else if !text.is_empty() {
-                    // A second event's attributes: both are parsed and merged, as usual.
-                    if p.attrs.is_empty() && p.attrs_text.is_none() {
+                let keep_text = parsed.is_none()
+                    && p.attrs.is_empty()
+                    && (p.attrs_text.is_none() || text.is_empty());
+                if keep_text {
+                    if !text.is_empty() {
                         p.attrs_text = Some(text.to_string());
-                    } else {
-                        let first = p.attrs_text.take().map(|t| attrs_of(&t));
-                        if let Some(Ok(first)) = first {
-                            merge_attrs(&mut p.attrs, first);
-                        }
-                        if let Ok(new) = attrs_of(text) {
-                            merge_attrs(&mut p.attrs, new);
-                        }
                     }
+                } else {
+                    // A second event's attributes, or parsed ones: the text kept so far is
+                    // parsed first, and everything merged as usual (both texts were checked).
+                    if let Some(first) = p.attrs_text.take() {
+                        merge_attrs(&mut p.attrs, attrs_of(&first).unwrap_or_default());
+                    }
+                    let new = parsed.unwrap_or_else(|| attrs_of(text).unwrap_or_default());
+                    merge_attrs(&mut p.attrs, new);
                 }
                 if created {
                     let p = self.people.get_mut(id).expect("exists");

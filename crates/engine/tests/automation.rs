@@ -407,6 +407,21 @@ fn attributes_kept_as_text_mean_the_parsed_ones() {
         ["p1"],
         "one event's text is kept; two events are merged"
     );
+    // An owned event's parsed attributes after a kept text: both count.
+    let later = SequencedEvent {
+        seq: 9,
+        event: parse_line(
+            r#"{"id":"e9","at":"2024-01-01T00:00:00Z","type":"person","person":"p1","attrs":{"region":"EU"}}"#,
+        )
+        .unwrap(),
+    };
+    let mut mixed = records.clone();
+    mixed.push(SequencedRecord::parsed(&later));
+    let d = derive_records(&model, &mixed, as_text);
+    let p1 = d.people.iter().find(|p| p.id == "p1").unwrap();
+    assert_eq!(p1.attrs_text, None);
+    let keys: Vec<&str> = p1.attrs.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["region", "source", "title"]);
     // A model whose conditions read the person always parses.
     let reads = Model::demand_waterfall();
     assert!(reads.reads_person());
