@@ -48,8 +48,16 @@ pub fn unpack(packed: &[u8]) -> Result<Vec<u8>, StoreError> {
             packed.len()
         )));
     }
-    lz4_flex::decompress_size_prepended(packed)
-        .map_err(|e| StoreError::Corrupt(format!("packed event stream: {e}")))
+    let stream = lz4_flex::decompress_size_prepended(packed)
+        .map_err(|e| StoreError::Corrupt(format!("packed event stream: {e}")))?;
+    // A damaged block can decode to fewer bytes than its length says.
+    if stream.len() != claimed {
+        return Err(StoreError::Corrupt(format!(
+            "packed event stream: {} bytes where {claimed} were packed",
+            stream.len()
+        )));
+    }
+    Ok(stream)
 }
 
 /// Decodes a partition's record stream (see [`append_record`]), in stored order.
@@ -176,5 +184,16 @@ mod tests {
         assert_eq!(decode_records(&stream).unwrap().len(), text.lines().count());
         assert!(unpack(&[0xff, 0xff, 0xff, 0x7f, 1, 2]).is_err());
         assert!(unpack(&packed[..packed.len() / 2]).is_err());
+        // A damaged stream (a corrupt database file) decodes to an error or to other bytes,
+        // never outside its buffers (the decoder's bounds checks are on).
+        for at in 4..packed.len() {
+            for flip in [0x01, 0x80, 0xff] {
+                let mut damaged = packed.clone();
+                damaged[at] ^= flip;
+                if let Ok(bytes) = unpack(&damaged) {
+                    assert_eq!(bytes.len(), stream.len());
+                }
+            }
+        }
     }
 }
