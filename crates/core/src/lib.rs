@@ -15,8 +15,8 @@ mod transition;
 
 pub use event::{
     parse_line, parse_lines, parse_record, parse_records, Attrs, ContactIds, Event, EventBody,
-    LineError, OpportunityContact, OpportunityKind, OpportunityState, ParseOutcome, Record,
-    RecordBody, RecordsOutcome, RouteKey, Subject,
+    LineError, NotedRoute, OpportunityContact, OpportunityKind, OpportunityState, ParseOutcome,
+    Record, RecordBody, RecordRoutes, RecordsOutcome, RouteKey, Subject,
 };
 pub use stage_index::{EntryReader, IndexedEntry, StageIndex, StageIndexNames};
 pub use table::{TableRow, TransitionTable};

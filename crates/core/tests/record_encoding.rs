@@ -2,7 +2,10 @@
 //! same, one record after another; and no bytes make it panic.
 
 use proptest::prelude::*;
-use waterfall_core::{OpportunityContact, OpportunityKind, OpportunityState, Record, RecordBody};
+use waterfall_core::{
+    OpportunityContact, OpportunityKind, OpportunityState, Record, RecordBody, RecordRoutes,
+    RouteKey,
+};
 
 fn text() -> impl Strategy<Value = String> {
     prop_oneof!["[a-z0-9_]{0,12}", "\\PC{0,20}"]
@@ -117,6 +120,35 @@ proptest! {
             let mut again = Vec::new();
             read.write(&mut again);
             prop_assert_eq!(&again, one);
+            rest = after;
+        }
+        prop_assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn noted_routes_agree_with_reading_each_route(records in proptest::collection::vec(record(), 0..6)) {
+        // Noted while the stream is written, the routes are what reading the records gives
+        // (an opportunity's is left to the record).
+        let mut bytes = Vec::new();
+        let mut routes = RecordRoutes::default();
+        for r in &records {
+            let before = bytes.len();
+            r.write(&mut bytes);
+            routes.push(r, bytes.len() - before);
+        }
+        prop_assert_eq!(routes.len(), records.len());
+        let mut rest = &bytes[..];
+        for noted in routes.iter() {
+            let (at, key, after) = Record::read_route(rest).unwrap();
+            prop_assert_eq!(noted.at, at);
+            prop_assert_eq!(noted.len, rest.len() - after.len());
+            match noted.key {
+                Some(noted) => prop_assert_eq!(noted, key),
+                None => {
+                    let opportunity = matches!(key, RouteKey::Opportunity { .. });
+                    prop_assert!(opportunity);
+                }
+            }
             rest = after;
         }
         prop_assert!(rest.is_empty());

@@ -14,7 +14,10 @@ use compact_str::CompactString;
 use rayon::prelude::*;
 use rusqlite::{params, OptionalExtension, Transaction};
 use rustc_hash::{FxHashMap, FxHashSet};
-use waterfall_core::{Event, EventBody, Record, RecordBody, RouteKey, Timestamp, TransitionTable};
+use waterfall_core::{
+    Event, EventBody, NotedRoute, Record, RecordBody, RecordRoutes, RouteKey, Timestamp,
+    TransitionTable,
+};
 use waterfall_engine::{
     derive_records_with, DeriveOptions, Derived, SequencedEvent, SequencedRecord,
 };
@@ -974,32 +977,67 @@ impl Batch<'_> {
     }
 
     /// Appends events already in record form (in arrival order): `records` holds them one
-    /// after another, as [`waterfall_core::parse_records`] makes them. Events must already be
-    /// valid for the batch's model. A stream that does not decode is an error, here (what
-    /// routes a record is read at once) or when the batch finishes (every record is read
-    /// whole), and nothing of the batch is stored.
-    pub fn append_records(&mut self, mut records: &[u8]) -> Result<(), StoreError> {
-        let matching = self.model.matching.is_active();
+    /// after another, as [`waterfall_core::parse_records`] makes them, and `routes`, when
+    /// given, what routes each (noted as they were written: then they are not read back here).
+    /// Events must already be valid for the batch's model. A stream that does not decode is an
+    /// error, here (what routes a record is read at once) or when the batch finishes (every
+    /// record is read whole), and nothing of the batch is stored.
+    pub fn append_records(
+        &mut self,
+        mut records: &[u8],
+        routes: Option<&RecordRoutes>,
+    ) -> Result<(), StoreError> {
+        let unnoted = RecordRoutes::default();
+        let mut noted = routes.unwrap_or(&unnoted).iter();
         while !records.is_empty() {
-            // Most events need only their route read: the whole record is read when its id
-            // must be checked against erased ones, or matching observes it.
-            let (at, key, rest) = Record::read_route(records).map_err(StoreError::Corrupt)?;
-            let bytes = &records[..records.len() - rest.len()];
-            let whole = self.check_erased
-                || (matching
-                    && matches!(
-                        key,
-                        RouteKey::Person { .. } | RouteKey::Account(_) | RouteKey::Merge { .. }
-                    ));
-            if whole {
-                let (record, _) = Record::read(bytes).map_err(StoreError::Corrupt)?;
-                self.append_one(Some(&record), (at, key), bytes, None)?;
-            } else {
-                self.append_one(None, (at, key), bytes, None)?;
-            }
-            records = rest;
+            let (at, key, bytes) = match noted.next() {
+                Some(NotedRoute {
+                    at,
+                    len,
+                    key: Some(key),
+                }) => {
+                    let bytes = records.get(..len).ok_or_else(|| {
+                        StoreError::Corrupt("a noted route longer than its records".into())
+                    })?;
+                    (at, key, bytes)
+                }
+                // Not noted (an opportunity's, or no notes given): read from the record.
+                Some(NotedRoute { key: None, .. }) | None => {
+                    let (at, key, rest) =
+                        Record::read_route(records).map_err(StoreError::Corrupt)?;
+                    (at, key, &records[..records.len() - rest.len()])
+                }
+            };
+            self.append_routed(at, key, bytes)?;
+            records = &records[bytes.len()..];
+        }
+        if noted.next().is_some() {
+            return Err(StoreError::Corrupt("more noted routes than records".into()));
         }
         Ok(())
+    }
+
+    /// Appends one encoded record, routed by `(at, key)`.
+    fn append_routed(
+        &mut self,
+        at: i64,
+        key: RouteKey<'_>,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        // Most events need only their route: the whole record is read when its id must be
+        // checked against erased ones, or matching observes it.
+        let whole = self.check_erased
+            || (self.model.matching.is_active()
+                && matches!(
+                    key,
+                    RouteKey::Person { .. } | RouteKey::Account(_) | RouteKey::Merge { .. }
+                ));
+        if whole {
+            let (record, _) = Record::read(bytes).map_err(StoreError::Corrupt)?;
+            self.append_one(Some(&record), (at, key), bytes, None)
+        } else {
+            self.append_one(None, (at, key), bytes, None)
+        }
     }
 
     /// Appends one event routed by `(at, key)`: `bytes` is its record encoded, `record` the

@@ -233,7 +233,7 @@ proptest! {
             let mut transcoded = Store::open_in_memory().unwrap();
             transcoded.set_limits(BatchLimits { memory_bytes: 200, events_per_pass: 3 });
             let mut batch = transcoded.begin(&model).unwrap();
-            batch.append_records(&parsed.records).unwrap();
+            batch.append_records(&parsed.records, Some(&parsed.routes)).unwrap();
             let summary = batch.finish(HORIZON).unwrap();
             prop_assert_eq!(summary.received, events.len());
             let owned = ingest_all(&model, &[&events]);
@@ -433,7 +433,9 @@ fn erase_leaves_nothing_identifying() {
     let text: String = events.iter().map(|e| e.to_json_line() + "\n").collect();
     let parsed = waterfall_core::parse_records(&text, 1, |_| Ok(()));
     let mut batch = s.begin(&model).unwrap();
-    batch.append_records(&parsed.records).unwrap();
+    batch
+        .append_records(&parsed.records, Some(&parsed.routes))
+        .unwrap();
     let again = batch.finish(HORIZON).unwrap();
     assert_eq!((again.stored, again.duplicates), (0, 3));
     assert!(s.person("jo").unwrap().is_none());
@@ -600,8 +602,10 @@ fn records_that_do_not_decode_are_an_error_and_store_nothing() {
     ] {
         let refused = {
             let mut batch = s.begin(&model).unwrap();
-            batch.append_records(&good.records).unwrap();
-            match batch.append_records(bad) {
+            batch
+                .append_records(&good.records, Some(&good.routes))
+                .unwrap();
+            match batch.append_records(bad, None) {
                 Err(_) => true,
                 Ok(()) => batch.finish(HORIZON).is_err(),
             }

@@ -117,8 +117,8 @@ pub fn run(args: IngestArgs) -> CliResult {
             error,
         }));
         appended += chunk.count;
-        for part in chunk.records {
-            batch.append_records(&part)?;
+        for (records, routes) in chunk.records {
+            batch.append_records(&records, Some(&routes))?;
         }
         storing += clock.elapsed().as_secs_f64();
         clock = Instant::now();

@@ -3,12 +3,14 @@
 
 mod parse;
 pub mod record;
+mod routes;
 
 pub use crate::time::Timestamp;
 pub use parse::{
     parse_line, parse_lines, parse_record, parse_records, LineError, ParseOutcome, RecordsOutcome,
 };
 pub use record::{ContactIds, Record, RecordBody, RouteKey};
+pub use routes::{NotedRoute, RecordRoutes};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};

@@ -1,6 +1,7 @@
 //! JSON Lines parsing into [`Event`]s, with each bad line reported by number and reason.
 
 use super::record::{Record, RecordBody};
+use super::routes::RecordRoutes;
 use super::{Event, OpportunityContact, OpportunityKind, OpportunityState};
 use crate::Timestamp;
 use serde::Deserialize;
@@ -541,6 +542,8 @@ pub struct RecordsOutcome {
     pub records: Vec<u8>,
     /// How many records `records` holds.
     pub count: usize,
+    /// What routes each of them (so that the store need not read them back).
+    pub routes: RecordRoutes,
     /// Rejected lines, in input order.
     pub errors: Vec<LineError>,
     /// How many line breaks the text holds: the next piece of the same input starts that many
@@ -558,6 +561,8 @@ pub fn parse_records(
     // A record is smaller than its line: the text's length bounds the output.
     let mut out = RecordsOutcome {
         records: Vec::with_capacity(text.len()),
+        // An event line is rarely shorter than 64 bytes.
+        routes: RecordRoutes::with_capacity(text.len() / 64),
         ..Default::default()
     };
     let mut lines = 0;
@@ -568,7 +573,9 @@ pub fn parse_records(
         }
         match parse_record(line).and_then(|r| check(&r).map(|()| r)) {
             Ok(r) => {
+                let start = out.records.len();
                 r.write(&mut out.records);
+                out.routes.push(&r, out.records.len() - start);
                 out.count += 1;
             }
             Err(reason) => out.errors.push(LineError { line: n, reason }),
