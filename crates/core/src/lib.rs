@@ -21,4 +21,4 @@ pub use event::{
 pub use stage_index::{EntryReader, IndexedEntry, StageIndex, StageIndexNames};
 pub use table::{TableRow, TransitionTable};
 pub use time::{Period, Timestamp, MICROS_PER_DAY};
-pub use transition::{Field, Level, Order, Transition, TransitionRef};
+pub use transition::{CompactString, Field, Level, Order, Transition, TransitionRef};

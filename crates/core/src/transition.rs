@@ -1,6 +1,7 @@
 //! Transitions: the changes of stage and status the engine derives, each with its cause.
 
 use crate::Timestamp;
+pub use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// Whose indicator changed: a person's or an account's.
@@ -51,24 +52,27 @@ pub struct Order {
 }
 
 /// One derived change of a stage, status or owner, with its cause.
+///
+/// Its strings (ids, stage and status names, rules) are short: a [`CompactString`] holds up to
+/// 24 bytes inline, so a derivation makes millions of transitions without allocating for them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transition {
     /// A person or an account.
     pub level: Level,
     /// The person's or account's id.
-    pub subject: String,
+    pub subject: CompactString,
     /// Stage or status.
     pub field: Field,
     /// When and in which order it happened.
     pub order: Order,
     /// The value before (`None` when the subject was just created).
-    pub from: Option<String>,
+    pub from: Option<CompactString>,
     /// The value after.
-    pub to: String,
+    pub to: CompactString,
     /// The id of the event that caused it (`None` for a timer).
-    pub event: Option<String>,
+    pub event: Option<CompactString>,
     /// The model rule that fired, or a built-in cause (`created`, `explicit`, `coupling:…`).
-    pub rule: String,
+    pub rule: CompactString,
 }
 
 /// A borrowed view of a [`Transition`], with the same serialised form: readers that only look
@@ -114,13 +118,13 @@ impl TransitionRef<'_> {
     pub fn to_transition(&self) -> Transition {
         Transition {
             level: self.level,
-            subject: self.subject.to_string(),
+            subject: self.subject.into(),
             field: self.field,
             order: self.order,
-            from: self.from.map(str::to_string),
-            to: self.to.to_string(),
-            event: self.event.map(str::to_string),
-            rule: self.rule.to_string(),
+            from: self.from.map(CompactString::from),
+            to: self.to.into(),
+            event: self.event.map(CompactString::from),
+            rule: self.rule.into(),
         }
     }
 }

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use waterfall_core::event::record::attrs_of;
 use waterfall_core::{
-    Attrs, Event, EventBody, Field, Level, OpportunityKind, OpportunityState, Order, Record,
-    RecordBody, Timestamp, Transition,
+    Attrs, CompactString, Event, EventBody, Field, Level, OpportunityKind, OpportunityState, Order,
+    Record, RecordBody, Timestamp, Transition,
 };
 use waterfall_model::{
     AccountAggregates, AccountStageId, EvalContext, Model, OppTrigger, Routing, Rule, ScoreRef,
@@ -1225,8 +1225,8 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 Level::Account,
                 id,
                 Field::Stage,
-                Some(model.account_stages[from as usize].name.clone()),
-                model.account_stages[to as usize].name.clone(),
+                Some(&model.account_stages[from as usize].name),
+                &model.account_stages[to as usize].name,
                 &rule.name,
             );
         }
@@ -1466,8 +1466,8 @@ impl<'m, 'e> Deriver<'m, 'e> {
             Level::Person,
             id,
             Field::Stage,
-            Some(model.stages[from as usize].name.clone()),
-            model.stages[to as usize].name.clone(),
+            Some(&model.stages[from as usize].name),
+            &model.stages[to as usize].name,
             rule,
         );
         if explicit_status.is_none() {
@@ -1543,7 +1543,14 @@ impl<'m, 'e> Deriver<'m, 'e> {
             return;
         }
         let from = p.owner.replace(owner.clone());
-        self.record(Level::Person, id, Field::Owner, from, owner, &reason);
+        self.record(
+            Level::Person,
+            id,
+            Field::Owner,
+            from.as_deref(),
+            &owner,
+            &reason,
+        );
     }
 
     /// Sets a person's status, then the coupled stage, then the rules that react to it.
@@ -1588,8 +1595,8 @@ impl<'m, 'e> Deriver<'m, 'e> {
             Level::Person,
             id,
             Field::Status,
-            from.map(|f| names[f as usize].name.clone()),
-            names[to as usize].name.clone(),
+            from.map(|f| names[f as usize].name.as_str()),
+            &names[to as usize].name,
             rule,
         );
         true
@@ -1960,7 +1967,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                     id,
                     Field::Stage,
                     None,
-                    m.account_stages[s as usize].name.clone(),
+                    &m.account_stages[s as usize].name,
                     "created",
                 );
             }
@@ -1998,7 +2005,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
             id,
             Field::Stage,
             None,
-            m.stages[m.initial_stage as usize].name.clone(),
+            &m.stages[m.initial_stage as usize].name,
             "created",
         );
         if let Some(s) = m.initial_status {
@@ -2007,7 +2014,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 id,
                 Field::Status,
                 None,
-                m.statuses[s as usize].name.clone(),
+                &m.statuses[s as usize].name,
                 "created",
             );
         }
@@ -2019,8 +2026,8 @@ impl<'m, 'e> Deriver<'m, 'e> {
         level: Level,
         subject: &str,
         field: Field,
-        from: Option<String>,
-        to: String,
+        from: Option<&str>,
+        to: &str,
         rule: &str,
     ) {
         let order = self.cursor;
@@ -2035,13 +2042,13 @@ impl<'m, 'e> Deriver<'m, 'e> {
         }
         self.transitions.push(Transition {
             level,
-            subject: subject.to_string(),
+            subject: subject.into(),
             field,
             order,
-            from,
-            to,
-            event: self.cause.map(str::to_string),
-            rule: rule.to_string(),
+            from: from.map(CompactString::from),
+            to: to.into(),
+            event: self.cause.map(CompactString::from),
+            rule: rule.into(),
         });
     }
 

@@ -53,7 +53,7 @@ fn synthetic_parts() -> (Vec<PersonInfo>, Vec<Transition>) {
             seq += 1;
             transitions.push(Transition {
                 level: Level::Person,
-                subject: id.clone(),
+                subject: id.as_str().into(),
                 field: Field::Stage,
                 order: Order {
                     at: Timestamp(at),

@@ -873,7 +873,7 @@ mod tests {
             },
             from: None,
             to: to.into(),
-            event: Some(format!("e{at}")),
+            event: Some(format!("e{at}").into()),
             rule: if at % 2 == 0 { "created" } else { "mql" }.into(),
         }
     }

@@ -135,13 +135,13 @@ fn history(store: &Store) -> (Vec<String>, Vec<Change>) {
         .iter()
         .map(|t: &Transition| {
             (
-                t.subject.clone(),
+                t.subject.to_string(),
                 t.order.at.0,
                 t.order.sub,
                 t.field.as_str().to_string(),
-                t.from.clone(),
-                t.to.clone(),
-                t.rule.clone(),
+                t.from.as_ref().map(ToString::to_string),
+                t.to.to_string(),
+                t.rule.to_string(),
             )
         })
         .collect();

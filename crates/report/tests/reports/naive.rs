@@ -55,7 +55,7 @@ fn world() -> impl Strategy<Value = World> {
             .filter(|m| used.insert(m.4)) // sequences are unique
             .map(|(p, day, hour, stage, seq)| Transition {
                 level: Level::Person,
-                subject: format!("p{p}"),
+                subject: format!("p{p}").into(),
                 field: Field::Stage,
                 order: Order {
                     at: Timestamp(BASE + day * 5 * MICROS_PER_DAY + hour * 3_600_000_000),
@@ -89,7 +89,7 @@ fn entries(w: &World) -> Vec<(String, Order, String)> {
     let mut all: Vec<(String, Order, String)> = w
         .transitions
         .iter()
-        .map(|t| (t.subject.clone(), t.order, t.to.clone()))
+        .map(|t| (t.subject.to_string(), t.order, t.to.to_string()))
         .collect();
     all.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
     let mut out: Vec<(String, Order, String)> = Vec::new();

@@ -61,7 +61,7 @@ pub fn transition(
         },
         from: None,
         to: to.into(),
-        event: Some(format!("e{seq}")),
+        event: Some(format!("e{seq}").into()),
         rule: rule.into(),
     }
 }
