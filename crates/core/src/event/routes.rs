@@ -85,8 +85,9 @@ impl RecordRoutes {
             RouteKey::Merge { person, into } => (Shape::Merge, [Some(person), Some(into)]),
             RouteKey::Opportunity { .. } => (Shape::Unnoted, [None, None]),
         };
+        // What does not fit a note (a string over 64 KB, a record over 4 GB) is read instead.
         let fits = |s: &Option<&str>| s.is_none_or(|s| s.len() <= usize::from(u16::MAX));
-        let (shape, strings) = if strings.iter().all(fits) {
+        let (shape, strings) = if strings.iter().all(fits) && u32::try_from(len).is_ok() {
             (shape, strings)
         } else {
             (Shape::Unnoted, [None, None])
@@ -98,7 +99,7 @@ impl RecordRoutes {
         }
         self.notes.push(Note {
             at: record.at,
-            len: u32::try_from(len).unwrap_or(u32::MAX),
+            len: u32::try_from(len).unwrap_or(0),
             shape,
             lens,
         });
@@ -147,5 +148,39 @@ impl RecordRoutes {
                 key,
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::RecordBody;
+
+    #[test]
+    fn a_key_too_long_for_a_note_is_left_to_the_record() {
+        let long = "p".repeat(70_000);
+        let mut routes = RecordRoutes::default();
+        for person in ["p1", long.as_str(), "p2"] {
+            let record = Record {
+                id: "e1",
+                at: 7,
+                body: RecordBody::Stage {
+                    person,
+                    stage: "MQL",
+                    by: None,
+                    reason: None,
+                },
+            };
+            routes.push(&record, 10);
+        }
+        let keys: Vec<Option<RouteKey<'_>>> = routes.iter().map(|n| n.key).collect();
+        assert_eq!(
+            keys,
+            vec![
+                Some(RouteKey::OfPerson("p1")),
+                None,
+                Some(RouteKey::OfPerson("p2"))
+            ]
+        );
     }
 }
