@@ -1531,6 +1531,8 @@ impl Store {
     ) -> Result<IngestSummary, StoreError> {
         let limits = self.limits;
         self.end_bulk_load()?;
+        // The WAL grows by hundreds of megabytes: to disk while the cores derive, not after.
+        let writeback = self.replay_writeback();
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -1582,6 +1584,9 @@ impl Store {
         };
         clock.lap("stage index");
         tx.commit()?;
+        if let Some(writeback) = writeback {
+            writeback.finish();
+        }
         clock.lap("commit");
         Ok(IngestSummary {
             received: done.events,

@@ -82,7 +82,7 @@ pub struct Store {
 /// Writes a database's dirty pages to disk every quarter of a second while a first load
 /// writes hundreds of megabytes into it, so that the commit's sync finds little left to
 /// write: the disk works while the cores derive, instead of after them.
-struct Writeback {
+pub(crate) struct Writeback {
     stop: std::sync::mpsc::Sender<()>,
     thread: std::thread::JoinHandle<()>,
 }
@@ -90,7 +90,31 @@ struct Writeback {
 impl Writeback {
     const EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
+    /// Syncs `file` until finished.
     fn start(file: std::sync::Arc<std::fs::File>) -> Option<Writeback> {
+        Self::every_tick(move || {
+            // Best effort: the commit syncs whatever this did not.
+            let _ = file.sync_data();
+        })
+    }
+
+    /// Syncs the files at `paths` (each once it exists) until finished: a replay's WAL, then
+    /// the database its checkpoint writes into.
+    fn start_paths(paths: Vec<std::path::PathBuf>) -> Option<Writeback> {
+        let mut files: Vec<Option<std::fs::File>> = paths.iter().map(|_| None).collect();
+        Self::every_tick(move || {
+            for (file, path) in files.iter_mut().zip(&paths) {
+                if file.is_none() {
+                    *file = std::fs::File::open(path).ok();
+                }
+                if let Some(file) = file {
+                    let _ = file.sync_data();
+                }
+            }
+        })
+    }
+
+    fn every_tick(mut sync: impl FnMut() + Send + 'static) -> Option<Writeback> {
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("writeback".into())
@@ -98,15 +122,14 @@ impl Writeback {
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(Self::EVERY)
                 {
-                    // Best effort: the commit syncs whatever this did not.
-                    let _ = file.sync_data();
+                    sync();
                 }
             })
             .ok()?;
         Some(Writeback { stop, thread })
     }
 
-    fn finish(self) {
+    pub(crate) fn finish(self) {
         drop(self.stop);
         let _ = self.thread.join();
     }
@@ -190,6 +213,15 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Syncs the WAL and the database file in the background while a replay rewrites much of
+    /// the database (see [`Writeback`]); `None` for an in-memory database.
+    pub(crate) fn replay_writeback(&self) -> Option<Writeback> {
+        let db = std::path::PathBuf::from(self.conn.path().filter(|p| !p.is_empty())?);
+        let mut wal = db.clone().into_os_string();
+        wal.push("-wal");
+        Writeback::start_paths(vec![wal.into(), db])
     }
 
     /// Returns the database to WAL after a first load (see [`Store::start_bulk_load`]).
