@@ -813,6 +813,9 @@ impl Router {
     }
 }
 
+/// Events from which a batch into a stored log syncs its WAL in the background as it goes.
+const LARGE_BATCH: usize = 100_000;
+
 /// How much a batch holds in memory: the trade between speed and peak memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {
@@ -1130,6 +1133,13 @@ impl Batch<'_> {
     ) -> Result<IngestSummary, StoreError> {
         // Another batch's partitions would be missing from an index built from this one's.
         let mut index = index.filter(|_| self.router.fresh);
+        // A large batch into a stored log writes through the WAL (a first load has its own
+        // writeback): to disk while the cores derive. Small batches (the API's) start no thread.
+        let writeback = if !self.router.fresh && self.summary.received >= LARGE_BATCH {
+            crate::wal_writeback(&self.tx)
+        } else {
+            None
+        };
         let tx = &self.tx;
         let mut touched: FxHashSet<String> = FxHashSet::default();
         for (i, &n) in self.appended.iter().enumerate() {
@@ -1295,6 +1305,9 @@ impl Batch<'_> {
         self.summary.partitions = done.partitions;
         self.summary.transitions = done.transitions;
         self.tx.commit()?;
+        if let Some(writeback) = writeback {
+            writeback.finish();
+        }
         self.clock.lap("commit");
         self.summary.phases = self.clock.phases;
         Ok(self.summary)
@@ -1532,7 +1545,7 @@ impl Store {
         let limits = self.limits;
         self.end_bulk_load()?;
         // The WAL grows by hundreds of megabytes: to disk while the cores derive, not after.
-        let writeback = self.replay_writeback();
+        let writeback = crate::wal_writeback(&self.conn);
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;

@@ -135,6 +135,16 @@ impl Writeback {
     }
 }
 
+/// Syncs the WAL of `conn`'s database and the database file in the background while a
+/// transaction writes hundreds of megabytes through the WAL (a replay, a large batch): see
+/// [`Writeback`]. `None` for an in-memory database.
+pub(crate) fn wal_writeback(conn: &Connection) -> Option<Writeback> {
+    let db = std::path::PathBuf::from(conn.path().filter(|p| !p.is_empty())?);
+    let mut wal = db.clone().into_os_string();
+    wal.push("-wal");
+    Writeback::start_paths(vec![wal.into(), db])
+}
+
 impl Drop for Store {
     fn drop(&mut self) {
         // Best effort: the next open returns the database to WAL in any case.
@@ -213,15 +223,6 @@ impl Store {
             }
         }
         Ok(())
-    }
-
-    /// Syncs the WAL and the database file in the background while a replay rewrites much of
-    /// the database (see [`Writeback`]); `None` for an in-memory database.
-    pub(crate) fn replay_writeback(&self) -> Option<Writeback> {
-        let db = std::path::PathBuf::from(self.conn.path().filter(|p| !p.is_empty())?);
-        let mut wal = db.clone().into_os_string();
-        wal.push("-wal");
-        Writeback::start_paths(vec![wal.into(), db])
     }
 
     /// Returns the database to WAL after a first load (see [`Store::start_bulk_load`]).
