@@ -196,6 +196,12 @@ const AGGREGATE_FIELDS: [&str; 6] = [
     "roles",
 ];
 
+/// Whether someone who last engaged at `last_engaged` counts as engaged at `at` (within the
+/// last [`ENGAGED_WINDOW_DAYS`]).
+fn engaged_at(last_engaged: Option<Timestamp>, at: Timestamp) -> bool {
+    last_engaged.is_some_and(|t| at < plus_days(t, ENGAGED_WINDOW_DAYS))
+}
+
 /// `t` plus whole days.
 fn plus_days(t: Timestamp, days: i64) -> Timestamp {
     Timestamp(t.0.saturating_add(days * MICROS_PER_DAY))
@@ -547,7 +553,7 @@ enum TimerWhat {
     /// Timer rule `rule` for `person`, valid while the person's epoch (for in-stage timers)
     /// or last activity (for inactivity timers) is unchanged.
     Rule {
-        person: String,
+        person: CompactString,
         rule: u32,
         epoch: u64,
         last_activity: Option<Timestamp>,
@@ -555,13 +561,13 @@ enum TimerWhat {
     /// The person's decaying engagement crosses below the threshold of score rule `rule`,
     /// valid while no activity changed the engagement since `engagement_at`.
     ScoreDown {
-        person: String,
+        person: CompactString,
         rule: u32,
         engagement_at: Timestamp,
     },
     /// Something time-dependent of the account (an engaged person or an intent surge ages
     /// out): roll it up again.
-    Account { account: String },
+    Account { account: CompactString },
 }
 
 /// What the event being applied is about, for rule conditions.
@@ -582,7 +588,7 @@ struct Deriver<'m, 'e> {
     people: People,
     accounts: BTreeMap<String, Account>,
     /// Accounts changed by the current event or timer, rolled up once it is applied.
-    dirty: BTreeSet<String>,
+    dirty: BTreeSet<CompactString>,
     /// Opportunity id → (account id, index in that account's list).
     opportunities: FxHashMap<String, (String, usize)>,
     /// Person id → the opportunity that gave them their account (a contact with no account
@@ -944,7 +950,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
             p.role_bits = bits;
             if let Some(a) = p.account.as_deref() {
                 if self.rolls_up && !self.dirty.contains(a) {
-                    self.dirty.insert(a.to_string());
+                    self.dirty.insert(a.into());
                 }
             }
         }
@@ -978,8 +984,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
 
     /// Whether a person engaged (an activity worth points) in the last 90 days.
     fn engaged(&self, p: &Person) -> bool {
-        p.last_engaged
-            .is_some_and(|t| self.cursor.at < plus_days(t, ENGAGED_WINDOW_DAYS))
+        engaged_at(p.last_engaged, self.cursor.at)
     }
 
     /// A person's roles: named on the account's opportunities, or given by the model.
@@ -1089,11 +1094,11 @@ impl<'m, 'e> Deriver<'m, 'e> {
         }
     }
 
-    /// Marks an account for rollup once the current event or timer is applied (allocating
-    /// its id only the first time).
+    /// Marks an account for rollup once the current event or timer is applied (its id is
+    /// copied inline, without allocating, up to 24 bytes: timers hold ids the same way).
     fn mark_dirty(&mut self, id: &str) {
         if self.rolls_up && !self.dirty.contains(id) {
-            self.dirty.insert(id.to_string());
+            self.dirty.insert(id.into());
         }
     }
 
@@ -1103,7 +1108,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
             self.timers.insert(Timer {
                 due,
                 what: TimerWhat::Account {
-                    account: account.to_string(),
+                    account: account.into(),
                 },
             });
         } else if due <= self.horizon {
@@ -1232,6 +1237,17 @@ impl<'m, 'e> Deriver<'m, 'e> {
         }
     }
 
+    /// Whether a rollup of the account now, with aggregates that come out the same as the
+    /// last one's, would change nothing (see [`Account::rules_settled`]).
+    fn settled(&self, id: &str) -> bool {
+        self.accounts.get(id).is_some_and(|acc| {
+            acc.rules_settled
+                && acc
+                    .settled_until
+                    .is_some_and(|until| self.cursor.at < until)
+        })
+    }
+
     /// Records that a rollup of the account, run again before `until` with no change in
     /// between, would change nothing (see [`Account::settled_until`]).
     fn settle(&mut self, id: &str, until: Option<Timestamp>) {
@@ -1253,11 +1269,17 @@ impl<'m, 'e> Deriver<'m, 'e> {
         p.engagement_at = at;
         p.last_activity = Some(at);
         if points > 0.0 {
+            let was_engaged = engaged_at(p.last_engaged, at);
             p.last_engaged = Some(at);
-            if let Some(a) = p.account.clone() {
+            if let Some(a) = p.account.as_deref().map(CompactString::from) {
                 // The person stops counting as engaged when the window ends.
                 self.schedule_roll_up(&a, plus_days(at, ENGAGED_WINDOW_DAYS));
-                self.mark_dirty(&a);
+                // Engaged already, they count the same: a settled account's aggregates and
+                // rules would come out as they were, and its window only ends later (the
+                // rollup at its old end, not skipped then, finds the new one).
+                if !(was_engaged && self.settled(&a)) {
+                    self.mark_dirty(&a);
+                }
             }
         }
         let trig = Trig {
@@ -1301,7 +1323,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
             new.push(Timer {
                 due: Timestamp(p.engagement_at.0.saturating_add(micros as i64)),
                 what: TimerWhat::ScoreDown {
-                    person: id.to_string(),
+                    person: id.into(),
                     rule: self.rule_index[&(rule as *const Rule)],
                     engagement_at: p.engagement_at,
                 },
@@ -1640,7 +1662,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
             new.push(Timer {
                 due,
                 what: TimerWhat::Rule {
-                    person: id.to_string(),
+                    person: id.into(),
                     rule: self.rule_index[&(rule as *const Rule)],
                     epoch: p.epoch,
                     last_activity: p.last_activity,
@@ -1695,7 +1717,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
                 .people
                 .get(person)
                 .is_some_and(|p| p.engagement_at == *engagement_at),
-            TimerWhat::Account { account } => self.accounts.contains_key(account),
+            TimerWhat::Account { account } => self.accounts.contains_key(account.as_str()),
         };
         if !still_valid {
             return;
@@ -1716,7 +1738,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
             TimerWhat::Account { account } => {
                 // Most of these timers are for a person who engaged again since: skip the
                 // rollup when it provably changes nothing.
-                let settled = self.accounts[account]
+                let settled = self.accounts[account.as_str()]
                     .settled_until
                     .is_some_and(|until| self.cursor.at < until);
                 if !settled {
@@ -2036,7 +2058,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
             // A person's change may move their account.
             if let Some(a) = self.people.get(subject).and_then(|p| p.account.as_deref()) {
                 if !self.dirty.contains(a) {
-                    self.dirty.insert(a.to_string());
+                    self.dirty.insert(a.into());
                 }
             }
         }
