@@ -2012,17 +2012,36 @@ fn rederive(
     };
     let mut index = how.index;
     let routes = how.routes.map(Router::dirty_routes).unwrap_or_default();
-    let mut next = read(sources, 0)?;
     let mut written: Vec<(String, Processed)> = Vec::new();
-    for i in 0..passes.len() {
-        let raw = std::mem::take(&mut next);
-        let context = &context;
-        let processed = std::thread::scope(|s| -> Result<_, StoreError> {
-            let worker = s.spawn(move || {
-                raw.into_par_iter()
+    let context = &context;
+    std::thread::scope(|s| -> Result<(), StoreError> {
+        // The workers take pass after pass from `raw` and hand back each derived pass, so
+        // they never wait for this thread, which meanwhile writes the pass before and reads
+        // the one after next. On an error here, the channels close and the worker stops.
+        let (raw, to_derive) = std::sync::mpsc::sync_channel::<Vec<RawPartition>>(1);
+        let (derived, from_workers) = std::sync::mpsc::sync_channel(1);
+        s.spawn(move || {
+            for pass in to_derive {
+                let processed = pass
+                    .into_par_iter()
                     .map(|r| process(r, context))
-                    .collect::<Result<Vec<_>, StoreError>>()
-            });
+                    .collect::<Result<Vec<_>, StoreError>>();
+                if derived.send(processed).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut read_ahead = 0..passes.len();
+        let mut feed = |sources: &mut Sources<'_>| -> Result<(), StoreError> {
+            if let Some(i) = read_ahead.next() {
+                // Only a stopped worker closes the channel: its error is then waiting below.
+                let _ = raw.send(read(sources, i)?);
+            }
+            Ok(())
+        };
+        feed(sources)?;
+        feed(sources)?;
+        for i in 0..passes.len() {
             if let Some(router) = how.routes {
                 // A share of the routes with every pass, so no pass waits for all of them.
                 let share = |i: usize| routes.len() * i / passes.len();
@@ -2034,12 +2053,14 @@ fn rederive(
                 (sources.clear_derived, &mut index),
                 &mut done,
             )?;
-            next = read(sources, i + 1)?;
-            worker.join().expect("derivation threads do not panic")
-        })?;
-        clock.lap("derive");
-        written = processed;
-    }
+            written = from_workers
+                .recv()
+                .expect("derivation threads do not panic")?;
+            clock.lap("derive");
+            feed(sources)?;
+        }
+        Ok(())
+    })?;
     if let (Some(router), true) = (how.routes, passes.is_empty()) {
         router.write_routes(tx, &routes)?;
     }
