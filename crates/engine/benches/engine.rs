@@ -134,6 +134,23 @@ fn fold_stream(stream: &[u8], read: impl Fn(&[u8]) -> (i64, &[u8])) -> i64 {
     folded
 }
 
+/// Encoding each partition's transitions as a stored table (every derived partition is
+/// encoded once; the demo under the default model, about 8k transitions).
+#[divan::bench]
+fn encode_transition_tables(bencher: Bencher) {
+    let model = Model::demand_waterfall();
+    let derived = derive_all(&model, &partitions(), HORIZON);
+    let n: usize = derived.iter().map(|d| d.transitions.len()).sum();
+    bencher
+        .counter(divan::counter::ItemsCount::new(n))
+        .bench_local(|| {
+            derived
+                .iter()
+                .map(|d| waterfall_core::TransitionTable::encode(&d.transitions).len())
+                .sum::<usize>()
+        });
+}
+
 /// Reading a record stream back whole (what deriving a stored partition starts with).
 #[divan::bench]
 fn read_records(bencher: Bencher) {
