@@ -733,14 +733,18 @@ impl Router {
     fn write_contacts(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
         let mut pairs: Vec<&(String, String)> = self.deal_contacts.iter().collect();
         pairs.sort_unstable();
-        let mut ins = tx.prepare_cached(
-            "INSERT OR IGNORE INTO deal_contacts(person, opportunity) VALUES (?1, ?2)",
-        )?;
-        for (person, opportunity) in pairs {
-            ins.execute([person, opportunity])?;
-        }
-        let mut upsert = tx.prepare_cached(
-            "INSERT OR REPLACE INTO contact_claims(person, opportunity, at) VALUES (?1, ?2, ?3)",
+        insert_many(
+            tx,
+            (
+                "INSERT OR IGNORE INTO deal_contacts(person, opportunity)",
+                2,
+                "",
+            ),
+            &pairs,
+            |st, i, (person, opportunity)| {
+                st.raw_bind_parameter(i + 1, person)?;
+                st.raw_bind_parameter(i + 2, opportunity)
+            },
         )?;
         let mut dirty: Vec<(&String, &String, i64)> = self
             .contacts
@@ -749,17 +753,24 @@ impl Router {
             .map(|(person, (o, at, _))| (person, o, *at))
             .collect();
         dirty.sort_unstable();
-        for (person, opportunity, at) in dirty {
-            upsert.execute(params![person, opportunity, at])?;
-        }
-        Ok(())
+        insert_many(
+            tx,
+            (
+                "INSERT OR REPLACE INTO contact_claims(person, opportunity, at)",
+                3,
+                "",
+            ),
+            &dirty,
+            |st, i, (person, opportunity, at)| {
+                st.raw_bind_parameter(i + 1, person)?;
+                st.raw_bind_parameter(i + 2, opportunity)?;
+                st.raw_bind_parameter(i + 3, at)
+            },
+        )
     }
 
     /// Writes the opportunities this batch placed or moved to `opportunity_partition`.
     fn write_opportunities(&self, tx: &Transaction<'_>) -> Result<(), StoreError> {
-        let mut upsert = tx.prepare_cached(
-            "INSERT OR REPLACE INTO opportunity_partition(opportunity, partition, at) VALUES (?1, ?2, ?3)",
-        )?;
         let mut dirty: Vec<(&String, u32, i64)> = self
             .opportunities
             .iter()
@@ -767,10 +778,20 @@ impl Router {
             .map(|(id, &(partition, at, _))| (id, partition, at))
             .collect();
         dirty.sort_unstable();
-        for (id, partition, at) in dirty {
-            upsert.execute(params![id, self.partitions.name(partition), at])?;
-        }
-        Ok(())
+        insert_many(
+            tx,
+            (
+                "INSERT OR REPLACE INTO opportunity_partition(opportunity, partition, at)",
+                3,
+                "",
+            ),
+            &dirty,
+            |st, i, &(id, partition, at)| {
+                st.raw_bind_parameter(i + 1, id)?;
+                st.raw_bind_parameter(i + 2, self.partitions.name(partition))?;
+                st.raw_bind_parameter(i + 3, at)
+            },
+        )
     }
 
     /// The routes this batch changed, in key order (so `person_partition` grows at its end
@@ -793,27 +814,6 @@ impl Router {
         tx: &Transaction<'_>,
         routes: &[(&str, &Route)],
     ) -> Result<(), StoreError> {
-        // Many rows a statement: stepping, resetting and binding a statement per row cost
-        // as much as inserting the row (800k rows on a first load).
-        let mut chunks = routes.chunks_exact(ROUTES_PER_INSERT);
-        let mut insert = self.insert_routes(tx, ROUTES_PER_INSERT)?;
-        for chunk in chunks.by_ref() {
-            self.bind_routes(&mut insert, chunk)?;
-        }
-        let mut insert = self.insert_routes(tx, 1)?;
-        for route in chunks.remainder() {
-            self.bind_routes(&mut insert, std::slice::from_ref(route))?;
-        }
-        Ok(())
-    }
-
-    /// The statement that inserts (or, into a stored log, updates) `rows` routes.
-    fn insert_routes<'t>(
-        &self,
-        tx: &'t Transaction<'_>,
-        rows: usize,
-    ) -> Result<rusqlite::CachedStatement<'t>, StoreError> {
-        let values = vec!["(?, ?, ?, ?)"; rows].join(", ");
         // Into an empty log, every route is new: a plain insert (no conflict to resolve).
         let conflict = if self.fresh {
             ""
@@ -821,32 +821,57 @@ impl Router {
             " ON CONFLICT(person) DO UPDATE SET partition = excluded.partition, at = excluded.at,
                 merged_into = COALESCE(excluded.merged_into, person_partition.merged_into)"
         };
-        Ok(tx.prepare_cached(&format!(
-            "INSERT INTO person_partition(person, partition, at, merged_into) VALUES {values}{conflict}"
-        ))?)
-    }
-
-    /// Runs `insert` (from [`Router::insert_routes`]) with `routes`' rows.
-    fn bind_routes(
-        &self,
-        insert: &mut rusqlite::CachedStatement<'_>,
-        routes: &[(&str, &Route)],
-    ) -> Result<(), StoreError> {
-        // Bound one by one (no slice of trait objects per row).
-        for (i, &(person, route)) in routes.iter().enumerate() {
-            insert.raw_bind_parameter(4 * i + 1, person)?;
-            insert.raw_bind_parameter(4 * i + 2, self.partitions.name(route.partition))?;
-            insert.raw_bind_parameter(4 * i + 3, route.at)?;
-            insert.raw_bind_parameter(4 * i + 4, self.merged_into.get(person))?;
-        }
-        insert.raw_execute()?;
-        Ok(())
+        insert_many(
+            tx,
+            (
+                "INSERT INTO person_partition(person, partition, at, merged_into)",
+                4,
+                conflict,
+            ),
+            routes,
+            |st, i, &(person, route)| {
+                st.raw_bind_parameter(i + 1, person)?;
+                st.raw_bind_parameter(i + 2, self.partitions.name(route.partition))?;
+                st.raw_bind_parameter(i + 3, route.at)?;
+                st.raw_bind_parameter(i + 4, self.merged_into.get(person))
+            },
+        )
     }
 }
 
-/// Rows of `person_partition` one statement of [`Router::write_routes`] writes (the rest
-/// one at a time).
-const ROUTES_PER_INSERT: usize = 64;
+/// Inserts `rows`, `ROWS_PER_INSERT` a statement: `insert` is the statement up to `VALUES`,
+/// `columns` how many parameters `bind` binds for a row (the first is `first + 1`), and
+/// `tail` what follows the values (`ON CONFLICT …`). Stepping, resetting and binding a
+/// statement per row cost as much as inserting the row (800k routes on a first load).
+fn insert_many<T>(
+    tx: &Transaction<'_>,
+    (insert, columns, tail): (&str, usize, &str),
+    rows: &[T],
+    mut bind: impl FnMut(&mut rusqlite::CachedStatement<'_>, usize, &T) -> rusqlite::Result<()>,
+) -> Result<(), StoreError> {
+    let statement = |n: usize| {
+        let row = format!("({})", vec!["?"; columns].join(", "));
+        let values = vec![row.as_str(); n].join(", ");
+        tx.prepare_cached(&format!("{insert} VALUES {values}{tail}"))
+    };
+    let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
+    let mut many = statement(ROWS_PER_INSERT)?;
+    for chunk in chunks.by_ref() {
+        for (i, row) in chunk.iter().enumerate() {
+            bind(&mut many, i * columns, row)?;
+        }
+        many.raw_execute()?;
+    }
+    let mut one = statement(1)?;
+    for row in chunks.remainder() {
+        bind(&mut one, 0, row)?;
+        one.raw_execute()?;
+    }
+    Ok(())
+}
+
+/// Rows one statement of [`insert_many`] writes (the rest one at a time).
+const ROWS_PER_INSERT: usize = 64;
 
 /// Events from which a batch into a stored log syncs its WAL in the background as it goes.
 const LARGE_BATCH: usize = 100_000;
