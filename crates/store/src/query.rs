@@ -484,9 +484,15 @@ pub(crate) fn write_stage_index(
     generation: i64,
     (names, entries): (&[u8], &[u8]),
 ) -> Result<(), StoreError> {
+    // The entries (tens of megabytes) written into their pages in place: bound as a value,
+    // SQLite would copy them twice more on the way.
     conn.execute(
-        "INSERT OR REPLACE INTO stage_index(id, generation, names, entries) VALUES (1, ?1, ?2, ?3)",
-        rusqlite::params![generation, names, entries],
+        "INSERT OR REPLACE INTO stage_index(id, generation, names, entries)
+         VALUES (1, ?1, ?2, zeroblob(?3))",
+        rusqlite::params![generation, names, entries.len()],
     )?;
+    let mut blob = conn.blob_open(rusqlite::MAIN_DB, "stage_index", "entries", 1, false)?;
+    std::io::Write::write_all(&mut blob, entries)
+        .map_err(|e| StoreError::Corrupt(format!("stage index: {e}")))?;
     Ok(())
 }
