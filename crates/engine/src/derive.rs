@@ -1240,12 +1240,16 @@ impl<'m, 'e> Deriver<'m, 'e> {
     /// Whether a rollup of the account now, with aggregates that come out the same as the
     /// last one's, would change nothing (see [`Account::rules_settled`]).
     fn settled(&self, id: &str) -> bool {
-        self.accounts.get(id).is_some_and(|acc| {
-            acc.rules_settled
-                && acc
-                    .settled_until
-                    .is_some_and(|until| self.cursor.at < until)
-        })
+        self.accounts
+            .get(id)
+            .is_some_and(|acc| acc.rules_settled && self.holds_now(acc))
+    }
+
+    /// Whether the account's last rollup still holds at the cursor (see
+    /// [`Account::settled_until`]).
+    fn holds_now(&self, acc: &Account) -> bool {
+        acc.settled_until
+            .is_some_and(|until| self.cursor.at < until)
     }
 
     /// Records that a rollup of the account, run again before `until` with no change in
@@ -1738,10 +1742,7 @@ impl<'m, 'e> Deriver<'m, 'e> {
             TimerWhat::Account { account } => {
                 // Most of these timers are for a person who engaged again since: skip the
                 // rollup when it provably changes nothing.
-                let settled = self.accounts[account.as_str()]
-                    .settled_until
-                    .is_some_and(|until| self.cursor.at < until);
-                if !settled {
+                if !self.holds_now(&self.accounts[account.as_str()]) {
                     self.mark_dirty(account);
                 }
             }

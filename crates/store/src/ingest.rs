@@ -840,8 +840,9 @@ impl Router {
 }
 
 /// Inserts `rows`, `ROWS_PER_INSERT` a statement: `insert` is the statement up to `VALUES`,
-/// `columns` how many parameters `bind` binds for a row (the first is `first + 1`), and
-/// `tail` what follows the values (`ON CONFLICT …`). Stepping, resetting and binding a
+/// `columns` how many parameters a row has, and `tail` what follows the values (`ON CONFLICT
+/// …`). `bind(statement, offset, row)` binds the row's parameters `offset + 1` to
+/// `offset + columns`. Stepping, resetting and binding a
 /// statement per row cost as much as inserting the row (800k routes on a first load).
 fn insert_many<T>(
     tx: &Transaction<'_>,

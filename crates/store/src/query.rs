@@ -491,8 +491,7 @@ pub(crate) fn write_stage_index(
          VALUES (1, ?1, ?2, zeroblob(?3))",
         rusqlite::params![generation, names, entries.len()],
     )?;
-    let mut blob = conn.blob_open(rusqlite::MAIN_DB, "stage_index", "entries", 1, false)?;
-    std::io::Write::write_all(&mut blob, entries)
-        .map_err(|e| StoreError::Corrupt(format!("stage index: {e}")))?;
+    conn.blob_open(rusqlite::MAIN_DB, "stage_index", "entries", 1, false)?
+        .write_all_at(entries, 0)?;
     Ok(())
 }
