@@ -72,8 +72,28 @@ impl<'a> SequencedRecord<'a> {
 /// Sorts events into the order [`derive()`] wants, by (`at`, `seq`). Events are large, so
 /// their keys are sorted and each event then moves once, instead of at every step of a sort.
 pub fn sort_for_derivation<E: Ordered>(events: &mut Vec<E>) {
-    if events.windows(2).all(|w| w[0].key() <= w[1].key()) {
+    let Some(order) = derivation_order(events) else {
         return;
+    };
+    let mut slots: Vec<Option<E>> = std::mem::take(events).into_iter().map(Some).collect();
+    events.reserve_exact(order.len());
+    events.extend(order.into_iter().filter_map(|i| slots[i].take()));
+}
+
+/// The events in the order [`derive()`] wants (see [`sort_for_derivation`]), by reference:
+/// nothing moves, which is what a caller that only derives them needs.
+pub fn in_derivation_order<E: Ordered>(events: &[E]) -> Vec<&E> {
+    match derivation_order(events) {
+        None => events.iter().collect(),
+        Some(order) => order.into_iter().map(|i| &events[i]).collect(),
+    }
+}
+
+/// The positions of `events` in derivation order (ties, if any, in slice order), or `None`
+/// when they are in it already.
+fn derivation_order<E: Ordered>(events: &[E]) -> Option<Vec<usize>> {
+    if events.windows(2).all(|w| w[0].key() <= w[1].key()) {
+        return None;
     }
     let mut order: Vec<(i64, u64, usize)> = events
         .iter()
@@ -81,9 +101,7 @@ pub fn sort_for_derivation<E: Ordered>(events: &mut Vec<E>) {
         .map(|(i, e)| (e.key().0, e.key().1, i))
         .collect();
     order.sort_unstable();
-    let mut slots: Vec<Option<E>> = std::mem::take(events).into_iter().map(Some).collect();
-    events.reserve_exact(order.len());
-    events.extend(order.iter().filter_map(|&(.., i)| slots[i].take()));
+    Some(order.into_iter().map(|(.., i)| i).collect())
 }
 
 /// An event with its place in derivation order: (`at` in microseconds, `seq`).
@@ -246,12 +264,13 @@ pub fn derive(model: &Model, events: &[SequencedEvent], opts: DeriveOptions) -> 
     derive_records(model, &records, opts)
 }
 
-/// [`derive()`] on events in record form (what the store reads), sorted by (`at`, `seq`).
-pub fn derive_records(
-    model: &Model,
-    events: &[SequencedRecord<'_>],
-    opts: DeriveOptions,
-) -> Derived {
+/// [`derive()`] on events in record form (what the store reads), in derivation order (by
+/// (`at`, `seq`): a sorted slice, or [`in_derivation_order`]'s references).
+pub fn derive_records<'e, I>(model: &Model, events: I, opts: DeriveOptions) -> Derived
+where
+    I: IntoIterator<Item = &'e SequencedRecord<'e>>,
+    I::IntoIter: Clone,
+{
     derive_records_with(model, events, opts, &FxHashSet::default())
 }
 
@@ -259,13 +278,18 @@ pub fn derive_records(
 /// partition (`elsewhere`: another account's people, by the id the deal names them by). Such
 /// a contact is left to their own partition: the deal keeps them among its contacts, but no
 /// state of them is made here (which would count them twice, in two accounts).
-pub fn derive_records_with(
+pub fn derive_records_with<'e, I>(
     model: &Model,
-    events: &[SequencedRecord<'_>],
+    events: I,
     opts: DeriveOptions,
     elsewhere: &FxHashSet<String>,
-) -> Derived {
-    let mut d = Deriver::new(model, events, opts, elsewhere);
+) -> Derived
+where
+    I: IntoIterator<Item = &'e SequencedRecord<'e>>,
+    I::IntoIter: Clone,
+{
+    let events = events.into_iter();
+    let mut d = Deriver::new(model, events.clone(), opts, elsewhere);
     for se in events {
         let at = Timestamp(se.record.at);
         if at > opts.horizon {
@@ -627,9 +651,9 @@ struct Deriver<'m, 'e> {
 }
 
 impl<'m, 'e> Deriver<'m, 'e> {
-    fn new(
+    fn new<'a: 'e>(
         model: &'m Model,
-        events: &'e [SequencedRecord<'e>],
+        events: impl Iterator<Item = &'a SequencedRecord<'a>>,
         opts: DeriveOptions,
         elsewhere: &'e FxHashSet<String>,
     ) -> Self {

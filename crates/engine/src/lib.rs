@@ -21,8 +21,8 @@ mod derive;
 mod state;
 
 pub use derive::{
-    derive, derive_all, derive_records, derive_records_with, sort_for_derivation, validate,
-    validate_record, DeriveOptions, Derived, Ordered, Rejection, SequencedEvent, SequencedRecord,
-    TIMER_SEQ,
+    derive, derive_all, derive_records, derive_records_with, in_derivation_order,
+    sort_for_derivation, validate, validate_record, DeriveOptions, Derived, Ordered, Rejection,
+    SequencedEvent, SequencedRecord, TIMER_SEQ,
 };
 pub use state::{AccountState, BuyingGroupMember, Coverage, OpportunityInfo, PersonState};

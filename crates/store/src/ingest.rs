@@ -821,10 +821,13 @@ impl Router {
             " ON CONFLICT(person) DO UPDATE SET partition = excluded.partition, at = excluded.at,
                 merged_into = COALESCE(excluded.merged_into, person_partition.merged_into)"
         };
+        // `OR FAIL`: a failing statement fails the batch, so nothing needs to undo the rows it
+        // wrote before the failure; with the default (`ABORT`) SQLite copies every page a
+        // 64-row statement touches into a statement journal first.
         insert_many(
             tx,
             (
-                "INSERT INTO person_partition(person, partition, at, merged_into)",
+                "INSERT OR FAIL INTO person_partition(person, partition, at, merged_into)",
                 4,
                 conflict,
             ),
@@ -1891,12 +1894,14 @@ fn process(
         _ => None,
     };
     let stream = (stream, events.len());
-    waterfall_engine::sort_for_derivation(&mut events);
     // Matched accounts and automatic merges are applied as the partitions are read.
-    context.adjustments.apply(&name, &mut events);
+    let merges = context.adjustments.apply(&name, &mut events);
+    let ordered = merges
+        .iter()
+        .chain(waterfall_engine::in_derivation_order(&events));
     let none = FxHashSet::default();
     let elsewhere = context.elsewhere.get(&name).unwrap_or(&none);
-    let mut derived = derive_records_with(context.model, &events, context.opts, elsewhere);
+    let mut derived = derive_records_with(context.model, ordered, context.opts, elsewhere);
     derived.keep_own_account(&name);
     let events = events.len();
     Ok((

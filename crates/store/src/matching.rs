@@ -1047,9 +1047,14 @@ impl Adjustments {
         self.dups.get(partition).map_or(&[], Vec::as_slice)
     }
 
-    /// Applies the decisions to one partition's records (sorted for derivation): a matched
-    /// person's `person` events name the account, and each duplicate's merge comes first.
-    pub(crate) fn apply<'a>(&'a self, partition: &'a str, events: &mut Vec<SequencedRecord<'a>>) {
+    /// Applies the decisions to one partition's records: a matched person's `person` events
+    /// name the account. Returns the duplicates' merges, which derive before the records (at
+    /// the earliest record's instant).
+    pub(crate) fn apply<'a>(
+        &'a self,
+        partition: &'a str,
+        events: &mut [SequencedRecord<'a>],
+    ) -> Vec<SequencedRecord<'a>> {
         if !self.matched.is_empty() {
             for se in events.iter_mut() {
                 if let RecordBody::Person {
@@ -1065,17 +1070,19 @@ impl Adjustments {
             }
         }
         let merges = self.merges(partition);
-        if let (false, Some(first)) = (merges.is_empty(), events.first()) {
-            let at = first.record.at;
-            let merges = merges.iter().map(|(dup, survivor, id)| {
+        let Some(at) = events.iter().map(|se| se.record.at).min() else {
+            return Vec::new();
+        };
+        merges
+            .iter()
+            .map(|(dup, survivor, id)| {
                 let body = RecordBody::Merge {
                     person: dup.as_str(),
                     into: survivor.as_str(),
                 };
                 SequencedRecord::new(0, Record { id, at, body })
-            });
-            events.splice(0..0, merges);
-        }
+            })
+            .collect()
     }
 
     /// [`Adjustments::apply`] on owned events (impact analysis reads partitions so).
