@@ -24,7 +24,7 @@ mod support;
 
 use divan::Bencher;
 use waterfall_core::{parse_line, Event, Timestamp};
-use waterfall_demo::{generate, DemoOptions};
+use waterfall_demo::{generate, write_jsonl, DemoOptions};
 use waterfall_engine::{derive_all, DeriveOptions, SequencedEvent};
 use waterfall_model::{AccountAggregates, Condition, EvalContext, Model};
 
@@ -82,6 +82,22 @@ fn parse_line_into_record(bencher: Bencher) {
             .write(&mut out);
         out.len()
     });
+}
+
+/// A chunk of JSON lines (the demo's 200 accounts) into records and their routes, as each
+/// parser thread of the CLI's ingest does with its 16 MB chunks.
+#[divan::bench]
+fn parse_chunk_into_records(bencher: Bencher) {
+    let events = generate(&DemoOptions {
+        accounts: 200,
+        ..DemoOptions::default()
+    });
+    let mut jsonl = Vec::new();
+    write_jsonl(&events, &mut jsonl).expect("writing to memory");
+    let text = String::from_utf8(jsonl).expect("JSON is UTF-8");
+    bencher
+        .counter(divan::counter::ItemsCount::new(events.len()))
+        .bench(|| waterfall_core::parse_records(divan::black_box(&text), 1, |_| Ok(())).count);
 }
 
 /// The demo's events as one stored record stream (records one after another).
