@@ -201,6 +201,18 @@ impl<'a> RawEvent<'a> {
     }
 }
 
+/// The event types, most frequent first (the values of `type`).
+const EVENT_TYPES: [&str; 8] = [
+    "activity",
+    "stage",
+    "status",
+    "person",
+    "opportunity",
+    "account",
+    "merge",
+    "erase",
+];
+
 /// Reads one JSON line into `raw` (which starts empty): by [`FlatLine`] when the line has
 /// the common shape, else (and for every error, so that messages are serde_json's) by serde.
 fn read_raw<'a>(text: &'a str, raw: &mut RawEvent<'a>) -> serde_json::Result<()> {
@@ -247,6 +259,9 @@ impl<'a> FlatLine<'a> {
                 return None;
             }
             match raw.text_field(key) {
+                Some(field) if matches!(key, Key::Type) => {
+                    *field = line.known_text_or_null(&EVENT_TYPES)?;
+                }
                 Some(field) => *field = line.text_or_null()?,
                 None => match key {
                     Key::Amount => raw.amount = line.value()?,
@@ -297,6 +312,21 @@ impl<'a> FlatLine<'a> {
             }
         }
         self.plain_string().map(Key::of)
+    }
+
+    /// [`FlatLine::text_or_null`] for a value that is most often one of `known`: each is
+    /// matched as it is, with its closing quote, before looking for the string's end.
+    fn known_text_or_null(&mut self, known: &[&'static str]) -> Option<Option<Cow<'a, str>>> {
+        if self.peek()? == b'"' {
+            let rest = &self.rest()[1..];
+            for text in known {
+                if rest.starts_with(text.as_bytes()) && rest.get(text.len()) == Some(&b'"') {
+                    self.pos += text.len() + 2;
+                    return Some(Some(Cow::Borrowed(text)));
+                }
+            }
+        }
+        self.text_or_null()
     }
 
     /// A string without escapes, or `null`.
