@@ -560,6 +560,11 @@ impl<'a> Record<&'a str> {
     }
 }
 
+/// A string [`Skimmer::texts`] read where it is not optional (always there).
+fn given(text: Option<&str>) -> Result<&str, &'static str> {
+    text.ok_or("a string that is not there")
+}
+
 /// Steps through a record in postcard's format (see [`Record::write`]): field order is the
 /// declaration order of [`Record`] and [`RecordBody`], strings are a LEB128 length and bytes,
 /// options a 0/1 tag, enums a LEB128 variant number.
@@ -593,6 +598,46 @@ impl<'a> Skimmer<'a> {
     #[inline]
     fn str(&mut self) -> Result<&'a str, &'static str> {
         std::str::from_utf8(self.bytes()?).map_err(|_| "a string that is not UTF-8")
+    }
+
+    /// The next `N` strings of a body (`optional[i]`: the `i`th is an option), checked as
+    /// UTF-8 in one pass over the bytes they span rather than one call each: the lengths and
+    /// option tags between them are ASCII below 128, so the span is UTF-8 when its strings
+    /// are. A string past a longer length (whose bytes are not) is checked on its own.
+    #[inline]
+    fn texts<const N: usize>(
+        &mut self,
+        optional: [bool; N],
+    ) -> Result<[Option<&'a str>; N], &'static str> {
+        let start = self.0;
+        let mut found = [None; N];
+        for (slot, optional) in found.iter_mut().zip(optional) {
+            if optional && !self.some()? {
+                continue;
+            }
+            let bytes = self.bytes()?;
+            *slot = Some((
+                bytes.as_ptr() as usize - start.as_ptr() as usize,
+                bytes.len(),
+            ));
+        }
+        let span = &start[..start.len() - self.0.len()];
+        let checked = match std::str::from_utf8(span) {
+            Ok(text) => text,
+            Err(e) => std::str::from_utf8(&span[..e.valid_up_to()]).unwrap_or_default(),
+        };
+        let mut texts = [None; N];
+        for (text, found) in texts.iter_mut().zip(found) {
+            if let Some((at, len)) = found {
+                // In the checked prefix and on character boundaries, or checked alone.
+                *text = Some(match checked.get(at..at + len) {
+                    Some(t) => t,
+                    None => std::str::from_utf8(&span[at..at + len])
+                        .map_err(|_| "a string that is not UTF-8")?,
+                });
+            }
+        }
+        Ok(texts)
     }
 
     /// Whether an option holds a value.
@@ -647,25 +692,37 @@ impl<'a> Skimmer<'a> {
         let id = self.str()?;
         let at = self.at()?;
         let body = match self.varint()? {
-            0 => RecordBody::Account {
-                account: self.str()?,
-                attrs: self.str()?,
-            },
-            1 => RecordBody::Person {
-                person: self.str()?,
-                account: self.opt_str()?,
-                attrs: self.str()?,
-            },
-            2 => RecordBody::PersonActivity {
-                person: self.str()?,
-                kind: self.str()?,
-                attrs: self.str()?,
-            },
-            3 => RecordBody::AccountActivity {
-                account: self.str()?,
-                kind: self.str()?,
-                attrs: self.str()?,
-            },
+            0 => {
+                let [account, attrs] = self.texts([false; 2])?;
+                RecordBody::Account {
+                    account: given(account)?,
+                    attrs: given(attrs)?,
+                }
+            }
+            1 => {
+                let [person, account, attrs] = self.texts([false, true, false])?;
+                RecordBody::Person {
+                    person: given(person)?,
+                    account,
+                    attrs: given(attrs)?,
+                }
+            }
+            2 => {
+                let [person, kind, attrs] = self.texts([false; 3])?;
+                RecordBody::PersonActivity {
+                    person: given(person)?,
+                    kind: given(kind)?,
+                    attrs: given(attrs)?,
+                }
+            }
+            3 => {
+                let [account, kind, attrs] = self.texts([false; 3])?;
+                RecordBody::AccountActivity {
+                    account: given(account)?,
+                    kind: given(kind)?,
+                    attrs: given(attrs)?,
+                }
+            }
             4 => RecordBody::Opportunity {
                 opportunity: self.str()?,
                 account: self.opt_str()?,
@@ -707,25 +764,37 @@ impl<'a> Skimmer<'a> {
                     None
                 },
             },
-            5 => RecordBody::Status {
-                person: self.str()?,
-                status: self.str()?,
-                by: self.opt_str()?,
-                reason: self.opt_str()?,
-            },
-            6 => RecordBody::Stage {
-                person: self.str()?,
-                stage: self.str()?,
-                by: self.opt_str()?,
-                reason: self.opt_str()?,
-            },
-            7 => RecordBody::Merge {
-                person: self.str()?,
-                into: self.str()?,
-            },
-            8 => RecordBody::Erase {
-                person: self.str()?,
-            },
+            5 => {
+                let [person, status, by, reason] = self.texts([false, false, true, true])?;
+                RecordBody::Status {
+                    person: given(person)?,
+                    status: given(status)?,
+                    by,
+                    reason,
+                }
+            }
+            6 => {
+                let [person, stage, by, reason] = self.texts([false, false, true, true])?;
+                RecordBody::Stage {
+                    person: given(person)?,
+                    stage: given(stage)?,
+                    by,
+                    reason,
+                }
+            }
+            7 => {
+                let [person, into] = self.texts([false; 2])?;
+                RecordBody::Merge {
+                    person: given(person)?,
+                    into: given(into)?,
+                }
+            }
+            8 => {
+                let [person] = self.texts([false])?;
+                RecordBody::Erase {
+                    person: given(person)?,
+                }
+            }
             _ => return Err("an unknown event type"),
         };
         Ok(Record { id, at, body })
