@@ -575,8 +575,7 @@ fn numbered_lines(text: &str, first_line: usize) -> impl Iterator<Item = (usize,
 
 /// Whether a line holds nothing to parse.
 fn blank(line: &str) -> bool {
-    // An event line starts with its object: no trimming to find that out.
-    line.as_bytes().first() != Some(&b'{') && line.trim().is_empty()
+    line.trim().is_empty()
 }
 
 /// Parses JSON Lines text; blank lines are skipped. `first_line` is the number of the first
@@ -635,22 +634,14 @@ pub fn parse_records(
         if blank(line) {
             continue;
         }
-        // Matched in place: a record is large, and chaining results moved it at each step.
-        let checked = match parse_record(line) {
-            Ok(r) => match check(&r) {
-                Ok(()) => {
-                    let start = out.records.len();
-                    r.write(&mut out.records);
-                    out.routes.push(&r, out.records.len() - start);
-                    out.count += 1;
-                    Ok(())
-                }
-                Err(reason) => Err(reason),
-            },
-            Err(reason) => Err(reason),
-        };
-        if let Err(reason) = checked {
-            out.errors.push(LineError { line: n, reason });
+        match parse_record(line).and_then(|r| check(&r).map(|()| r)) {
+            Ok(r) => {
+                let start = out.records.len();
+                r.write(&mut out.records);
+                out.routes.push(&r, out.records.len() - start);
+                out.count += 1;
+            }
+            Err(reason) => out.errors.push(LineError { line: n, reason }),
         }
     }
     out.line_breaks = lines - 1;
